@@ -1,0 +1,1 @@
+"""The HTTP layer: thin routes over the services, and the one mapping from errors to answers."""

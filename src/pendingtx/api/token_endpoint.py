@@ -1,0 +1,93 @@
+"""`POST /v2/oauthtoken`: client-credentials tokens and their revocation (RFC 6749 / 7009 shapes)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import parse_qsl, unquote
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pendingtx import errors
+from pendingtx.api.context import OAUTH_SCOPE_KEY
+from pendingtx.api.requests import read_body, require_media_type
+from pendingtx.api.responses import json_response
+from pendingtx.bootstrap import Runtime
+from pendingtx.services import credentials
+
+FORM = "application/x-www-form-urlencoded"
+MAX_FORM_BYTES = 16 * 1024
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _from_basic(header: str) -> tuple[str, str]:
+    scheme, _, rest = header.strip().partition(" ")
+    # SEI clients also send the bare base64 value without the "Basic " prefix.
+    encoded = rest.strip() if scheme.lower() == "basic" else header.strip()
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise errors.InvalidClient("Malformed Basic client credentials") from None
+    key, sep, secret = decoded.partition(":")
+    if not sep:
+        raise errors.InvalidClient("Malformed Basic client credentials")
+    # RFC 6749 2.3.1: both parts are form-urlencoded before being joined.
+    return unquote(key), unquote(secret)
+
+
+def client_credentials(authorization: str | None, form: dict[str, str]) -> tuple[str, str]:
+    """The AppKey and AppSecret, from the Authorization header or the form."""
+    if authorization:
+        return _from_basic(authorization)
+    if form.get("client_id") and form.get("client_secret"):
+        return form["client_id"], form["client_secret"]
+    raise errors.InvalidClient(
+        "Client authentication required", headers={"WWW-Authenticate": 'Basic realm="pendingtx"'}
+    )
+
+
+class TokenEndpoint:
+    """Mints and revokes tokens for authenticated applications."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def handle(self, request: Request) -> Response:
+        """Answer one token request."""
+        request.scope[OAUTH_SCOPE_KEY] = True
+        require_media_type(request, FORM)
+        body = await read_body(request, limit=MAX_FORM_BYTES)
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        key, secret = client_credentials(request.headers.get("authorization"), form)
+        rt = self.runtime
+        # Argon2 takes tens of milliseconds: keep it off the event loop.
+        app = await run_in_threadpool(credentials.authenticate_client, rt.uow, app_key=key, app_secret=secret)
+        grant = form.get("grant_type", "")
+        if grant == "client_credentials":
+            minted = credentials.mint_token(rt.uow, app, lifetimes=rt.lifetimes, clock=rt.clock)
+            return json_response(
+                {
+                    "access_token": minted.access_token,
+                    "token_type": "Bearer",
+                    "expires_in": minted.expires_in,
+                    "issued_at": str(int(minted.issued_at.timestamp() * 1000)),
+                    "application_name": minted.application_name,
+                    "status": "approved",
+                },
+                headers=NO_STORE,
+            )
+        if grant == "invalidate_token":
+            token = form.get("token", "")
+            if not token:
+                raise errors.ValidationFailed(
+                    "token is required", errors=[errors.ErrorDetail("token", "body", "is required")]
+                )
+            credentials.revoke_token(rt.uow, app, token, clock=rt.clock)
+            return json_response({"status": "revoked"}, headers=NO_STORE)
+        reason = "is required" if not grant else "must be client_credentials or invalidate_token"
+        raise errors.UnsupportedGrantType(
+            f"Unsupported grant_type {grant!r}" if grant else "grant_type is required",
+            errors=[errors.ErrorDetail("grant_type", "body", reason)],
+        )

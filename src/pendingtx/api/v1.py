@@ -1,0 +1,95 @@
+"""The /v1 routes: authenticate, hand the request to a service, shape the answer."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pendingtx import errors
+from pendingtx.api.requests import read_body, require_media_type
+from pendingtx.api.responses import JSON, json_response
+from pendingtx.bootstrap import Runtime
+from pendingtx.domain.jobs import JobKind
+from pendingtx.domain.times import to_eastern_iso
+from pendingtx.services import credentials, job_status, submissions
+from pendingtx.services.credentials import Caller
+
+STATUS_PATH = "/v1/jobs/insight/status/{key}"
+
+
+def job_body(view: job_status.JobView) -> dict[str, object]:
+    """The status answer: the four documented members first, then the details."""
+    job = view.job
+    return {
+        "status": job.status.value,
+        "batchId": str(job.id),
+        "message": view.message,
+        "validationMessage": [p.message() for p in view.problems],
+        "recordCount": job.record_count,
+        "processedCount": job.processed_count,
+        "failedCount": job.failed_count,
+        "submittedAt": to_eastern_iso(job.submitted_at),
+        "completedAt": to_eastern_iso(job.completed_at) if job.completed_at else None,
+        "validationDetails": [
+            {"index": p.index, "externalId": p.external_id, "field": p.field, "reason": p.reason}
+            for p in view.problems
+        ],
+    }
+
+
+class V1Routes:
+    """Endpoints of the Pending Transactions product."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    def _caller(self, request: Request) -> Caller:
+        headers = request.headers
+        return credentials.authenticate(
+            self.rt.uow,
+            authorization=headers.get("authorization"),
+            app_key=headers.get("appkey"),
+            lifetimes=self.rt.lifetimes,
+            clock=self.rt.clock,
+        )
+
+    async def job_status(self, request: Request) -> Response:
+        """GET /v1/jobs/{appName}/status/{key}."""
+        caller = self._caller(request)
+        params = request.path_params
+        job_status.check_path(params["appName"], params["key"])
+        view = job_status.job_status(self.rt.uow, caller, params["key"])
+        headers = None
+        if not view.terminal:
+            headers = {"Retry-After": str(self.rt.settings.status_retry_after_seconds)}
+        return json_response(job_body(view), headers=headers)
+
+    async def create_transactions(self, request: Request) -> Response:
+        """POST /v1/transactions."""
+        return await self._submit(request, JobKind.CREATE)
+
+    async def create_transfers(self, request: Request) -> Response:
+        """POST /v1/transfers."""
+        return await self._submit(request, JobKind.TRANSFER)
+
+    async def _submit(self, request: Request, kind: JobKind) -> Response:
+        caller = self._caller(request)
+        state = request.query_params.get("state")
+        if state is not None and state != "pending":
+            raise errors.ValidationFailed(errors=[errors.ErrorDetail("state", "query", "must be 'pending'")])
+        require_media_type(request, JSON)
+        body = await read_body(request, limit=self.rt.settings.max_body_bytes)
+        accepted = submissions.submit_batch(
+            self.rt.uow,
+            caller,
+            body,
+            kind=kind,
+            max_records=self.rt.settings.max_batch_records,
+            clock=self.rt.clock,
+            notify=self.rt.wakeup.notify,
+        )
+        return json_response(
+            {"jobStatusQueryKey": accepted.key, "batchId": accepted.batch_id},
+            status=202,
+            headers={"Location": STATUS_PATH.format(key=accepted.key)},
+        )

@@ -1,0 +1,57 @@
+"""The composition root: builds what the entrypoints run from typed settings; tests build their own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from pendingtx.clock import Clock, utc_now
+from pendingtx.config import Settings
+from pendingtx.domain.credentials import TokenLifetimes
+from pendingtx.storage.engine import make_engine
+from pendingtx.storage.migrate import upgrade
+from pendingtx.storage.unit_of_work import UnitOfWork
+from pendingtx.worker.wakeup import Wakeup
+from pendingtx.worker.worker import Worker, WorkerConfig
+
+
+@dataclass
+class Runtime:
+    """Everything a process of the service shares: settings, database, clock and wake-up signal."""
+
+    settings: Settings
+    engine: sa.Engine
+    clock: Clock = utc_now
+    wakeup: Wakeup = field(default_factory=Wakeup)
+
+    def __post_init__(self) -> None:
+        self.uow = UnitOfWork(self.engine)
+        self.lifetimes = TokenLifetimes(
+            absolute=timedelta(seconds=self.settings.token_ttl_seconds),
+            idle=timedelta(seconds=self.settings.token_idle_seconds),
+        )
+
+    def new_worker(self, worker_id: str | None = None) -> Worker:
+        """A worker over this runtime's database, configured from the settings."""
+        s = self.settings
+        config = WorkerConfig(
+            lease_seconds=s.worker_lease_seconds,
+            poll_seconds=s.worker_poll_seconds,
+            chunk_size=s.worker_chunk_size,
+            max_attempts=s.worker_max_attempts,
+        )
+        return Worker(self.uow, config, clock=self.clock, worker_id=worker_id)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+
+def build_runtime(settings: Settings, *, clock: Clock = utc_now, migrate: bool = True) -> Runtime:
+    """Connect to the configured database and, unless told not to, bring its schema up to date."""
+    engine = make_engine(settings)
+    if migrate:
+        upgrade(engine)
+    return Runtime(settings=settings, engine=engine, clock=clock)

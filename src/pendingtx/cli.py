@@ -1,0 +1,154 @@
+"""The `pendingtx` command line: serve, db, apps and demo; each command only wires settings to services."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+
+from pendingtx.bootstrap import build_runtime
+from pendingtx.config import Settings
+from pendingtx.domain.credentials import PRODUCT
+from pendingtx.services import credentials
+
+database_option = click.option(
+    "--database-url",
+    envvar="PENDINGTX_DATABASE_URL",
+    default=None,
+    help="Database URL (default sqlite:///./pendingtx.db; env PENDINGTX_DATABASE_URL).",
+)
+
+
+def _settings(database_url: str | None) -> Settings:
+    try:
+        return Settings.from_env(database_url=database_url)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@click.group()
+@click.version_option(package_name="pendingtx")
+def main() -> None:
+    """pendingtx: asynchronous pending-transaction ingestion with job-status tracking."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@database_option
+@click.option("--no-worker", is_flag=True, help="Serve the API only; run `pendingtx worker` elsewhere.")
+def serve(host: str, port: int, database_url: str | None, no_worker: bool) -> None:
+    """Serve the API, with a worker in the same process (migrations are applied first)."""
+    import uvicorn
+
+    from pendingtx.api.app import create_app
+
+    settings = _settings(database_url)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    runtime = build_runtime(settings)
+    app = create_app(runtime, run_worker=not no_worker)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=settings.log_level, access_log=False)
+    finally:
+        runtime.close()
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@database_option
+def db_upgrade(database_url: str | None) -> None:
+    """Apply every pending migration."""
+    build_runtime(_settings(database_url)).close()
+    click.echo("database is up to date")
+
+
+@main.group()
+def apps() -> None:
+    """Register and manage client applications."""
+
+
+@apps.command("create")
+@click.option("--name", required=True, help="The application's name.")
+@click.option("--org", default="default", show_default=True, help="Organization (created on first use).")
+@click.option("--product", "products", multiple=True, help=f"Entitled product (default {PRODUCT}).")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly {appKey, appSecret, organization}.")
+@database_option
+def apps_create(
+    name: str, org: str, products: tuple[str, ...], as_json: bool, database_url: str | None
+) -> None:
+    """Register an application and print its AppKey and AppSecret (shown only this once)."""
+    runtime = build_runtime(_settings(database_url))
+    try:
+        new = credentials.create_app(
+            runtime.uow, name=name, organization=org, products=products or (PRODUCT,), clock=runtime.clock
+        )
+    finally:
+        runtime.close()
+    if as_json:
+        click.echo(json.dumps({"appKey": new.app_key, "appSecret": new.app_secret, "organization": org}))
+        return
+    click.echo(f"Application:  {new.name} (organization {org}; products {', '.join(new.products)})")
+    click.echo(f"AppKey:       {new.app_key}")
+    click.echo(f"AppSecret:    {new.app_secret}")
+    click.echo("Keep the secret now: it is stored only as a hash and cannot be shown again.")
+
+
+@apps.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@database_option
+def apps_list(as_json: bool, database_url: str | None) -> None:
+    """List registered applications (never their secrets)."""
+    runtime = build_runtime(_settings(database_url))
+    try:
+        found = credentials.list_apps(runtime.uow)
+    finally:
+        runtime.close()
+    rows = [
+        {
+            "appKey": a.app_key,
+            "name": a.name,
+            "organization": a.org_name,
+            "products": list(a.products),
+            "disabled": a.disabled,
+        }
+        for a in found
+    ]
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for r in rows:
+        state = "disabled" if r["disabled"] else "enabled"
+        products = ",".join(r["products"])  # type: ignore[arg-type]
+        click.echo(f"{r['appKey']}  {r['organization']}/{r['name']}  {state}  {products}")
+
+
+@apps.command("disable")
+@click.argument("app_key")
+@database_option
+def apps_disable(app_key: str, database_url: str | None) -> None:
+    """Disable an application: its tokens stop working at once."""
+    runtime = build_runtime(_settings(database_url))
+    try:
+        found = credentials.set_disabled(runtime.uow, app_key, disabled=True)
+    finally:
+        runtime.close()
+    if not found:
+        click.echo(f"no application with AppKey {app_key}", err=True)
+        sys.exit(1)
+    click.echo(f"disabled {app_key}")
+
+
+@main.command()
+def demo() -> None:
+    """Run the whole flow against a throw-away service and print every request and answer."""
+    from pendingtx.demo import run_demo
+
+    sys.exit(run_demo(click.echo))

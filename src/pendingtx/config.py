@@ -1,0 +1,55 @@
+"""Typed settings, read from `PENDINGTX_*` environment variables by the entrypoints and passed down."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import msgspec
+
+ENV_PREFIX = "PENDINGTX_"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every tunable of the service; each field maps to `PENDINGTX_<FIELD NAME IN CAPITALS>`."""
+
+    database_url: str = "sqlite:///./pendingtx.db"
+    token_ttl_seconds: int = 3600
+    token_idle_seconds: int = 1800
+    max_batch_records: int = 10_000
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_url_length: int = 2048
+    status_retry_after_seconds: int = 1
+    worker_lease_seconds: float = 30.0
+    worker_poll_seconds: float = 2.0
+    worker_chunk_size: int = 500
+    worker_max_attempts: int = 3
+    sqlite_busy_timeout_ms: int = 5000
+    # FULL makes every acknowledged write survive a power cut, not only a process crash.
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from the environment, then apply explicit overrides (CLI flags)."""
+        source = os.environ if environ is None else environ
+        names = set(cls.__struct_fields__)
+        values: dict[str, Any] = {}
+        for key, raw in source.items():
+            if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() in names:
+                values[key[len(ENV_PREFIX) :].lower()] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return msgspec.convert(values, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"invalid setting: {exc}") from None
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some settings changed (tests shorten lifetimes this way)."""
+        return msgspec.structs.replace(self, **changes)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is the embedded SQLite file."""
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,1 @@
+"""Pure domain rules, free of web, storage and I/O concerns."""

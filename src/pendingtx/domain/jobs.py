@@ -1,0 +1,92 @@
+"""Jobs: their states, keys, and how their outcome is summarised for the client."""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class JobStatus(StrEnum):
+    """The five statuses a client can see; the last three are terminal."""
+
+    SUBMITTED = "Submitted"
+    IN_PROGRESS = "In Progress"
+    COMPLETED = "Completed"
+    PARTIALLY_COMPLETED = "Partially Completed"
+    FAILED = "Failed"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the status can never change again."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.PARTIALLY_COMPLETED, JobStatus.FAILED})
+
+
+class JobKind(StrEnum):
+    """What a job does with its records."""
+
+    CREATE = "create"
+    TRANSFER = "transfer"
+
+
+KEY_BYTES = 16
+_KEY_SHAPE = re.compile(r"[A-Za-z0-9_=+-]{1,128}")
+
+
+def new_job_key() -> str:
+    """16 random bytes in URL-safe base64 with padding: 24 characters."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(KEY_BYTES)).decode("ascii")
+
+
+def is_possible_key(key: str) -> bool:
+    """Whether `key` could be a job key at all (else the request is malformed, not unknown)."""
+    return _KEY_SHAPE.fullmatch(key) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordProblem:
+    """One reason one record of a batch was rejected."""
+
+    index: int
+    external_id: str | None
+    field: str
+    reason: str
+
+    def message(self) -> str:
+        """The human-readable line, prefixed with the record's index and externalId."""
+        label = self.external_id if self.external_id is not None else "?"
+        where = f"{self.field}: " if self.field else ""
+        return f"[{self.index}] externalId={label}: {where}{self.reason}"
+
+
+def outcome(*, record_count: int, created: int) -> tuple[JobStatus, str]:
+    """The terminal status and message of a job that processed every record."""
+    rejected = record_count - created
+    if rejected == 0:
+        status = JobStatus.COMPLETED
+        detail = f"{created} of {record_count} transactions created"
+    else:
+        status = JobStatus.FAILED if created == 0 else JobStatus.PARTIALLY_COMPLETED
+        detail = f"{created} of {record_count} transactions created; {rejected} rejected"
+    return status, f"{status.value}: {detail}"
+
+
+def abandoned(*, record_count: int, processed: int, created: int, reason: str) -> tuple[JobStatus, str]:
+    """The terminal status and message of a job given up on before every record was processed."""
+    status = JobStatus.FAILED if created == 0 else JobStatus.PARTIALLY_COMPLETED
+    return status, (
+        f"{status.value}: {reason}; {created} of {record_count} transactions created, "
+        f"{record_count - processed} not processed"
+    )
+
+
+def progress_message(status: JobStatus, *, processed: int, record_count: int) -> str:
+    """The message of a job that is not finished yet."""
+    if status is JobStatus.SUBMITTED:
+        return f"Submitted: {record_count} records waiting for a worker"
+    return f"In Progress: {processed} of {record_count} records processed"

@@ -1,0 +1,171 @@
+"""Registering applications, minting and revoking tokens, and authenticating callers."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from pendingtx import errors
+from pendingtx.clock import Clock
+from pendingtx.domain import credentials as cred
+from pendingtx.storage import apps as repo
+from pendingtx.storage.unit_of_work import UnitOfWork
+
+
+@cache
+def _hasher() -> PasswordHasher:
+    return PasswordHasher()
+
+
+@cache
+def _decoy_hash() -> str:
+    # Verifying against this for unknown keys keeps the answer time independent of key existence.
+    return _hasher().hash(cred.new_app_secret())
+
+
+@dataclass(frozen=True, slots=True)
+class NewApp:
+    """A registered application, with the only copy of its secret."""
+
+    app_key: str
+    app_secret: str
+    name: str
+    organization: str
+    products: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling a /v1 route: the application, and the organization every query is scoped to."""
+
+    app_id: int
+    app_key: str
+    app_name: str
+    org_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class MintedToken:
+    """A new access token: its value is never stored, only returned here."""
+
+    access_token: str
+    expires_in: int
+    issued_at: datetime
+    application_name: str
+
+
+def create_app(
+    uow: UnitOfWork, *, name: str, organization: str, products: Sequence[str], clock: Clock
+) -> NewApp:
+    """Register an application in an organization (created on first use)."""
+    app_key, secret = cred.new_app_key(), cred.new_app_secret()
+    secret_hash = _hasher().hash(secret)
+    now = clock()
+    with uow.write() as conn:
+        org_id = repo.ensure_organization(conn, organization, now=now)
+        repo.insert_app(
+            conn,
+            org_id=org_id,
+            name=name,
+            app_key=app_key,
+            secret_hash=secret_hash,
+            products=products,
+            now=now,
+        )
+    return NewApp(app_key, secret, name, organization, tuple(sorted(set(products))))
+
+
+def authenticate_client(uow: UnitOfWork, *, app_key: str, app_secret: str) -> repo.AppRecord:
+    """The enabled application these client credentials belong to, or InvalidClient."""
+    with uow.read() as conn:
+        app = repo.find_app(conn, app_key)
+    stored = app.secret_hash if app is not None else _decoy_hash()
+    try:
+        _hasher().verify(stored, app_secret)
+    except (VerificationError, InvalidHashError):
+        raise errors.InvalidClient() from None
+    if app is None or app.disabled:
+        raise errors.InvalidClient()
+    return app
+
+
+def mint_token(
+    uow: UnitOfWork, app: repo.AppRecord, *, lifetimes: cred.TokenLifetimes, clock: Clock
+) -> MintedToken:
+    """Issue a new bearer token for an authenticated application."""
+    token = cred.new_access_token()
+    now = clock()
+    with uow.write() as conn:
+        repo.insert_token(
+            conn,
+            digest=cred.token_digest(token),
+            app_id=app.id,
+            issued_at=now,
+            expires_at=now + lifetimes.absolute,
+        )
+    return MintedToken(token, int(lifetimes.absolute.total_seconds()), now, app.name)
+
+
+def revoke_token(uow: UnitOfWork, app: repo.AppRecord, token: str, *, clock: Clock) -> bool:
+    """Revoke one of the application's own tokens; unknown or foreign tokens are left alone."""
+    with uow.write() as conn:
+        return repo.revoke_token(conn, digest=cred.token_digest(token), app_id=app.id, now=clock())
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer ...` header, or AuthenticationFailed."""
+    if authorization is None:
+        raise errors.AuthenticationFailed("Missing Authorization header")
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise errors.AuthenticationFailed("Malformed Authorization header; expected Bearer token")
+    return token
+
+
+def authenticate(
+    uow: UnitOfWork,
+    *,
+    authorization: str | None,
+    app_key: str | None,
+    lifetimes: cred.TokenLifetimes,
+    clock: Clock,
+) -> Caller:
+    """Apply the contract's authentication rules 1 to 5, in order, to a /v1 request."""
+    token = bearer_token(authorization)
+    digest = cred.token_digest(token)
+    now = clock()
+    with uow.read() as conn:
+        found = repo.find_token(conn, digest)
+    if found is None or found.revoked:
+        raise errors.AuthenticationFailed()
+    if lifetimes.expired(expires_at=found.expires_at, last_used_at=found.last_used_at, now=now):
+        raise errors.TokenExpired()
+    if not app_key or not hmac.compare_digest(app_key.encode(), found.app_key.encode()):
+        raise errors.AuthenticationFailed("Invalid ApiKey")
+    if found.app_disabled:
+        raise errors.AuthenticationFailed("Application is disabled")
+    if not found.entitled:
+        raise errors.NotEntitled()
+    if lifetimes.needs_touch(last_used_at=found.last_used_at, now=now):
+        with uow.write() as conn:
+            repo.touch_token(conn, found.id, now=now)
+    return Caller(found.app_id, found.app_key, found.app_name, found.org_id)
+
+
+def list_apps(uow: UnitOfWork) -> list[repo.AppRecord]:
+    """Every registered application."""
+    with uow.read() as conn:
+        return repo.list_apps(conn)
+
+
+def set_disabled(uow: UnitOfWork, app_key: str, *, disabled: bool = True) -> bool:
+    """Disable (or re-enable) an application; False when the key is unknown."""
+    with uow.write() as conn:
+        return repo.set_app_disabled(conn, app_key, disabled=disabled)

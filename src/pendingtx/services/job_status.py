@@ -1,0 +1,56 @@
+"""Reading a job's status, scoped to the caller's organization."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pendingtx import errors
+from pendingtx.domain.jobs import RecordProblem, is_possible_key, progress_message
+from pendingtx.services.credentials import Caller
+from pendingtx.storage import jobs as repo
+from pendingtx.storage.unit_of_work import UnitOfWork
+
+APP_NAME = "insight"
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    """A job as the status endpoint reports it."""
+
+    job: repo.JobRecord
+    message: str
+    problems: list[RecordProblem]
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the status will never change again."""
+        return self.job.status.terminal
+
+
+def check_path(app_name: str, key: str) -> None:
+    """400 for an unknown appName or a key that cannot exist, naming the offending part."""
+    problems = []
+    if app_name != APP_NAME:
+        problems.append(errors.ErrorDetail(field="appName", location="path", reason=f"must be '{APP_NAME}'"))
+    if not is_possible_key(key):
+        problems.append(
+            errors.ErrorDetail(
+                field="key", location="path", reason="must be 1-128 characters of A-Z a-z 0-9 _ = + -"
+            )
+        )
+    if problems:
+        raise errors.ValidationFailed(errors=problems)
+
+
+def job_status(uow: UnitOfWork, caller: Caller, key: str) -> JobView:
+    """The caller's job with this key, or NotFound (also for another organization's key)."""
+    with uow.read() as conn:
+        job = repo.find_job(conn, key=key, org_id=caller.org_id)
+        if job is None:
+            raise errors.NotFound(f"No job with key {key}")
+        problems = repo.problems_of(conn, job.id) if job.failed_count else []
+    if job.status.terminal:
+        message = job.message or job.status.value
+    else:
+        message = progress_message(job.status, processed=job.processed_count, record_count=job.record_count)
+    return JobView(job=job, message=message, problems=problems)

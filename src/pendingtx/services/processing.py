@@ -1,0 +1,159 @@
+"""Processing a claimed job: validate every record, apply the valid ones, record the outcome.
+
+Each chunk of records is applied in one transaction together with the job's progress, so a job
+taken over after a crash resumes exactly where the last commit left it: nothing is applied twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+
+from pendingtx.clock import Clock
+from pendingtx.domain import transactions as domain
+from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem, outcome
+from pendingtx.storage import jobs as job_repo
+from pendingtx.storage import transactions as tx_repo
+from pendingtx.storage.jobs import ClaimedJob
+from pendingtx.storage.unit_of_work import UnitOfWork
+
+_INTEGRITY_RETRIES = 3
+
+
+class LeaseLost(Exception):
+    """Another worker has taken the job over; this worker must stop touching it."""
+
+
+class PoisonedPayload(Exception):
+    """The stored batch cannot be decoded, so no number of retries will help."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Who holds a job, and how far each renewal extends the lease."""
+
+    worker_id: str
+    seconds: float
+
+
+@dataclass(slots=True)
+class _Progress:
+    processed: int
+    created: int
+
+
+@cache
+def _payload_decoder() -> msgspec.json.Decoder[Any]:
+    # Numbers become Decimal (or int): money never passes through a binary float.
+    return msgspec.json.Decoder(float_hook=Decimal)
+
+
+def decode_records(payload: bytes) -> list[Any]:
+    """The records of a stored batch; a single object is a batch of one."""
+    try:
+        decoded = _payload_decoder().decode(payload)
+    except msgspec.DecodeError as exc:
+        raise PoisonedPayload(str(exc)) from None
+    return decoded if isinstance(decoded, list) else [decoded]
+
+
+def _validate(
+    records: list[Any], start: int, end: int, *, repeats: set[int], transfers_only: bool
+) -> tuple[list[tuple[int, domain.PendingTransaction]], list[RecordProblem]]:
+    valid: list[tuple[int, domain.PendingTransaction]] = []
+    problems: list[RecordProblem] = []
+    for index in range(start, end):
+        record = records[index]
+        result = domain.validate_record(record, transfers_only=transfers_only)
+        external_id = domain.record_external_id(record)
+        if index in repeats:
+            problems.append(
+                RecordProblem(index, external_id, "externalId", "repeats an earlier record of this batch")
+            )
+        elif isinstance(result, domain.PendingTransaction):
+            valid.append((index, result))
+        else:
+            problems.extend(RecordProblem(index, external_id, p.field, p.reason) for p in result)
+    return valid, problems
+
+
+def _apply_chunk(
+    conn: sa.Connection,
+    job: ClaimedJob,
+    progress: _Progress,
+    end: int,
+    checked: tuple[list[tuple[int, domain.PendingTransaction]], list[RecordProblem]],
+    *,
+    lease: Lease,
+    clock: Clock,
+) -> int:
+    valid, problems = checked
+    existing = tx_repo.existing_external_ids(conn, job.org_id, [tx.external_id for _, tx in valid])
+    fresh = [tx for _, tx in valid if tx.external_id not in existing]
+    problems = problems + [
+        RecordProblem(i, tx.external_id, "externalId", "already exists in the organization")
+        for i, tx in valid
+        if tx.external_id in existing
+    ]
+    now = clock()
+    rejected = len({p.index for p in problems})
+    held = job_repo.advance(
+        conn,
+        job_id=job.id,
+        worker_id=lease.worker_id,
+        from_processed=progress.processed,
+        processed=end,
+        created=len(fresh),
+        failed=rejected,
+        lease_until=now + timedelta(seconds=lease.seconds),
+    )
+    if not held:
+        raise LeaseLost()
+    tx_repo.insert_transactions(conn, org_id=job.org_id, job_id=job.id, records=fresh, now=now)
+    job_repo.insert_problems(conn, job.id, sorted(problems, key=lambda p: p.index))
+    return len(fresh)
+
+
+def _finish(conn: sa.Connection, job: ClaimedJob, created: int, *, lease: Lease, clock: Clock) -> JobStatus:
+    status, message = outcome(record_count=job.record_count, created=created)
+    if not job_repo.finish(
+        conn, job_id=job.id, worker_id=lease.worker_id, status=status, message=message, now=clock()
+    ):
+        raise LeaseLost()
+    return status
+
+
+def process_job(
+    uow: UnitOfWork, job: ClaimedJob, *, lease: Lease, chunk_size: int, clock: Clock
+) -> JobStatus:
+    """Run a claimed job to its terminal status, resuming after the last committed chunk."""
+    records = decode_records(job.payload)
+    if len(records) != job.record_count:
+        raise PoisonedPayload(f"holds {len(records)} records, expected {job.record_count}")
+    repeats = domain.repeated_in_batch(records)
+    transfers_only = job.kind is JobKind.TRANSFER
+    progress = _Progress(job.processed_count, job.created_count)
+    while progress.processed < len(records):
+        end = min(progress.processed + chunk_size, len(records))
+        checked = _validate(records, progress.processed, end, repeats=repeats, transfers_only=transfers_only)
+        for attempt in range(_INTEGRITY_RETRIES):
+            try:
+                with uow.write() as conn:
+                    created = _apply_chunk(conn, job, progress, end, checked, lease=lease, clock=clock)
+                    if end == len(records):
+                        # The last chunk and the verdict commit together: one commit fewer per job.
+                        return _finish(conn, job, progress.created + created, lease=lease, clock=clock)
+                break
+            except sa.exc.IntegrityError:
+                # Another job inserted one of these externalIds concurrently; look again.
+                if attempt == _INTEGRITY_RETRIES - 1:
+                    raise
+        progress = _Progress(end, progress.created + created)
+    with uow.write() as conn:
+        return _finish(conn, job, progress.created, lease=lease, clock=clock)

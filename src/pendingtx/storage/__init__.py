@@ -1,0 +1,1 @@
+"""Persistence: tables, migrations, the unit of work and the queries, on SQLite and PostgreSQL."""

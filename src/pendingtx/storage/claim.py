@@ -1,0 +1,71 @@
+"""Claiming the next job: the one place where SQLite and PostgreSQL are handled differently."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from pendingtx.domain.jobs import JobKind, JobStatus
+from pendingtx.storage.jobs import ClaimedJob
+from pendingtx.storage.tables import jobs
+
+
+def _claimable(conn: sa.Connection, now: datetime) -> sa.ScalarSelect[int]:
+    query = (
+        sa.select(jobs.c.id)
+        .where(
+            sa.or_(
+                jobs.c.status == JobStatus.SUBMITTED.value,
+                sa.and_(jobs.c.status == JobStatus.IN_PROGRESS.value, jobs.c.lease_until < now),
+            )
+        )
+        .order_by(jobs.c.id)
+        .limit(1)
+    )
+    if conn.dialect.name == "postgresql":
+        # Concurrent claimers skip each other's rows instead of queueing behind them.
+        query = query.with_for_update(skip_locked=True)
+    # SQLite needs no row locks: the claim runs under BEGIN IMMEDIATE, so one writer at a time.
+    return query.scalar_subquery()
+
+
+def claim_next(
+    conn: sa.Connection, *, worker_id: str, now: datetime, lease_until: datetime
+) -> ClaimedJob | None:
+    """Take the oldest waiting job, or one whose holder's lease ran out, in one statement."""
+    row = conn.execute(
+        jobs.update()
+        .where(jobs.c.id == _claimable(conn, now))
+        .values(
+            status=JobStatus.IN_PROGRESS.value,
+            worker_id=worker_id,
+            lease_until=lease_until,
+            attempts=jobs.c.attempts + 1,
+            started_at=sa.func.coalesce(jobs.c.started_at, now),
+        )
+        .returning(
+            jobs.c.id,
+            jobs.c.org_id,
+            jobs.c.kind,
+            jobs.c.payload,
+            jobs.c.record_count,
+            jobs.c.processed_count,
+            jobs.c.created_count,
+            jobs.c.failed_count,
+            jobs.c.attempts,
+        )
+    ).first()
+    if row is None:
+        return None
+    return ClaimedJob(
+        id=row[0],
+        org_id=row[1],
+        kind=JobKind(row[2]),
+        payload=bytes(row[3]),
+        record_count=row[4],
+        processed_count=row[5],
+        created_count=row[6],
+        failed_count=row[7],
+        attempts=row[8],
+    )

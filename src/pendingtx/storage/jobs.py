@@ -1,0 +1,240 @@
+"""Queries for jobs and their recorded problems; every lease-holding write names its worker."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem
+from pendingtx.storage.tables import job_problems, jobs
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """What the status endpoint shows of a job."""
+
+    id: int
+    key: str
+    kind: JobKind
+    status: JobStatus
+    record_count: int
+    processed_count: int
+    created_count: int
+    failed_count: int
+    message: str | None
+    submitted_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """A job a worker now holds the lease on, with where to resume."""
+
+    id: int
+    org_id: int
+    kind: JobKind
+    payload: bytes
+    record_count: int
+    processed_count: int
+    created_count: int
+    failed_count: int
+    attempts: int
+
+
+def insert_job(
+    conn: sa.Connection,
+    *,
+    key: str,
+    org_id: int,
+    app_id: int,
+    kind: JobKind,
+    payload: bytes,
+    record_count: int,
+    now: datetime,
+) -> int:
+    """Store a submitted job with its whole payload; returns its id, the batchId."""
+    result = conn.execute(
+        jobs.insert()
+        .values(
+            key=key,
+            org_id=org_id,
+            app_id=app_id,
+            kind=kind.value,
+            status=JobStatus.SUBMITTED.value,
+            payload=payload,
+            record_count=record_count,
+            submitted_at=now,
+        )
+        .returning(jobs.c.id)
+    )
+    return int(result.scalar_one())
+
+
+_FIND_JOB = sa.select(
+    jobs.c.id,
+    jobs.c.key,
+    jobs.c.kind,
+    jobs.c.status,
+    jobs.c.record_count,
+    jobs.c.processed_count,
+    jobs.c.created_count,
+    jobs.c.failed_count,
+    jobs.c.message,
+    jobs.c.submitted_at,
+    jobs.c.completed_at,
+).where(jobs.c.key == sa.bindparam("key"), jobs.c.org_id == sa.bindparam("org_id"))
+
+
+def find_job(conn: sa.Connection, *, key: str, org_id: int) -> JobRecord | None:
+    """The organization's job with this key; another organization's job is simply not found."""
+    row = conn.execute(_FIND_JOB, {"key": key, "org_id": org_id}).first()
+    if row is None:
+        return None
+    return JobRecord(
+        id=row[0],
+        key=row[1],
+        kind=JobKind(row[2]),
+        status=JobStatus(row[3]),
+        record_count=row[4],
+        processed_count=row[5],
+        created_count=row[6],
+        failed_count=row[7],
+        message=row[8],
+        submitted_at=row[9],
+        completed_at=row[10],
+    )
+
+
+def problems_of(conn: sa.Connection, job_id: int) -> list[RecordProblem]:
+    """Every recorded problem of a job, in record order."""
+    rows = conn.execute(
+        sa.select(
+            job_problems.c.record_index,
+            job_problems.c.external_id,
+            job_problems.c.field,
+            job_problems.c.reason,
+        )
+        .where(job_problems.c.job_id == job_id)
+        .order_by(job_problems.c.record_index, job_problems.c.id)
+    )
+    return [RecordProblem(index=r[0], external_id=r[1], field=r[2], reason=r[3]) for r in rows]
+
+
+def insert_problems(conn: sa.Connection, job_id: int, problems: Sequence[RecordProblem]) -> None:
+    """Record why records were rejected."""
+    if problems:
+        conn.execute(
+            job_problems.insert(),
+            [
+                {
+                    "job_id": job_id,
+                    "record_index": p.index,
+                    "external_id": p.external_id,
+                    "field": p.field,
+                    "reason": p.reason,
+                }
+                for p in problems
+            ],
+        )
+
+
+def _held(job_id: int, worker_id: str) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        jobs.c.id == job_id,
+        jobs.c.worker_id == worker_id,
+        jobs.c.status == JobStatus.IN_PROGRESS.value,
+    )
+
+
+def advance(
+    conn: sa.Connection,
+    *,
+    job_id: int,
+    worker_id: str,
+    from_processed: int,
+    processed: int,
+    created: int,
+    failed: int,
+    lease_until: datetime,
+) -> bool:
+    """Move a held job's progress forward and renew its lease; False if the lease was lost.
+
+    Run first in the chunk's transaction: the condition on `processed_count` makes a second holder
+    of a stale lease fail here, before it writes anything.
+    """
+    result = conn.execute(
+        jobs.update()
+        .where(_held(job_id, worker_id), jobs.c.processed_count == from_processed)
+        .values(
+            processed_count=processed,
+            created_count=jobs.c.created_count + created,
+            failed_count=jobs.c.failed_count + failed,
+            lease_until=lease_until,
+        )
+    )
+    return result.rowcount == 1
+
+
+def finish(
+    conn: sa.Connection,
+    *,
+    job_id: int,
+    worker_id: str,
+    status: JobStatus,
+    message: str,
+    now: datetime,
+) -> bool:
+    """Give a held job its terminal status; False if the lease was lost."""
+    result = conn.execute(
+        jobs.update()
+        .where(_held(job_id, worker_id))
+        .values(
+            status=status.value,
+            message=message,
+            completed_at=now,
+            worker_id=None,
+            lease_until=None,
+        )
+    )
+    return result.rowcount == 1
+
+
+def release(conn: sa.Connection, *, job_id: int, worker_id: str, retry_at: datetime) -> bool:
+    """Give up a held job so that any worker may retry it from `retry_at` on."""
+    result = conn.execute(
+        jobs.update().where(_held(job_id, worker_id)).values(worker_id=None, lease_until=retry_at)
+    )
+    return result.rowcount == 1
+
+
+def expire_leases(conn: sa.Connection, worker_ids: Sequence[str], *, now: datetime) -> int:
+    """End the leases of workers known to be dead, so their jobs are taken over at once."""
+    if not worker_ids:
+        return 0
+    result = conn.execute(
+        jobs.update()
+        .where(jobs.c.worker_id.in_(list(worker_ids)), jobs.c.status == JobStatus.IN_PROGRESS.value)
+        .values(lease_until=now)
+    )
+    return int(result.rowcount)
+
+
+def held_by_prefix(conn: sa.Connection, prefix: str) -> list[str]:
+    """Distinct worker ids, starting with `prefix`, that hold jobs in progress."""
+    rows = conn.execute(
+        sa.select(jobs.c.worker_id)
+        .where(jobs.c.status == JobStatus.IN_PROGRESS.value, jobs.c.worker_id.startswith(prefix))
+        .distinct()
+    )
+    return [r[0] for r in rows]
+
+
+def progress_of(conn: sa.Connection, job_id: int) -> tuple[int, int]:
+    """A job's committed (processed, created) counts."""
+    row = conn.execute(
+        sa.select(jobs.c.processed_count, jobs.c.created_count).where(jobs.c.id == job_id)
+    ).one()
+    return int(row[0]), int(row[1])

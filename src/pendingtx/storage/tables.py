@@ -1,0 +1,119 @@
+"""The schema, in one place; Alembic migrations create and evolve it."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from pendingtx.storage.types import ExactDecimal, UTCDateTime
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants 64 bits for growth.
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+organizations = sa.Table(
+    "organizations",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+apps = sa.Table(
+    "apps",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("org_id", Id, sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("app_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("secret_hash", sa.String(255), nullable=False),
+    sa.Column("disabled", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+entitlements = sa.Table(
+    "entitlements",
+    metadata,
+    sa.Column("app_id", Id, sa.ForeignKey("apps.id"), primary_key=True),
+    sa.Column("product", sa.String(64), primary_key=True),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False, unique=True),
+    sa.Column("app_id", Id, sa.ForeignKey("apps.id"), nullable=False, index=True),
+    sa.Column("issued_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("last_used_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", Id, primary_key=True),  # also the client-visible batchId
+    sa.Column("key", sa.String(32), nullable=False, unique=True),
+    sa.Column("org_id", Id, sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("app_id", Id, sa.ForeignKey("apps.id"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("payload", sa.LargeBinary(), nullable=False),
+    sa.Column("record_count", sa.Integer(), nullable=False),
+    sa.Column("processed_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("created_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("failed_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("worker_id", sa.String(128), nullable=True),
+    sa.Column("lease_until", UTCDateTime(), nullable=True),
+    sa.Column("message", sa.Text(), nullable=True),
+    sa.Column("submitted_at", UTCDateTime(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=True),
+    sa.Column("completed_at", UTCDateTime(), nullable=True),
+    sa.Index("ix_jobs_status_id", "status", "id"),
+)
+
+job_problems = sa.Table(
+    "job_problems",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("job_id", Id, sa.ForeignKey("jobs.id"), nullable=False, index=True),
+    sa.Column("record_index", sa.Integer(), nullable=False),
+    sa.Column("external_id", sa.Text(), nullable=True),
+    sa.Column("field", sa.Text(), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+)
+
+transactions = sa.Table(
+    "transactions",
+    metadata,
+    sa.Column("id", Id, primary_key=True),  # the paging sequence: creation order
+    sa.Column("org_id", Id, sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("external_id", sa.String(64), nullable=False),
+    sa.Column("job_id", Id, sa.ForeignKey("jobs.id"), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("product_external_id", sa.String(64), nullable=False),
+    sa.Column("investor_external_id", sa.String(64), nullable=False),
+    sa.Column("contact_external_id", sa.String(64), nullable=True),
+    sa.Column("to_product_external_id", sa.String(64), nullable=True),
+    sa.Column("to_investor_external_id", sa.String(64), nullable=True),
+    sa.Column("amount", ExactDecimal(16, 2), nullable=True),
+    sa.Column("units", ExactDecimal(20, 6), nullable=True),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("trade_date", sa.Date(), nullable=False),
+    sa.Column("settlement_date", sa.Date(), nullable=True),
+    sa.Column("comments", sa.String(500), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("changed_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("org_id", "external_id"),
+)

@@ -1,0 +1,155 @@
+"""The worker loop: claim, process through the shared service, and survive anything a job does."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+
+from pendingtx.clock import Clock
+from pendingtx.domain.jobs import JobStatus, abandoned
+from pendingtx.services.processing import Lease, LeaseLost, PoisonedPayload, process_job
+from pendingtx.storage import jobs as job_repo
+from pendingtx.storage.claim import claim_next
+from pendingtx.storage.jobs import ClaimedJob
+from pendingtx.storage.unit_of_work import UnitOfWork
+from pendingtx.worker.liveness import is_dead_local, local_prefix, new_worker_id
+from pendingtx.worker.wakeup import Wakeup
+
+log = logging.getLogger("pendingtx.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """The worker's knobs, taken from Settings by the entrypoint."""
+
+    lease_seconds: float
+    poll_seconds: float
+    chunk_size: int
+    max_attempts: int
+
+
+class Worker:
+    """Claims and processes jobs one at a time; every step is safe to interrupt anywhere."""
+
+    def __init__(
+        self, uow: UnitOfWork, config: WorkerConfig, *, clock: Clock, worker_id: str | None = None
+    ) -> None:
+        self.uow = uow
+        self.config = config
+        self.clock = clock
+        self.lease = Lease(worker_id or new_worker_id(), config.lease_seconds)
+
+    def rescue_dead_local_workers(self) -> int:
+        """Expire the leases of dead workers of this host, so a restart resumes their jobs at once."""
+        with self.uow.read() as conn:
+            holders = job_repo.held_by_prefix(conn, local_prefix())
+        dead = [w for w in holders if is_dead_local(w)]
+        if not dead:
+            return 0
+        with self.uow.write() as conn:
+            return job_repo.expire_leases(conn, dead, now=self.clock())
+
+    def claim(self) -> ClaimedJob | None:
+        """Take the next job, if any, under a fresh lease."""
+        now = self.clock()
+        with self.uow.write() as conn:
+            return claim_next(
+                conn,
+                worker_id=self.lease.worker_id,
+                now=now,
+                lease_until=now + timedelta(seconds=self.lease.seconds),
+            )
+
+    def run_once(self) -> bool:
+        """Claim and process one job; False when there was nothing to do."""
+        job = self.claim()
+        if job is None:
+            return False
+        if job.attempts > self.config.max_attempts:
+            self._give_up(job, f"gave up after {job.attempts - 1} attempts that did not finish")
+            return True
+        try:
+            status = process_job(
+                self.uow, job, lease=self.lease, chunk_size=self.config.chunk_size, clock=self.clock
+            )
+            log.info("job %s finished: %s", job.id, status.value)
+        except LeaseLost:
+            log.warning("job %s was taken over by another worker", job.id)
+        except PoisonedPayload as exc:
+            log.error("job %s has an undecodable payload: %s", job.id, exc)
+            self._give_up(job, "the stored batch could not be decoded")
+        except Exception:
+            log.exception("job %s failed on attempt %s", job.id, job.attempts)
+            self._retry_or_give_up(job)
+        return True
+
+    def run_until_idle(self) -> int:
+        """Process jobs until none is waiting; returns how many were handled."""
+        handled = 0
+        while self.run_once():
+            handled += 1
+        return handled
+
+    def run(self, stop: threading.Event, wakeup: Wakeup) -> None:
+        """Work until `stop` is set, sleeping between jobs until woken (or the poll fallback)."""
+        self.rescue_dead_local_workers()
+        while not stop.is_set():
+            try:
+                if self.run_once():
+                    continue
+            except Exception:
+                log.exception("worker step failed; retrying after the poll interval")
+            wakeup.wait(self.config.poll_seconds)
+
+    def _retry_or_give_up(self, job: ClaimedJob) -> None:
+        if job.attempts >= self.config.max_attempts:
+            self._give_up(job, f"processing failed {job.attempts} times with an internal error")
+            return
+        backoff = timedelta(seconds=min(2**job.attempts, 60))
+        with self.uow.write() as conn:
+            job_repo.release(
+                conn, job_id=job.id, worker_id=self.lease.worker_id, retry_at=self.clock() + backoff
+            )
+
+    def _give_up(self, job: ClaimedJob, reason: str) -> None:
+        with self.uow.read() as conn:
+            current = job_repo.progress_of(conn, job.id)
+        status, message = abandoned(
+            record_count=job.record_count, processed=current[0], created=current[1], reason=reason
+        )
+        with self.uow.write() as conn:
+            job_repo.finish(
+                conn,
+                job_id=job.id,
+                worker_id=self.lease.worker_id,
+                status=status,
+                message=message,
+                now=self.clock(),
+            )
+        log.error("job %s ended %s: %s", job.id, status.value, message)
+        assert status in (JobStatus.FAILED, JobStatus.PARTIALLY_COMPLETED)
+
+
+class WorkerThread:
+    """Runs a Worker in a background thread of the server process (the embedded default)."""
+
+    def __init__(self, worker: Worker, wakeup: Wakeup) -> None:
+        self.worker = worker
+        self.wakeup = wakeup
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pendingtx-worker", daemon=True)
+
+    def _run(self) -> None:
+        self.worker.run(self._stop, self.wakeup)
+
+    def start(self) -> None:
+        """Start working in the background."""
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the loop to stop after the current job and wait for it."""
+        self._stop.set()
+        self.wakeup.notify()
+        self._thread.join(timeout)
