@@ -17,7 +17,7 @@ def _claimable(conn: sa.Connection, now: datetime) -> sa.ScalarSelect[int]:
         .where(
             sa.or_(
                 jobs.c.status == JobStatus.SUBMITTED.value,
-                sa.and_(jobs.c.status == JobStatus.IN_PROGRESS.value, jobs.c.lease_until < now),
+                sa.and_(jobs.c.status == JobStatus.IN_PROGRESS.value, jobs.c.lease_until <= now),
             )
         )
         .order_by(jobs.c.id)
