@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -72,7 +73,9 @@ class AppCreds:
 def register(
     runtime: Runtime, *, name: str = "ops-app", org: str = "acme", products: tuple[str, ...] = (PRODUCT,)
 ) -> AppCreds:
-    new = credentials.create_app(runtime.uow, name=name, organization=org, products=products, clock=runtime.clock)
+    new = credentials.create_app(
+        runtime.uow, name=name, organization=org, products=products, clock=runtime.clock
+    )
     return AppCreds(new.app_key, new.app_secret, org)
 
 
@@ -107,3 +110,76 @@ def token(client: TestClient, app_creds: AppCreds) -> str:
 def headers(token: str, app_creds: AppCreds) -> dict[str, str]:
     """Authorization and AppKey headers of a valid caller."""
     return {"Authorization": f"Bearer {token}", "AppKey": app_creds.app_key}
+
+
+# --- API test suite helpers (appended) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Served:
+    """A runtime with its own settings over the test's database and clock, and a client of its app."""
+
+    runtime: Runtime
+    client: TestClient
+
+
+@pytest.fixture
+def serve_with(settings: Settings, clock: FakeClock) -> Iterator[Callable[..., Served]]:
+    """Serve the test's database with some settings changed, e.g. `serve_with(max_batch_records=2)`."""
+    opened: list[tuple[Runtime, TestClient]] = []
+
+    def serve(**changes: Any) -> Served:
+        tuned = settings.replace(**changes)
+        rt = Runtime(settings=tuned, engine=make_engine(tuned), clock=clock)
+        test_client = TestClient(create_app(rt, run_worker=False), base_url="http://127.0.0.1")
+        test_client.__enter__()
+        opened.append((rt, test_client))
+        return Served(rt, test_client)
+
+    yield serve
+    for rt, test_client in reversed(opened):
+        test_client.__exit__(None, None, None)
+        rt.close()
+
+
+@pytest.fixture
+def other_creds(runtime: Runtime) -> AppCreds:
+    """An application of another organization ("other")."""
+    return register(runtime, name="other-app", org="other")
+
+
+@pytest.fixture
+def other_headers(client: TestClient, other_creds: AppCreds) -> dict[str, str]:
+    """Authorization and AppKey headers of a valid caller of organization "other"."""
+    return {"Authorization": f"Bearer {mint(client, other_creds)}", "AppKey": other_creds.app_key}
+
+
+ERROR_MEMBERS = ["code", "message", "trackingId", "transient", "errors"]
+OAUTH_ERROR_MEMBERS = [*ERROR_MEMBERS, "error", "error_description"]
+
+
+def assert_error(response: Any, status: int, code: str, *, oauth: bool = False) -> dict[str, Any]:
+    """Check an answer is the contract's error body (section 4) with this status and code; return it."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body: dict[str, Any] = response.json()
+    assert list(body) == (OAUTH_ERROR_MEMBERS if oauth else ERROR_MEMBERS)
+    assert body["code"] == code
+    assert isinstance(body["message"], str)
+    assert body["message"]
+    assert body["transient"] is (status in (429, 503))
+    assert isinstance(body["errors"], list)
+    for detail in body["errors"]:
+        assert list(detail) == ["field", "location", "reason"]
+        assert detail["location"] in ("path", "query", "header", "body")
+    assert response.headers["requesttrackingid"] == body["trackingId"]
+    return body
+
+
+@pytest.fixture
+def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2 with the cheapest parameters: same code paths and hash format, a fraction of the time."""
+    from argon2 import PasswordHasher
+
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(credentials, "_hasher", lambda: cheap)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 
 import click
+import sqlalchemy as sa
 
-from pendingtx.bootstrap import build_runtime
+from pendingtx.bootstrap import Runtime, build_runtime
 from pendingtx.config import Settings
 from pendingtx.domain.credentials import PRODUCT
 from pendingtx.services import credentials
@@ -21,11 +23,35 @@ database_option = click.option(
 )
 
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
 def _settings(database_url: str | None) -> Settings:
     try:
         return Settings.from_env(database_url=database_url)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+def _runtime(settings: Settings) -> Runtime:
+    """The runtime, or a one-line error (not a traceback) when the database cannot be opened."""
+    try:
+        return build_runtime(settings)
+    except (sa.exc.ArgumentError, sa.exc.OperationalError) as exc:
+        reason = getattr(exc, "orig", None) or exc
+        raise click.ClickException(f"cannot use the database {settings.database_url!r}: {reason}") from None
+
+
+def _configure_logging(settings: Settings) -> str:
+    """Set up logging at the configured level; returns the level's name as uvicorn spells it."""
+    level = settings.log_level.lower()
+    if level not in LOG_LEVELS:
+        raise click.UsageError(f"invalid setting: log_level must be one of {', '.join(LOG_LEVELS)}")
+    logging.basicConfig(
+        level="DEBUG" if level == "trace" else level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    return level
 
 
 @click.group()
@@ -46,15 +72,39 @@ def serve(host: str, port: int, database_url: str | None, no_worker: bool) -> No
     from pendingtx.api.app import create_app
 
     settings = _settings(database_url)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    runtime = build_runtime(settings)
+    log_level = _configure_logging(settings)
+    runtime = _runtime(settings)
     app = create_app(runtime, run_worker=not no_worker)
     try:
-        uvicorn.run(app, host=host, port=port, log_level=settings.log_level, access_log=False)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
     finally:
         runtime.close()
+
+
+@main.command()
+@database_option
+@click.option(
+    "--concurrency", default=1, show_default=True, type=click.IntRange(min=1), help="Worker threads."
+)
+def worker(database_url: str | None, concurrency: int) -> None:
+    """Process jobs without serving HTTP (beside `pendingtx serve --no-worker`); stops on SIGTERM/SIGINT."""
+    from pendingtx.worker.pool import WorkerPool
+
+    settings = _settings(database_url)
+    _configure_logging(settings)
+    runtime = _runtime(settings)
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    # Blocked before any thread starts, so that only the main thread's sigwait receives them.
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    pool = WorkerPool(runtime, concurrency=concurrency)
+    try:
+        pool.start()
+        received = signal.sigwait(stop_signals)
+        logging.getLogger("pendingtx.worker").info("%s received; stopping", signal.Signals(received).name)
+        pool.stop()
+    finally:
+        runtime.close()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
 
 
 @main.group()
@@ -66,7 +116,7 @@ def db() -> None:
 @database_option
 def db_upgrade(database_url: str | None) -> None:
     """Apply every pending migration."""
-    build_runtime(_settings(database_url)).close()
+    _runtime(_settings(database_url)).close()
     click.echo("database is up to date")
 
 
@@ -85,7 +135,7 @@ def apps_create(
     name: str, org: str, products: tuple[str, ...], as_json: bool, database_url: str | None
 ) -> None:
     """Register an application and print its AppKey and AppSecret (shown only this once)."""
-    runtime = build_runtime(_settings(database_url))
+    runtime = _runtime(_settings(database_url))
     try:
         new = credentials.create_app(
             runtime.uow, name=name, organization=org, products=products or (PRODUCT,), clock=runtime.clock
@@ -106,7 +156,7 @@ def apps_create(
 @database_option
 def apps_list(as_json: bool, database_url: str | None) -> None:
     """List registered applications (never their secrets)."""
-    runtime = build_runtime(_settings(database_url))
+    runtime = _runtime(_settings(database_url))
     try:
         found = credentials.list_apps(runtime.uow)
     finally:
@@ -135,7 +185,7 @@ def apps_list(as_json: bool, database_url: str | None) -> None:
 @database_option
 def apps_disable(app_key: str, database_url: str | None) -> None:
     """Disable an application: its tokens stop working at once."""
-    runtime = build_runtime(_settings(database_url))
+    runtime = _runtime(_settings(database_url))
     try:
         found = credentials.set_disabled(runtime.uow, app_key, disabled=True)
     finally:

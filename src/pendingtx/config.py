@@ -4,28 +4,31 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 ENV_PREFIX = "PENDINGTX_"
+
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Every tunable of the service; each field maps to `PENDINGTX_<FIELD NAME IN CAPITALS>`."""
 
     database_url: str = "sqlite:///./pendingtx.db"
-    token_ttl_seconds: int = 3600
-    token_idle_seconds: int = 1800
-    max_batch_records: int = 10_000
-    max_body_bytes: int = 16 * 1024 * 1024
-    max_url_length: int = 2048
-    status_retry_after_seconds: int = 1
-    worker_lease_seconds: float = 30.0
-    worker_poll_seconds: float = 2.0
-    worker_chunk_size: int = 500
-    worker_max_attempts: int = 3
-    sqlite_busy_timeout_ms: int = 5000
+    token_ttl_seconds: Positive = 3600
+    token_idle_seconds: Positive = 1800
+    max_batch_records: Positive = 10_000
+    max_body_bytes: Positive = 16 * 1024 * 1024
+    max_url_length: Positive = 2048
+    status_retry_after_seconds: Positive = 1
+    worker_lease_seconds: PositiveSeconds = 30.0
+    worker_poll_seconds: PositiveSeconds = 2.0
+    worker_chunk_size: Positive = 500
+    worker_max_attempts: Positive = 3
+    sqlite_busy_timeout_ms: Annotated[int, msgspec.Meta(ge=0)] = 5000
     # FULL makes every acknowledged write survive a power cut, not only a process crash.
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     log_level: str = "info"

@@ -80,22 +80,21 @@ def run_demo(echo: Callable[[str], None], *, timeout: float = 30.0) -> int:
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         try:
-            return _flow(echo, f"http://127.0.0.1:{port}", app, server, timeout)
+            deadline = time.monotonic() + timeout
+            while not server.started:
+                # A server that cannot start (say, the port was taken meanwhile) ends its thread.
+                if not thread.is_alive() or time.monotonic() > deadline:
+                    echo("the service did not start")
+                    return 1
+                time.sleep(0.01)
+            return _flow(echo, f"http://127.0.0.1:{port}", app, deadline)
         finally:
             server.should_exit = True
             thread.join(10)
             runtime.close()
 
 
-def _flow(
-    echo: Callable[[str], None], base: str, app: credentials.NewApp, server: uvicorn.Server, timeout: float
-) -> int:
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if time.monotonic() > deadline:
-            echo("the service did not start")
-            return 1
-        time.sleep(0.01)
+def _flow(echo: Callable[[str], None], base: str, app: credentials.NewApp, deadline: float) -> int:
     with httpx.Client(base_url=base, timeout=10) as http:
         token = _show(
             echo,

@@ -106,7 +106,8 @@ def test_a_taken_over_job_is_not_touched_by_its_old_holder(
     clock.advance(runtime.settings.worker_lease_seconds + 1)
     assert new.run_once()
     # The old holder wakes up and carries on with the job it no longer holds.
-    from pendingtx.services.processing import LeaseLost, process_job
+    from pendingtx.services.errors import LeaseLost
+    from pendingtx.services.processing import process_job
 
     with pytest.raises(LeaseLost):
         process_job(runtime.uow, stale, lease=old.lease, chunk_size=3, clock=clock)

@@ -16,7 +16,7 @@ from pendingtx.api.responses import json_response
 from pendingtx.api.token_endpoint import TokenEndpoint
 from pendingtx.api.v1 import V1Routes
 from pendingtx.bootstrap import Runtime
-from pendingtx.worker.worker import WorkerThread
+from pendingtx.worker.pool import WorkerPool
 
 
 def routes(runtime: Runtime) -> list[Route]:
@@ -49,14 +49,14 @@ def create_app(runtime: Runtime, *, run_worker: bool = True) -> ASGIApp:
 
     @asynccontextmanager
     async def lifespan(_: object) -> AsyncIterator[None]:
-        thread = WorkerThread(runtime.new_worker(), runtime.wakeup) if run_worker else None
-        if thread is not None:
-            thread.start()
+        pool = WorkerPool(runtime) if run_worker else None
+        if pool is not None:
+            pool.start()
         try:
             yield
         finally:
-            if thread is not None:
-                thread.stop()
+            if pool is not None:
+                pool.stop()
 
     router = Router(routes(runtime), lifespan=lifespan)
     return RequestContext(router, max_url_length=runtime.settings.max_url_length)

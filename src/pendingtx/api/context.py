@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 
+import sqlalchemy as sa
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,6 +19,15 @@ OAUTH_SCOPE_KEY = "pendingtx.oauth_errors"
 
 log = logging.getLogger("pendingtx.api")
 
+_CANONICAL_UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+# The database is unreachable or busy: the same request may well succeed a little later.
+_DATABASE_UNAVAILABLE = (
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sa.exc.DisconnectionError,
+    sa.exc.TimeoutError,
+)
+
 
 def tracking_id_of(scope: Scope) -> str:
     """The tracking id of the request being served."""
@@ -26,10 +37,13 @@ def tracking_id_of(scope: Scope) -> str:
 def _tracking_id(headers: list[tuple[bytes, bytes]]) -> str:
     for name, value in headers:
         if name.lower() == TRACKING_HEADER:
+            text = value.decode("latin-1")
             try:
-                return str(uuid.UUID(value.decode("latin-1")))
+                parsed = uuid.UUID(text)
             except ValueError:
                 break
+            # Reused exactly as sent (case included) so that the client can find its own id.
+            return text if _CANONICAL_UUID.fullmatch(text) else str(parsed)
     return str(uuid.uuid4())
 
 
@@ -42,6 +56,9 @@ def _as_api_error(exc: Exception, scope: Scope) -> errors.ApiError:
         return errors.MethodNotAllowed(
             f"Method {scope['method']} not allowed on {scope['path']}", headers=exc.headers
         )
+    if isinstance(exc, _DATABASE_UNAVAILABLE):
+        log.warning("database unavailable serving %s %s: %s", scope["method"], scope["path"], exc)
+        return errors.ServiceUnavailable("Database unavailable; retry later")
     log.exception("unhandled error serving %s %s", scope["method"], scope["path"])
     return errors.InternalFailure()
 
@@ -72,7 +89,9 @@ class RequestContext:
             await send(message)
 
         try:
-            url_length = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"") + 1
+            path = scope.get("raw_path") or scope["path"].encode("utf-8")
+            query = scope.get("query_string") or b""
+            url_length = len(path) + (len(query) + 1 if query else 0)
             if url_length > self.max_url_length:
                 raise errors.UriTooLong(f"URL is longer than {self.max_url_length} characters")
             await self.app(scope, receive, send_with_tracking)

@@ -32,6 +32,7 @@ class JobKind(StrEnum):
 
     CREATE = "create"
     TRANSFER = "transfer"
+    MODIFY = "modify"
 
 
 KEY_BYTES = 16
@@ -74,6 +75,15 @@ def outcome(*, record_count: int, created: int) -> tuple[JobStatus, str]:
         status = JobStatus.FAILED if created == 0 else JobStatus.PARTIALLY_COMPLETED
         detail = f"{created} of {record_count} transactions created; {rejected} rejected"
     return status, f"{status.value}: {detail}"
+
+
+def modification_outcome(external_id: str, *, problems: int, cancelled: bool) -> tuple[JobStatus, str]:
+    """The terminal status and message of a job that modified (or failed to modify) one transaction."""
+    if problems:
+        noun = "problem" if problems == 1 else "problems"
+        return JobStatus.FAILED, f"Failed: transaction {external_id} not modified; {problems} {noun}"
+    verb = "cancelled" if cancelled else "modified"
+    return JobStatus.COMPLETED, f"Completed: transaction {external_id} {verb}"
 
 
 def abandoned(*, record_count: int, processed: int, created: int, reason: str) -> tuple[JobStatus, str]:

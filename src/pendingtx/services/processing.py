@@ -18,28 +18,14 @@ import sqlalchemy as sa
 from pendingtx.clock import Clock
 from pendingtx.domain import transactions as domain
 from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem, outcome
+from pendingtx.services.errors import Lease, LeaseLost, PoisonedPayload
+from pendingtx.services.modifying import process_modification
 from pendingtx.storage import jobs as job_repo
 from pendingtx.storage import transactions as tx_repo
 from pendingtx.storage.jobs import ClaimedJob
 from pendingtx.storage.unit_of_work import UnitOfWork
 
 _INTEGRITY_RETRIES = 3
-
-
-class LeaseLost(Exception):
-    """Another worker has taken the job over; this worker must stop touching it."""
-
-
-class PoisonedPayload(Exception):
-    """The stored batch cannot be decoded, so no number of retries will help."""
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """Who holds a job, and how far each renewal extends the lease."""
-
-    worker_id: str
-    seconds: float
 
 
 @dataclass(slots=True)
@@ -133,6 +119,8 @@ def process_job(
     uow: UnitOfWork, job: ClaimedJob, *, lease: Lease, chunk_size: int, clock: Clock
 ) -> JobStatus:
     """Run a claimed job to its terminal status, resuming after the last committed chunk."""
+    if job.kind is JobKind.MODIFY:
+        return process_modification(uow, job, lease=lease, clock=clock)
     records = decode_records(job.payload)
     if len(records) != job.record_count:
         raise PoisonedPayload(f"holds {len(records)} records, expected {job.record_count}")

@@ -13,6 +13,7 @@ from pendingtx.clock import Clock
 from pendingtx.domain.jobs import JobKind, new_job_key
 from pendingtx.services.credentials import Caller
 from pendingtx.storage import jobs as repo
+from pendingtx.storage.claim import announce_job
 from pendingtx.storage.unit_of_work import UnitOfWork
 
 Batch = list[msgspec.Raw] | dict[str, msgspec.Raw]
@@ -83,5 +84,6 @@ def submit_batch(
             record_count=record_count,
             now=clock(),
         )
+        announce_job(conn)
     notify()
     return AcceptedJob(key=key, batch_id=str(job_id))

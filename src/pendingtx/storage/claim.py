@@ -8,7 +8,30 @@ import sqlalchemy as sa
 
 from pendingtx.domain.jobs import JobKind, JobStatus
 from pendingtx.storage.jobs import ClaimedJob
-from pendingtx.storage.tables import jobs
+from pendingtx.storage.tables import job_claims, jobs
+
+# PostgreSQL notification channel that announces committed jobs to every worker process.
+CHANNEL = "pendingtx_jobs"
+
+
+def announce_job(conn: sa.Connection) -> None:
+    """Tell other processes' workers, at commit, that a job is waiting (SQLite has one process)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_notify(CHANNEL, "")))
+
+
+_UNFINISHED = (JobStatus.SUBMITTED.value, JobStatus.IN_PROGRESS.value)
+
+
+def _waits_for_earlier_modification() -> sa.Exists:
+    # Modifications of one transaction apply in the order they were accepted, whatever the workers do.
+    earlier = jobs.alias("earlier")
+    return sa.exists().where(
+        earlier.c.org_id == jobs.c.org_id,
+        earlier.c.target == jobs.c.target,
+        earlier.c.id < jobs.c.id,
+        earlier.c.status.in_(_UNFINISHED),
+    )
 
 
 def _claimable(conn: sa.Connection, now: datetime) -> sa.ScalarSelect[int]:
@@ -18,7 +41,8 @@ def _claimable(conn: sa.Connection, now: datetime) -> sa.ScalarSelect[int]:
             sa.or_(
                 jobs.c.status == JobStatus.SUBMITTED.value,
                 sa.and_(jobs.c.status == JobStatus.IN_PROGRESS.value, jobs.c.lease_until <= now),
-            )
+            ),
+            sa.or_(jobs.c.target.is_(None), ~_waits_for_earlier_modification()),
         )
         .order_by(jobs.c.id)
         .limit(1)
@@ -54,10 +78,16 @@ def claim_next(
             jobs.c.created_count,
             jobs.c.failed_count,
             jobs.c.attempts,
+            jobs.c.target,
         )
     ).first()
     if row is None:
         return None
+    conn.execute(
+        job_claims.insert().values(
+            job_id=row[0], worker_id=worker_id, attempt=row[8], claimed_at=now, lease_until=lease_until
+        )
+    )
     return ClaimedJob(
         id=row[0],
         org_id=row[1],
@@ -68,4 +98,5 @@ def claim_next(
         created_count=row[6],
         failed_count=row[7],
         attempts=row[8],
+        target=row[9],
     )

@@ -22,6 +22,11 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def libpq_conninfo(url: str) -> str:
+    """The URL as libpq understands it (without SQLAlchemy's driver suffix), for direct psycopg use."""
+    return sa.make_url(normalize_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def make_engine(settings: Settings) -> sa.Engine:
     """Create the engine for the configured database."""
     url = normalize_url(settings.database_url)

@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem
-from pendingtx.storage.tables import job_problems, jobs
+from pendingtx.storage.tables import job_claims, job_problems, jobs
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,7 @@ class ClaimedJob:
     created_count: int
     failed_count: int
     attempts: int
+    target: str | None
 
 
 def insert_job(
@@ -54,6 +55,7 @@ def insert_job(
     payload: bytes,
     record_count: int,
     now: datetime,
+    target: str | None = None,
 ) -> int:
     """Store a submitted job with its whole payload; returns its id, the batchId."""
     result = conn.execute(
@@ -67,6 +69,7 @@ def insert_job(
             payload=payload,
             record_count=record_count,
             submitted_at=now,
+            target=target,
         )
         .returning(jobs.c.id)
     )
@@ -175,7 +178,16 @@ def advance(
             lease_until=lease_until,
         )
     )
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return False
+    conn.execute(_open_claim(job_id, worker_id).values(lease_until=lease_until))
+    return True
+
+
+def _open_claim(job_id: int, worker_id: str) -> sa.Update:
+    return job_claims.update().where(
+        job_claims.c.job_id == job_id, job_claims.c.worker_id == worker_id, job_claims.c.ended_at.is_(None)
+    )
 
 
 def finish(
@@ -199,15 +211,21 @@ def finish(
             lease_until=None,
         )
     )
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return False
+    conn.execute(_open_claim(job_id, worker_id).values(ended_at=now))
+    return True
 
 
-def release(conn: sa.Connection, *, job_id: int, worker_id: str, retry_at: datetime) -> bool:
+def release(conn: sa.Connection, *, job_id: int, worker_id: str, now: datetime, retry_at: datetime) -> bool:
     """Give up a held job so that any worker may retry it from `retry_at` on."""
     result = conn.execute(
         jobs.update().where(_held(job_id, worker_id)).values(worker_id=None, lease_until=retry_at)
     )
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return False
+    conn.execute(_open_claim(job_id, worker_id).values(ended_at=now))
+    return True
 
 
 def expire_leases(conn: sa.Connection, worker_ids: Sequence[str], *, now: datetime) -> int:

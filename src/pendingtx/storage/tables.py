@@ -79,7 +79,26 @@ jobs = sa.Table(
     sa.Column("submitted_at", UTCDateTime(), nullable=False),
     sa.Column("started_at", UTCDateTime(), nullable=True),
     sa.Column("completed_at", UTCDateTime(), nullable=True),
+    # A modification job's transaction: such jobs run one at a time per transaction, in id order.
+    sa.Column("target", sa.String(64), nullable=True),
+    sa.Column("idempotency_key", sa.String(255), nullable=True),
+    sa.Column("request_digest", sa.String(64), nullable=True),
     sa.Index("ix_jobs_status_id", "status", "id"),
+    sa.Index("ix_jobs_org_id_target_id", "org_id", "target", "id"),
+    sa.UniqueConstraint("app_id", "idempotency_key"),
+)
+
+# One row per claim of a job: who held it and until when, to audit that no two workers overlapped.
+job_claims = sa.Table(
+    "job_claims",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("job_id", Id, sa.ForeignKey("jobs.id"), nullable=False, index=True),
+    sa.Column("worker_id", sa.String(128), nullable=False),
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("claimed_at", UTCDateTime(), nullable=False),
+    sa.Column("lease_until", UTCDateTime(), nullable=False),
+    sa.Column("ended_at", UTCDateTime(), nullable=True),
 )
 
 job_problems = sa.Table(
@@ -116,4 +135,13 @@ transactions = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("changed_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("org_id", "external_id"),
+    # Listing filters by organization and one equality or range, and pages in id order.
+    sa.Index("ix_transactions_org_id_id", "org_id", "id"),
+    sa.Index("ix_transactions_org_id_status_id", "org_id", "status", "id"),
+    sa.Index("ix_transactions_org_id_type_id", "org_id", "type", "id"),
+    sa.Index("ix_transactions_org_id_product_id", "org_id", "product_external_id", "id"),
+    sa.Index("ix_transactions_org_id_investor_id", "org_id", "investor_external_id", "id"),
+    sa.Index("ix_transactions_org_id_contact_id", "org_id", "contact_external_id", "id"),
+    sa.Index("ix_transactions_org_id_created_at", "org_id", "created_at"),
+    sa.Index("ix_transactions_org_id_changed_at", "org_id", "changed_at"),
 )

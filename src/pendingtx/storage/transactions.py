@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from pendingtx.domain.transactions import PendingTransaction
+from pendingtx.domain.listing import ListQuery
+from pendingtx.domain.transactions import PendingTransaction, TransactionStatus, TransactionType
 from pendingtx.storage.tables import transactions
+
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 def existing_external_ids(conn: sa.Connection, org_id: int, external_ids: Collection[str]) -> set[str]:
@@ -37,29 +41,29 @@ def insert_transactions(
     conn.execute(
         transactions.insert(),
         [
-            {
-                "org_id": org_id,
-                "external_id": tx.external_id,
-                "job_id": job_id,
-                "type": tx.type.value,
-                "status": tx.status.value,
-                "product_external_id": tx.product_external_id,
-                "investor_external_id": tx.investor_external_id,
-                "contact_external_id": tx.contact_external_id,
-                "to_product_external_id": tx.to_product_external_id,
-                "to_investor_external_id": tx.to_investor_external_id,
-                "amount": tx.amount,
-                "units": tx.units,
-                "currency": tx.currency,
-                "trade_date": tx.trade_date,
-                "settlement_date": tx.settlement_date,
-                "comments": tx.comments,
-                "created_at": now,
-                "changed_at": now,
-            }
+            {**_columns(tx), "org_id": org_id, "job_id": job_id, "created_at": now, "changed_at": now}
             for tx in records
         ],
     )
+
+
+def _columns(tx: PendingTransaction) -> dict[str, object]:
+    return {
+        "external_id": tx.external_id,
+        "type": tx.type.value,
+        "status": tx.status.value,
+        "product_external_id": tx.product_external_id,
+        "investor_external_id": tx.investor_external_id,
+        "contact_external_id": tx.contact_external_id,
+        "to_product_external_id": tx.to_product_external_id,
+        "to_investor_external_id": tx.to_investor_external_id,
+        "amount": tx.amount,
+        "units": tx.units,
+        "currency": tx.currency,
+        "trade_date": tx.trade_date,
+        "settlement_date": tx.settlement_date,
+        "comments": tx.comments,
+    }
 
 
 def count_for_org(conn: sa.Connection, org_id: int) -> int:
@@ -69,3 +73,113 @@ def count_for_org(conn: sa.Connection, org_id: int) -> int:
             sa.select(sa.func.count()).select_from(transactions).where(transactions.c.org_id == org_id)
         ).scalar_one()
     )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTransaction:
+    """A transaction as stored: the domain value plus its sequence number and server dates."""
+
+    id: int
+    tx: PendingTransaction
+    created_at: datetime
+    changed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing, and whether rows exist beyond either end of it."""
+
+    rows: list[StoredTransaction]
+    total_count: int
+    more_after: bool
+    more_before: bool
+
+
+def _stored(row: sa.RowMapping) -> StoredTransaction:
+    tx = PendingTransaction(
+        external_id=row["external_id"],
+        type=TransactionType(row["type"]),
+        status=TransactionStatus(row["status"]),
+        product_external_id=row["product_external_id"],
+        investor_external_id=row["investor_external_id"],
+        contact_external_id=row["contact_external_id"],
+        to_product_external_id=row["to_product_external_id"],
+        to_investor_external_id=row["to_investor_external_id"],
+        amount=row["amount"],
+        units=row["units"],
+        currency=row["currency"],
+        trade_date=row["trade_date"],
+        settlement_date=row["settlement_date"],
+        comments=row["comments"],
+    )
+    return StoredTransaction(row["id"], tx, row["created_at"], row["changed_at"])
+
+
+def find_transaction(
+    conn: sa.Connection, org_id: int, external_id: str, *, for_update: bool = False
+) -> StoredTransaction | None:
+    """The organization's transaction with this externalId (locked for update on PostgreSQL)."""
+    query = sa.select(transactions).where(
+        transactions.c.org_id == org_id, transactions.c.external_id == external_id
+    )
+    if for_update:
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
+    return _stored(row) if row is not None else None
+
+
+def update_transaction(conn: sa.Connection, row_id: int, tx: PendingTransaction, *, now: datetime) -> None:
+    """Store the modified values of a transaction; its externalId and createDate never change."""
+    values = _columns(tx)
+    del values["external_id"]
+    conn.execute(transactions.update().where(transactions.c.id == row_id).values(**values, changed_at=now))
+
+
+def _filters(org_id: int, query: ListQuery) -> list[sa.ColumnElement[bool]]:
+    t = transactions.c
+    conditions: list[sa.ColumnElement[bool]] = [t.org_id == org_id]
+    equalities = (
+        (t.status, query.status),
+        (t.type, query.type),
+        (t.external_id, query.external_id),
+        (t.product_external_id, query.product_external_id),
+        (t.investor_external_id, query.investor_external_id),
+        (t.contact_external_id, query.contact_external_id),
+    )
+    conditions += [column == str(value) for column, value in equalities if value is not None]
+    ranges = (
+        (t.created_at, query.create_start, query.create_end),
+        (t.changed_at, query.change_start, query.change_end),
+    )
+    for column, start, end in ranges:
+        if start is not None:
+            conditions.append(column >= start)
+        if end is not None:
+            # Bounds are inclusive to the millisecond the client can write; stored times carry microseconds.
+            conditions.append(column < end + _MILLISECOND)
+    return conditions
+
+
+def list_page(conn: sa.Connection, org_id: int, query: ListQuery) -> Page:
+    """A page of the organization's transactions in creation order, after or before a cursor."""
+    where = _filters(org_id, query)
+    t = transactions.c
+    total = conn.execute(sa.select(sa.func.count()).select_from(transactions).where(*where)).scalar_one()
+    page = sa.select(transactions).where(*where).limit(query.limit + 1)
+    if query.before is not None:
+        found = conn.execute(page.where(t.id < query.before).order_by(t.id.desc())).mappings().all()
+        rows = [_stored(r) for r in reversed(found[: query.limit])]
+        more_before = len(found) > query.limit
+        more_after = bool(rows) and _exists(conn, where, t.id > rows[-1].id)
+    else:
+        if query.after is not None:
+            page = page.where(t.id > query.after)
+        found = conn.execute(page.order_by(t.id)).mappings().all()
+        rows = [_stored(r) for r in found[: query.limit]]
+        more_after = len(found) > query.limit
+        more_before = bool(rows) and _exists(conn, where, t.id < rows[0].id)
+    return Page(rows, int(total), more_after, more_before)
+
+
+def _exists(conn: sa.Connection, where: list[sa.ColumnElement[bool]], bound: sa.ColumnElement[bool]) -> bool:
+    return bool(conn.execute(sa.select(sa.exists().where(*where, bound))).scalar())

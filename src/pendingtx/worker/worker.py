@@ -9,7 +9,8 @@ from datetime import timedelta
 
 from pendingtx.clock import Clock
 from pendingtx.domain.jobs import abandoned
-from pendingtx.services.processing import Lease, LeaseLost, PoisonedPayload, process_job
+from pendingtx.services.errors import Lease, LeaseLost, PoisonedPayload
+from pendingtx.services.processing import process_job
 from pendingtx.storage import jobs as job_repo
 from pendingtx.storage.claim import claim_next
 from pendingtx.storage.jobs import ClaimedJob
@@ -108,9 +109,10 @@ class Worker:
             self._give_up(job, f"processing failed {job.attempts} times with an internal error")
             return
         backoff = timedelta(seconds=min(2**job.attempts, 60))
+        now = self.clock()
         with self.uow.write() as conn:
             job_repo.release(
-                conn, job_id=job.id, worker_id=self.lease.worker_id, retry_at=self.clock() + backoff
+                conn, job_id=job.id, worker_id=self.lease.worker_id, now=now, retry_at=now + backoff
             )
 
     def _give_up(self, job: ClaimedJob, reason: str) -> None:
@@ -147,8 +149,12 @@ class WorkerThread:
         """Start working in the background."""
         self._thread.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Ask the loop to stop after the current job and wait for it."""
+    def request_stop(self) -> None:
+        """Ask the loop to stop after the current job, without waiting."""
         self._stop.set()
         self.wakeup.notify()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the loop to stop after the current job and wait for it."""
+        self.request_stop()
         self._thread.join(timeout)

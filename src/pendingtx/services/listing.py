@@ -1,0 +1,50 @@
+"""Listing the caller's transactions with filters and cursor paging."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pendingtx import errors
+from pendingtx.domain import listing
+from pendingtx.domain.times import to_eastern_iso
+from pendingtx.domain.transactions import to_json
+from pendingtx.services.credentials import Caller
+from pendingtx.storage import transactions as tx_repo
+from pendingtx.storage.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One page of transactions and how to reach its neighbours."""
+
+    rows: list[tx_repo.StoredTransaction]
+    paging: listing.Paging
+
+
+def transaction_json(stored: tx_repo.StoredTransaction) -> dict[str, object]:
+    """The client's view of a stored transaction, with the server-set dates in US Eastern time."""
+    return {
+        **to_json(stored.tx),
+        "createDate": to_eastern_iso(stored.created_at),
+        "changeDate": to_eastern_iso(stored.changed_at),
+    }
+
+
+def list_transactions(uow: UnitOfWork, caller: Caller, params: Sequence[tuple[str, str]]) -> Listing:
+    """The page the query parameters ask for, only ever from the caller's organization."""
+    query = listing.parse_list_query(params)
+    if isinstance(query, list):
+        raise errors.ValidationFailed(errors=[errors.ErrorDetail(p.field, "query", p.reason) for p in query])
+    with uow.read() as conn:
+        page = tx_repo.list_page(conn, caller.org_id, query)
+    paging = listing.paging_for(
+        query,
+        params=params,
+        first_id=page.rows[0].id if page.rows else None,
+        last_id=page.rows[-1].id if page.rows else None,
+        has_more_after=page.more_after,
+        has_more_before=page.more_before,
+        total_count=page.total_count,
+    )
+    return Listing(page.rows, paging)

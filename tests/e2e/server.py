@@ -1,0 +1,153 @@
+"""Running the real `pendingtx` command as a subprocess: the CLI, and servers on free local ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+STARTUP_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+
+
+def wait_until(
+    predicate: Callable[[], bool], timeout: float, *, interval: float = 0.02, what: str = ""
+) -> None:
+    """Poll `predicate` until it is true; fail the test when `timeout` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pendingtx_command() -> list[str]:
+    """The installed `pendingtx` entry point beside this interpreter, or `python -m pendingtx`."""
+    found = shutil.which("pendingtx", path=os.path.dirname(sys.executable))
+    return [found] if found else [sys.executable, "-m", "pendingtx"]
+
+
+def subprocess_env(settings: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without any PENDINGTX_* setting, plus the given ones."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PENDINGTX_")}
+    env.update(settings or {})
+    return env
+
+
+def run_cli(args: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 60) -> str:
+    """Run `pendingtx ARGS...`, require exit status 0, and return its standard output."""
+    done = subprocess.run(
+        [*pendingtx_command(), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=subprocess_env(env),
+        check=False,
+    )
+    assert done.returncode == 0, f"pendingtx {' '.join(args)} exited {done.returncode}:\n{done.stderr}"
+    return done.stdout
+
+
+def create_app_via_cli(database_url: str, *, name: str = "e2e-app", org: str = "e2e") -> dict[str, Any]:
+    """`pendingtx apps create --json`: exactly {appKey, appSecret, organization}."""
+    out = run_cli(["apps", "create", "--name", name, "--org", org, "--json", "--database-url", database_url])
+    created: dict[str, Any] = json.loads(out)
+    assert set(created) == {"appKey", "appSecret", "organization"}, created
+    assert created["organization"] == org
+    return created
+
+
+class Process:
+    """A `pendingtx` subprocess whose output goes to a log file; only this object ever signals it."""
+
+    def __init__(
+        self, args: Sequence[str], log_path: Path, settings: Mapping[str, str] | None = None
+    ) -> None:
+        self.log_path = log_path
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*pendingtx_command(), *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=subprocess_env(settings),
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        """What the process printed so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies at once, with no chance to clean up."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(STOP_TIMEOUT)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM (a graceful shutdown), then SIGKILL if it has not exited within `timeout`."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+        return self.process.returncode
+
+
+class Server(Process):
+    """`pendingtx serve` on a free port of 127.0.0.1."""
+
+    def __init__(
+        self,
+        database_url: str,
+        log_path: Path,
+        settings: Mapping[str, str] | None = None,
+        *,
+        no_worker: bool = False,
+    ) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        args = ["serve", "--host", "127.0.0.1", "--port", str(self.port), "--database-url", database_url]
+        super().__init__([*args, "--no-worker"] if no_worker else args, log_path, settings)
+
+    def _healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log()}")
+        try:
+            return httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def wait_healthy(self, timeout: float = STARTUP_TIMEOUT) -> None:
+        """Wait for GET /healthz to answer 200 (the server has migrated and listens)."""
+        wait_until(self._healthy, timeout, interval=0.05, what=f"{self.base_url}/healthz")
+
+
+def caller_headers(http: httpx.Client, app: Mapping[str, str]) -> dict[str, str]:
+    """Mint a token for the application; the Authorization and AppKey headers of a /v1 call."""
+    minted = http.post(
+        "/v2/oauthtoken", data={"grant_type": "client_credentials"}, auth=(app["appKey"], app["appSecret"])
+    )
+    assert minted.status_code == 200, minted.text
+    return {"Authorization": f"Bearer {minted.json()['access_token']}", "AppKey": app["appKey"]}

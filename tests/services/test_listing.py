@@ -1,0 +1,125 @@
+"""Listing: filters (with US Eastern dates), cursor paging in both directions, tenancy."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pendingtx import errors
+from pendingtx.bootstrap import Runtime
+from pendingtx.domain.listing import decode_cursor
+from pendingtx.services.credentials import Caller
+from pendingtx.services.listing import list_transactions
+from tests.services.conftest import Submit
+from tests.support import FakeClock, record
+
+
+def ids(runtime: Runtime, caller: Caller, **params: str) -> list[str]:
+    listing = list_transactions(runtime.uow, caller, list(params.items()))
+    return [row.tx.external_id for row in listing.rows]
+
+
+def test_filters_combine_with_and(runtime: Runtime, caller: Caller, submit: Submit) -> None:
+    submit(
+        [
+            record("F-1", productExternalId="P1", investorExternalId="I1"),
+            record("F-2", productExternalId="P1", investorExternalId="I2", contactExternalId="C1"),
+            record("F-3", type="Dividend", productExternalId="P2", investorExternalId="I1"),
+        ]
+    )
+    runtime.new_worker().run_until_idle()
+    assert ids(runtime, caller, productExternalId="P1") == ["F-1", "F-2"]
+    assert ids(runtime, caller, productExternalId="P1", investorExternalId="I1") == ["F-1"]
+    assert ids(runtime, caller, type="Dividend") == ["F-3"]
+    assert ids(runtime, caller, contactExternalId="C1") == ["F-2"]
+    assert ids(runtime, caller, externalId="F-3", status="Active") == ["F-3"]
+    assert ids(runtime, caller, status="Cancel") == []
+
+
+@pytest.mark.parametrize(
+    ("created_utc", "day", "inside"),
+    [
+        # 04:30 UTC on 16 January is still the 15th in New York (EST, UTC-5).
+        (datetime(2026, 1, 16, 4, 30, tzinfo=UTC), "2026-01-15", True),
+        (datetime(2026, 1, 16, 5, 0, tzinfo=UTC), "2026-01-15", False),
+        # 03:30 UTC on 16 July is the 15th in New York (EDT, UTC-4); 04:00 is already the 16th.
+        (datetime(2026, 7, 16, 3, 30, tzinfo=UTC), "2026-07-15", True),
+        (datetime(2026, 7, 16, 4, 0, tzinfo=UTC), "2026-07-15", False),
+    ],
+)
+def test_bare_dates_are_whole_days_in_new_york(
+    runtime: Runtime,
+    caller: Caller,
+    submit: Submit,
+    clock: FakeClock,
+    created_utc: datetime,
+    day: str,
+    inside: bool,
+) -> None:
+    clock.now = created_utc
+    submit([record("D-1")])
+    runtime.new_worker().run_until_idle()
+    found = ids(runtime, caller, createStartDate=day, createEndDate=day)
+    assert found == (["D-1"] if inside else [])
+    assert ids(runtime, caller, changeStartDate=day, changeEndDate=day) == found
+
+
+def test_end_bound_is_inclusive_to_the_millisecond(
+    runtime: Runtime, caller: Caller, submit: Submit, clock: FakeClock
+) -> None:
+    clock.now = datetime(2026, 1, 15, 15, 0, 0, 999_700, tzinfo=UTC)  # 10:00:00.999700 in New York
+    submit([record("E-1")])
+    runtime.new_worker().run_until_idle()
+    assert ids(runtime, caller, createEndDate="2026-01-15T10:00:00.999") == ["E-1"]
+    assert ids(runtime, caller, createEndDate="2026-01-15T10:00:00.998") == []
+    assert ids(runtime, caller, createStartDate="2026-01-15T10:00:00.999") == ["E-1"]
+
+
+def test_invalid_parameters_are_named(runtime: Runtime, caller: Caller) -> None:
+    with pytest.raises(errors.ValidationFailed) as raised:
+        list_transactions(runtime.uow, caller, [("limit", "0"), ("after", "!!"), ("colour", "red")])
+    assert {e.field for e in raised.value.errors} == {"limit", "after", "colour"}
+    assert all(e.location == "query" for e in raised.value.errors)
+
+
+@pytest.fixture
+def many(runtime: Runtime, submit: Submit) -> list[str]:
+    names = [f"R-{i:03d}" for i in range(37)]
+    batch = [record(n, status=None, productExternalId=f"P{i % 3}") for i, n in enumerate(names)]
+    submit(batch)
+    runtime.new_worker().run_until_idle()
+    return names
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(limit=st.integers(1, 50), product=st.sampled_from([None, "P0", "P1", "P2"]))
+def test_paging_forward_and_backward_visits_every_row_once(
+    runtime: Runtime, caller: Caller, many: list[str], limit: int, product: str | None
+) -> None:
+    filters = [("productExternalId", product)] if product else []
+    expected = [n for i, n in enumerate(many) if product is None or f"P{i % 3}" == product]
+    forward: list[str] = []
+    cursor: list[tuple[str, str]] = []
+    while True:
+        page = list_transactions(runtime.uow, caller, [*filters, ("limit", str(limit)), *cursor])
+        assert page.paging.total_count == len(expected)
+        forward += [r.tx.external_id for r in page.rows]
+        if page.paging.next is None:
+            break
+        cursor = [("after", str(page.paging.after_cursor))]
+    assert forward == expected
+    backward: list[str] = []
+    last = decode_cursor(str(page.paging.after_cursor))
+    assert last is not None
+    cursor = [("before", page.paging.after_cursor or "")]
+    backward = [r.tx.external_id for r in page.rows][-1:]
+    while True:
+        page = list_transactions(runtime.uow, caller, [*filters, ("limit", str(limit)), *cursor])
+        backward = [r.tx.external_id for r in page.rows] + backward
+        if page.paging.previous is None:
+            break
+        cursor = [("before", str(page.paging.before_cursor))]
+    assert backward == expected

@@ -1,0 +1,204 @@
+"""The `pendingtx` command line, run in-process on a temporary SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner, Result
+
+from pendingtx import errors
+from pendingtx.bootstrap import Runtime, build_runtime
+from pendingtx.cli import main
+from pendingtx.config import Settings
+from pendingtx.domain.credentials import PRODUCT
+from pendingtx.services import credentials
+
+
+@pytest.fixture(autouse=True)
+def no_settings_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only what a test passes reaches the CLI, never a PENDINGTX_* variable of the caller's shell."""
+    for name in list(os.environ):
+        if name.startswith("PENDINGTX_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+@pytest.fixture
+def rt(db_url: str) -> Iterator[Runtime]:
+    runtime = build_runtime(Settings(database_url=db_url))
+    yield runtime
+    runtime.close()
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+def ok(*args: str) -> str:
+    result = cli(*args)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def create_json(db_url: str, *extra: str, name: str = "ops-app") -> dict[str, Any]:
+    created: dict[str, Any] = json.loads(
+        ok("apps", "create", "--name", name, "--json", "--database-url", db_url, *extra)
+    )
+    return created
+
+
+def listed(db_url: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = json.loads(ok("apps", "list", "--json", "--database-url", db_url))
+    return rows
+
+
+def test_apps_create_json_prints_exactly_key_secret_and_organization(db_url: str, rt: Runtime) -> None:
+    created = create_json(db_url)
+    assert list(created) == ["appKey", "appSecret", "organization"]
+    assert created["organization"] == "default"
+    found = credentials.authenticate_client(
+        rt.uow, app_key=created["appKey"], app_secret=created["appSecret"]
+    )
+    assert (found.name, found.org_name, found.products) == ("ops-app", "default", (PRODUCT,))
+
+
+def test_apps_create_text_shows_the_secret_once(db_url: str, rt: Runtime) -> None:
+    out = ok("apps", "create", "--name", "text-app", "--org", "acme", "--database-url", db_url)
+    fields = dict(
+        line.split(":", 1) for line in out.splitlines() if line.startswith(("AppKey:", "AppSecret:"))
+    )
+    app_key, app_secret = fields["AppKey"].strip(), fields["AppSecret"].strip()
+    assert "text-app (organization acme; products pending-transactions)" in out
+    assert "cannot be shown again" in out
+    credentials.authenticate_client(rt.uow, app_key=app_key, app_secret=app_secret)
+
+
+def test_org_is_created_on_first_use_and_reused(db_url: str, rt: Runtime) -> None:
+    first = create_json(db_url, "--org", "acme", name="one")
+    second = create_json(db_url, "--org", "acme", name="two")
+    third = create_json(db_url, "--org", "globex", name="three")
+    assert [first["organization"], second["organization"], third["organization"]] == [
+        "acme",
+        "acme",
+        "globex",
+    ]
+    with rt.engine.connect() as conn:
+        orgs = conn.exec_driver_sql("SELECT name FROM organizations ORDER BY id").scalars().all()
+        app_orgs = conn.exec_driver_sql("SELECT name, org_id FROM apps ORDER BY id").all()
+    assert orgs == ["acme", "globex"]
+    assert app_orgs[0][1] == app_orgs[1][1] != app_orgs[2][1]
+
+
+def test_product_option_may_be_repeated(db_url: str) -> None:
+    create_json(db_url, "--product", PRODUCT, "--product", "other-product", name="two-products")
+    create_json(db_url, "--product", "other-product", name="not-entitled")
+    create_json(db_url, name="default-product")
+    assert [(row["name"], row["products"]) for row in listed(db_url)] == [
+        ("two-products", ["other-product", PRODUCT]),
+        ("not-entitled", ["other-product"]),
+        ("default-product", [PRODUCT]),
+    ]
+
+
+def test_apps_list_never_prints_secrets(db_url: str) -> None:
+    apps = [create_json(db_url, name=f"app-{i}") for i in range(2)]
+    text = ok("apps", "list", "--database-url", db_url)
+    as_json = ok("apps", "list", "--json", "--database-url", db_url)
+    for app in apps:
+        assert app["appKey"] in text
+        assert app["appKey"] in as_json
+        assert app["appSecret"] not in text
+        assert app["appSecret"] not in as_json
+    assert "argon2" not in text + as_json  # nor the hashes
+    assert set(json.loads(as_json)[0]) == {"appKey", "name", "organization", "products", "disabled"}
+    assert [line.split()[2] for line in text.splitlines()] == ["enabled", "enabled"]
+
+
+def test_apps_list_of_an_empty_database_prints_nothing(db_url: str) -> None:
+    assert ok("apps", "list", "--database-url", db_url) == ""
+    assert listed(db_url) == []
+
+
+def test_apps_disable_stops_the_credentials(db_url: str, rt: Runtime) -> None:
+    app = create_json(db_url)
+    credentials.authenticate_client(rt.uow, app_key=app["appKey"], app_secret=app["appSecret"])
+    assert (
+        ok("apps", "disable", app["appKey"], "--database-url", db_url).strip() == f"disabled {app['appKey']}"
+    )
+    with pytest.raises(errors.InvalidClient):
+        credentials.authenticate_client(rt.uow, app_key=app["appKey"], app_secret=app["appSecret"])
+    assert listed(db_url)[0]["disabled"] is True
+
+
+def test_apps_disable_of_an_unknown_key_fails(db_url: str) -> None:
+    result = cli("apps", "disable", "no-such-key", "--database-url", db_url)
+    assert result.exit_code == 1
+    assert "no application with AppKey no-such-key" in result.stderr
+    assert result.stdout == ""
+
+
+def test_db_upgrade_creates_the_schema_and_can_run_again(db_url: str) -> None:
+    assert ok("db", "upgrade", "--database-url", db_url).strip() == "database is up to date"
+    assert ok("db", "upgrade", "--database-url", db_url).strip() == "database is up to date"
+    engine = sa.create_engine(db_url)
+    try:
+        tables = set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    expected = {"organizations", "apps", "entitlements", "tokens", "jobs", "job_problems", "transactions"}
+    assert expected <= tables
+    assert "alembic_version" in tables
+
+
+def test_database_url_may_come_from_the_environment(db_url: str) -> None:
+    result = cli("db", "upgrade", env={"PENDINGTX_DATABASE_URL": db_url})
+    assert result.exit_code == 0, result.output
+    assert Path(db_url.removeprefix("sqlite:///")).exists()
+
+
+def test_an_unusable_database_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    for url in ("not a url", f"sqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}"):
+        result = cli("db", "upgrade", "--database-url", url)
+        assert result.exit_code == 1
+        assert result.stderr.startswith("Error: cannot use the database"), result.stderr
+        assert "Traceback" not in result.output
+
+
+def test_an_invalid_setting_is_a_usage_error(db_url: str) -> None:
+    result = cli("db", "upgrade", "--database-url", db_url, env={"PENDINGTX_WORKER_CHUNK_SIZE": "many"})
+    assert result.exit_code == 2
+    assert "invalid setting" in result.stderr
+
+
+def test_serve_refuses_an_unknown_log_level_before_starting(db_url: str) -> None:
+    result = cli("serve", "--database-url", db_url, env={"PENDINGTX_LOG_LEVEL": "loud"})
+    assert result.exit_code == 2
+    assert "log_level must be one of" in result.stderr
+
+
+def test_serve_help_shows_the_options() -> None:
+    out = ok("serve", "--help")
+    for option in ("--host", "--port", "--database-url", "--no-worker"):
+        assert option in out
+    assert "127.0.0.1" in out
+    assert "8000" in out
+
+
+def test_worker_help() -> None:
+    out = ok("worker", "--help")
+    assert "--database-url" in out
+    assert "SIGTERM" in out
+
+
+def test_version() -> None:
+    assert "0.1.0" in ok("--version")
