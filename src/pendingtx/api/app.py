@@ -37,6 +37,8 @@ def routes(runtime: Runtime) -> list[Route]:
         Route("/v2/oauthtoken", TokenEndpoint(runtime).handle, methods=["POST"]),
         Route("/v1/jobs/{appName}/status/{key}", v1.job_status, methods=["GET"]),
         Route("/v1/transactions", v1.create_transactions, methods=["POST"]),
+        Route("/v1/transactions", v1.list_transactions, methods=["GET"]),
+        Route("/v1/transactions/{externalId}", v1.modify_transaction, methods=["PATCH"]),
         Route("/v1/transfers", v1.create_transfers, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),

@@ -133,6 +133,53 @@ _SCHEMAS: dict[str, Any] = {
             "comments": {"type": "string", "maxLength": 500},
         },
     },
+    "Transaction": {
+        "allOf": [_ref("PendingTransaction")],
+        "properties": {
+            "createDate": {"type": "string", "format": "date-time", "description": "US Eastern offset"},
+            "changeDate": {"type": "string", "format": "date-time", "description": "US Eastern offset"},
+        },
+    },
+    "TransactionPage": {
+        "type": "object",
+        "required": ["data", "paging"],
+        "properties": {
+            "data": {
+                "type": "object",
+                "properties": {"results": {"type": "array", "items": _ref("Transaction")}},
+            },
+            "paging": {
+                "type": "object",
+                "properties": {
+                    "totalCount": {"type": "integer"},
+                    "limit": {"type": "integer"},
+                    "cursors": {
+                        "type": "object",
+                        "properties": {
+                            "before": {"type": ["string", "null"]},
+                            "after": {"type": ["string", "null"]},
+                        },
+                    },
+                    "next": {"type": ["string", "null"]},
+                    "previous": {"type": ["string", "null"]},
+                },
+            },
+        },
+    },
+    "JsonPatch": {
+        "type": "array",
+        "minItems": 1,
+        "items": {
+            "type": "object",
+            "required": ["op", "path"],
+            "properties": {
+                "op": {"type": "string", "enum": ["add", "remove", "replace", "move", "copy", "test"]},
+                "path": {"type": "string"},
+                "from": {"type": "string"},
+                "value": {},
+            },
+        },
+    },
     "Batch": {
         "oneOf": [
             _ref("PendingTransaction"),
@@ -168,6 +215,78 @@ def _submit(summary: str, description: str) -> dict[str, Any]:
             **_errors("400", "401", "403", "413", "414", "415", "500", "503"),
         },
     }
+
+
+def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": "string", **schema},
+    }
+
+
+_DATE = "yyyy-MM-ddTHH:mm:ss.SSS or yyyy-MM-dd, US Eastern time, inclusive"
+_LIST_PARAMETERS = [
+    _query("status", "Active or Cancel", enum=["Active", "Cancel"]),
+    _query("type", "one of the transaction types", enum=[t.value for t in TransactionType]),
+    _query("externalId", "exact externalId"),
+    _query("productExternalId", "exact productExternalId"),
+    _query("investorExternalId", "exact investorExternalId"),
+    _query("contactExternalId", "exact contactExternalId"),
+    _query("createStartDate", _DATE),
+    _query("createEndDate", _DATE),
+    _query("changeStartDate", _DATE),
+    _query("changeEndDate", _DATE),
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 50, "default": 25},
+    },
+    _query("after", "cursor: rows after this one"),
+    _query("before", "cursor: rows before this one"),
+]
+
+_TRANSACTIONS_PATH: dict[str, Any] = {
+    "get": {
+        "summary": "List the organization's transactions",
+        "description": "Filters combine with AND; pages follow creation order.",
+        "security": _V1_SECURITY,
+        "parameters": _LIST_PARAMETERS,
+        "responses": {
+            "200": _json(_ref("TransactionPage"), "One page of transactions."),
+            **_errors("400", "401", "403", "414", "500", "503"),
+        },
+    },
+}
+
+_MODIFY_PATH: dict[str, Any] = {
+    "patch": {
+        "summary": "Modify or cancel a transaction",
+        "description": "JSON Patch (RFC 6902) or merge patch (RFC 7396). Setting status to Cancel cancels; "
+        "externalId, createDate and changeDate cannot change; a cancelled transaction cannot be modified.",
+        "security": _V1_SECURITY,
+        "parameters": [{"name": "externalId", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json-patch+json": {"schema": _ref("JsonPatch")},
+                "application/merge-patch+json": {"schema": {"type": "object"}},
+                "application/json": {"schema": {"type": "object"}},
+            },
+        },
+        "responses": {
+            "202": _json(
+                _ref("JobAccepted"),
+                "The modification is stored durably as one job.",
+                Location={"description": "the job's status URL", "schema": {"type": "string"}},
+            ),
+            **_errors("400", "401", "403", "404", "413", "414", "415", "500", "503"),
+        },
+    }
+}
 
 
 def openapi_document() -> dict[str, Any]:
@@ -240,8 +359,10 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             "/v1/transactions": {
-                "post": _submit("Create pending transactions", "One record or an array of 1 to 10,000.")
+                "post": _submit("Create pending transactions", "One record or an array of 1 to 10,000."),
+                **_TRANSACTIONS_PATH,
             },
+            "/v1/transactions/{externalId}": _MODIFY_PATH,
             "/v1/transfers": {
                 "post": _submit(
                     "Create pending transfers", "As /v1/transactions; every record must be a transfer."

@@ -6,12 +6,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pendingtx import errors
-from pendingtx.api.requests import read_body, require_media_type
+from pendingtx.api.requests import media_type, read_body, require_media_type
 from pendingtx.api.responses import JSON, json_response
 from pendingtx.bootstrap import Runtime
+from pendingtx.domain import listing as paging
 from pendingtx.domain.jobs import JobKind
 from pendingtx.domain.times import to_eastern_iso
-from pendingtx.services import credentials, job_status, submissions
+from pendingtx.services import credentials, job_status, listing, modifications, submissions
 from pendingtx.services.credentials import Caller
 
 STATUS_PATH = "/v1/jobs/insight/status/{key}"
@@ -88,8 +89,38 @@ class V1Routes:
             clock=self.rt.clock,
             notify=self.rt.wakeup.notify,
         )
-        return json_response(
-            {"jobStatusQueryKey": accepted.key, "batchId": accepted.batch_id},
-            status=202,
-            headers={"Location": STATUS_PATH.format(key=accepted.key)},
+        return _accepted(accepted)
+
+    async def modify_transaction(self, request: Request) -> Response:
+        """PATCH /v1/transactions/{externalId}."""
+        caller = self._caller(request)
+        body = await read_body(request, limit=self.rt.settings.max_body_bytes)
+        accepted = modifications.request_modification(
+            self.rt.uow,
+            caller,
+            request.path_params["externalId"],
+            body=body,
+            media_type=media_type(request),
+            clock=self.rt.clock,
+            notify=self.rt.wakeup.notify,
         )
+        return _accepted(accepted)
+
+    async def list_transactions(self, request: Request) -> Response:
+        """GET /v1/transactions."""
+        caller = self._caller(request)
+        found = listing.list_transactions(self.rt.uow, caller, request.query_params.multi_items())
+        return json_response(
+            {
+                "data": {"results": [listing.transaction_json(row) for row in found.rows]},
+                "paging": paging.to_body(found.paging),
+            }
+        )
+
+
+def _accepted(accepted: submissions.AcceptedJob) -> Response:
+    return json_response(
+        {"jobStatusQueryKey": accepted.key, "batchId": accepted.batch_id},
+        status=202,
+        headers={"Location": STATUS_PATH.format(key=accepted.key)},
+    )
