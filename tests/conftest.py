@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,27 +16,36 @@ from pendingtx.config import Settings
 from pendingtx.domain.credentials import PRODUCT
 from pendingtx.services import credentials
 from pendingtx.storage.engine import make_engine
-from pendingtx.storage.migrate import upgrade
+from tests import databases
 from tests.support import FakeClock, basic
 
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One migrated SQLite database, copied for each test instead of migrating again."""
-    path = tmp_path_factory.mktemp("template") / "template.db"
-    engine = make_engine(Settings(database_url=f"sqlite:///{path}"))
-    upgrade(engine)
-    with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    engine.dispose()
-    return path
+    return databases.migrated_sqlite(tmp_path_factory.mktemp("template") / "template.db")
 
 
-@pytest.fixture
-def database_url(sqlite_template: Path, tmp_path: Path) -> str:
-    target = tmp_path / "pendingtx.db"
-    shutil.copyfile(sqlite_template, target)
-    return f"sqlite:///{target}"
+@pytest.fixture(scope="session")
+def postgres_databases() -> Iterator[databases.PostgresDatabases]:
+    """One migrated PostgreSQL template per session, and the test databases cloned from it."""
+    databases.require_postgres()
+    with databases.postgres_template() as name:
+        pool = databases.PostgresDatabases(name)
+        try:
+            yield pool
+        finally:
+            pool.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database of each kind for every test that touches storage."""
+    if request.param == "sqlite":
+        yield databases.sqlite_copy(sqlite_template, tmp_path)
+        return
+    with request.getfixturevalue("postgres_databases").database() as url:
+        yield url
 
 
 @pytest.fixture

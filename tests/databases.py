@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from pendingtx.config import Settings
 from pendingtx.storage.engine import make_engine
 from pendingtx.storage.migrate import upgrade
+from pendingtx.storage.tables import metadata
 
 PG_ADMIN_URL = os.environ.get("PENDINGTX_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -50,11 +51,14 @@ def _admin() -> sa.Engine:
 
 def postgres_unavailable() -> str | None:
     """Why PostgreSQL tests cannot run here, or None when the server answers."""
+    admin = _admin()
     try:
-        with _admin().connect() as conn:
+        with admin.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
     except sa.exc.OperationalError as exc:
         return f"PostgreSQL at {sa.make_url(PG_ADMIN_URL).render_as_string()} is unreachable: {exc.orig}"
+    finally:
+        admin.dispose()
     return None
 
 
@@ -76,8 +80,10 @@ def postgres_template() -> Iterator[str]:
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     engine = make_engine(Settings(database_url=_pg_url(name)))
-    upgrade(engine)
-    engine.dispose()
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
     try:
         yield name
     finally:
@@ -86,16 +92,56 @@ def postgres_template() -> Iterator[str]:
         admin.dispose()
 
 
-@contextmanager
-def postgres_copy(template: str) -> Iterator[str]:
-    """A fresh database for one test, cloned from the template and dropped afterwards."""
-    name = f"ptx_test_{uuid.uuid4().hex[:12]}"
-    admin = _admin()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    try:
+class PostgresDatabases:
+    """Hands each test a database of its own, cloned from the template.
+
+    Cloning costs about 0.3 s here, so a database is emptied (TRUNCATE, identities restarted) after
+    its test and handed to a later test instead of being dropped: one test at a time, never shared.
+    """
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        self.admin = _admin()
+        self.free: list[str] = []
+        self.created: list[str] = []
+
+    @contextmanager
+    def database(self) -> Iterator[str]:
+        """A clean database for the duration of one test."""
+        name = self.free.pop() if self.free else self._clone()
         yield _pg_url(name)
-    finally:
-        with admin.connect() as conn:
+        if self._empty(name):
+            self.free.append(name)
+        else:
+            self._drop(name)
+
+    def _clone(self) -> str:
+        name = f"ptx_test_{uuid.uuid4().hex[:12]}"
+        with self.admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        self.created.append(name)
+        return name
+
+    def _empty(self, name: str) -> bool:
+        tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+        engine = sa.create_engine(_pg_url(name).replace("postgresql://", "postgresql+psycopg://", 1))
+        try:
+            with engine.begin() as conn:
+                # A test that left a transaction open would block us: then the database is dropped.
+                conn.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
+                conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        except sa.exc.DBAPIError:
+            return False
+        finally:
+            engine.dispose()
+        return True
+
+    def _drop(self, name: str) -> None:
+        with self.admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+
+    def close(self) -> None:
+        """Drop every database this session made."""
+        for name in self.created:
+            self._drop(name)
+        self.admin.dispose()

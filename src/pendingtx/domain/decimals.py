@@ -3,9 +3,9 @@
 import re
 from decimal import Decimal
 
-# Caps amounts and units alike. Units have no business limit of their own, but they are stored
-# in a fixed-precision column (NUMERIC(20, 6): 14 integer digits, as amount's NUMERIC(16, 2)),
-# so a larger value could not be stored exactly.
+# Caps amounts and units alike. Units have no business limit of their own, but an unbounded value
+# would make storage, sums and client parsers (many read JSON numbers as doubles) a hazard; 10^13
+# with 6 decimal places stays within 20 significant digits.
 MAX_QUANTITY = Decimal(10**13)
 
 NOT_A_NUMBER = "must be a decimal number"

@@ -33,19 +33,18 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
-    """NUMERIC on PostgreSQL; on SQLite a canonical decimal string, since SQLite would round via float."""
+    """NUMERIC on PostgreSQL; on SQLite a canonical decimal string, since SQLite would round via float.
+
+    PostgreSQL's NUMERIC has no fixed scale here, so a value comes back with exactly the digits it was
+    stored with; the domain rules bound its size and decimal places.
+    """
 
     impl = sa.String(48)
     cache_ok = True
 
-    def __init__(self, precision: int, scale: int) -> None:
-        super().__init__()
-        self.precision = precision
-        self.scale = scale
-
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "postgresql":
-            return dialect.type_descriptor(sa.Numeric(self.precision, self.scale, asdecimal=True))
+            return dialect.type_descriptor(sa.Numeric(asdecimal=True))
         return dialect.type_descriptor(sa.String(48))
 
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
