@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from pendingtx.bootstrap import Runtime
-from pendingtx.services import submissions
+from pendingtx.services import enqueue
 from tests.conftest import AppCreds, assert_error, mint
 from tests.support import FakeClock, record
 
@@ -243,7 +243,7 @@ def test_another_organizations_key_is_404_like_an_unknown_key(
     # What "other" is told about a key nobody has...
     unknown = get_status(client, other_headers, UNKNOWN_KEY)
     # ...and, once acme has a job with exactly that key, about acme's job.
-    monkeypatch.setattr(submissions, "new_job_key", lambda: UNKNOWN_KEY)
+    monkeypatch.setattr(enqueue, "new_job_key", lambda: UNKNOWN_KEY)
     key, _ = submit(client, headers, record("ISO-1"))
     assert key == UNKNOWN_KEY
     assert status_body(client, headers, key)["status"] == "Submitted"

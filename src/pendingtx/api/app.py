@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route, Router
@@ -27,6 +28,12 @@ def routes(runtime: Runtime) -> list[Route]:
     async def healthz(_: Request) -> Response:
         return json_response({"status": "ok"})
 
+    async def readyz(_: Request) -> Response:
+        # A database error becomes 503 service.unavailable in the request layer.
+        with runtime.uow.read() as conn:
+            conn.execute(sa.select(1))
+        return json_response({"status": "ready", "database": "ok"})
+
     async def openapi(_: Request) -> Response:
         return json_response(document)
 
@@ -41,6 +48,7 @@ def routes(runtime: Runtime) -> list[Route]:
         Route("/v1/transactions/{externalId}", v1.modify_transaction, methods=["PATCH"]),
         Route("/v1/transfers", v1.create_transfers, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
         Route("/docs", docs, methods=["GET"], include_in_schema=False),
     ]

@@ -188,6 +188,14 @@ _SCHEMAS: dict[str, Any] = {
     },
 }
 
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Retrying with the same key and request answers with the same job instead of a new one.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+
 _V1_SECURITY: list[dict[str, list[str]]] = [{"bearer": [], "appKey": []}]
 _RETRY_AFTER = {"description": "seconds to wait before polling again", "schema": {"type": "integer"}}
 
@@ -203,7 +211,8 @@ def _submit(summary: str, description: str) -> dict[str, Any]:
                 "in": "query",
                 "required": False,
                 "schema": {"type": "string", "enum": ["pending"]},
-            }
+            },
+            _IDEMPOTENCY_KEY,
         ],
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Batch")}}},
         "responses": {
@@ -268,7 +277,10 @@ _MODIFY_PATH: dict[str, Any] = {
         "description": "JSON Patch (RFC 6902) or merge patch (RFC 7396). Setting status to Cancel cancels; "
         "externalId, createDate and changeDate cannot change; a cancelled transaction cannot be modified.",
         "security": _V1_SECURITY,
-        "parameters": [{"name": "externalId", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "parameters": [
+            {"name": "externalId", "in": "path", "required": True, "schema": {"type": "string"}},
+            _IDEMPOTENCY_KEY,
+        ],
         "requestBody": {
             "required": True,
             "content": {
@@ -372,6 +384,15 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "Liveness",
                     "responses": {"200": _json({"type": "object"}, "The service is up.")},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: the database answers",
+                    "responses": {
+                        "200": _json({"type": "object"}, "The service can serve requests."),
+                        **_errors("500", "503"),
+                    },
                 }
             },
         },

@@ -14,6 +14,7 @@ from pendingtx.domain.jobs import JobKind
 from pendingtx.domain.times import to_eastern_iso
 from pendingtx.services import credentials, job_status, listing, modifications, submissions
 from pendingtx.services.credentials import Caller
+from pendingtx.services.enqueue import AcceptedJob, Idempotency
 
 STATUS_PATH = "/v1/jobs/insight/status/{key}"
 
@@ -88,6 +89,7 @@ class V1Routes:
             max_records=self.rt.settings.max_batch_records,
             clock=self.rt.clock,
             notify=self.rt.wakeup.notify,
+            idempotency=_idempotency(request, body),
         )
         return _accepted(accepted)
 
@@ -103,6 +105,7 @@ class V1Routes:
             media_type=media_type(request),
             clock=self.rt.clock,
             notify=self.rt.wakeup.notify,
+            idempotency=_idempotency(request, body),
         )
         return _accepted(accepted)
 
@@ -118,7 +121,15 @@ class V1Routes:
         )
 
 
-def _accepted(accepted: submissions.AcceptedJob) -> Response:
+def _idempotency(request: Request, body: bytes) -> Idempotency | None:
+    # The digest covers everything that makes two requests "the same request".
+    described = b"\n".join(
+        part.encode() for part in (request.method, request.url.path, request.url.query, media_type(request))
+    )
+    return Idempotency.of(request.headers.get("idempotency-key"), request=described + b"\n" + body)
+
+
+def _accepted(accepted: AcceptedJob) -> Response:
     return json_response(
         {"jobStatusQueryKey": accepted.key, "batchId": accepted.batch_id},
         status=202,

@@ -12,15 +12,13 @@ import msgspec
 from pendingtx import errors
 from pendingtx.clock import Clock
 from pendingtx.domain import patching
-from pendingtx.domain.jobs import JobKind, new_job_key
+from pendingtx.domain.jobs import JobKind
 from pendingtx.domain.times import to_eastern_iso
 from pendingtx.domain.transactions import PendingTransaction, Problem
 from pendingtx.services.credentials import Caller
+from pendingtx.services.enqueue import AcceptedJob, Idempotency, NewJob, enqueue
 from pendingtx.services.errors import PoisonedPayload
-from pendingtx.services.submissions import AcceptedJob
-from pendingtx.storage import jobs as job_repo
 from pendingtx.storage import transactions as tx_repo
-from pendingtx.storage.claim import announce_job
 from pendingtx.storage.unit_of_work import UnitOfWork
 
 
@@ -55,6 +53,7 @@ def request_modification(
     media_type: str,
     clock: Clock,
     notify: Callable[[], None],
+    idempotency: Idempotency | None = None,
 ) -> AcceptedJob:
     """404 for an unknown externalId, 415 for another media type, 400 for a malformed patch; else a job."""
     with uow.read() as conn:
@@ -72,23 +71,15 @@ def request_modification(
         raise errors.ValidationFailed(
             errors=[errors.ErrorDetail(p.field or "body", "body", p.reason) for p in problems]
         )
-    key = new_job_key()
     payload = msgspec.json.encode(Envelope(fmt, msgspec.Raw(body)))
-    with uow.write() as conn:
-        job_id = job_repo.insert_job(
-            conn,
-            key=key,
-            org_id=caller.org_id,
-            app_id=caller.app_id,
-            kind=JobKind.MODIFY,
-            payload=payload,
-            record_count=1,
-            now=clock(),
-            target=external_id,
-        )
-        announce_job(conn)
-    notify()
-    return AcceptedJob(key=key, batch_id=str(job_id))
+    return enqueue(
+        uow,
+        caller,
+        NewJob(JobKind.MODIFY, payload, 1, target=external_id),
+        idempotency=idempotency,
+        clock=clock,
+        notify=notify,
+    )
 
 
 def apply_stored_patch(

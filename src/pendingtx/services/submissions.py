@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache
 
 import msgspec
 
 from pendingtx import errors
 from pendingtx.clock import Clock
-from pendingtx.domain.jobs import JobKind, new_job_key
+from pendingtx.domain.jobs import JobKind
 from pendingtx.services.credentials import Caller
-from pendingtx.storage import jobs as repo
-from pendingtx.storage.claim import announce_job
+from pendingtx.services.enqueue import AcceptedJob, Idempotency, NewJob, enqueue
 from pendingtx.storage.unit_of_work import UnitOfWork
 
 Batch = list[msgspec.Raw] | dict[str, msgspec.Raw]
-
-
-@dataclass(frozen=True, slots=True)
-class AcceptedJob:
-    """What the 202 tells the client."""
-
-    key: str
-    batch_id: str
 
 
 @cache
@@ -69,21 +59,15 @@ def submit_batch(
     max_records: int,
     clock: Clock,
     notify: Callable[[], None],
+    idempotency: Idempotency | None = None,
 ) -> AcceptedJob:
     """Commit the batch as one job before answering, then wake a worker."""
     record_count = count_records(body, max_records=max_records)
-    key = new_job_key()
-    with uow.write() as conn:
-        job_id = repo.insert_job(
-            conn,
-            key=key,
-            org_id=caller.org_id,
-            app_id=caller.app_id,
-            kind=kind,
-            payload=body,
-            record_count=record_count,
-            now=clock(),
-        )
-        announce_job(conn)
-    notify()
-    return AcceptedJob(key=key, batch_id=str(job_id))
+    return enqueue(
+        uow,
+        caller,
+        NewJob(kind, body, record_count),
+        idempotency=idempotency,
+        clock=clock,
+        notify=notify,
+    )

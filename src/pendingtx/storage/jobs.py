@@ -56,6 +56,8 @@ def insert_job(
     record_count: int,
     now: datetime,
     target: str | None = None,
+    idempotency_key: str | None = None,
+    request_digest: str | None = None,
 ) -> int:
     """Store a submitted job with its whole payload; returns its id, the batchId."""
     result = conn.execute(
@@ -70,10 +72,22 @@ def insert_job(
             record_count=record_count,
             submitted_at=now,
             target=target,
+            idempotency_key=idempotency_key,
+            request_digest=request_digest,
         )
         .returning(jobs.c.id)
     )
     return int(result.scalar_one())
+
+
+def find_by_idempotency_key(conn: sa.Connection, *, app_id: int, key: str) -> tuple[int, str, str] | None:
+    """The (id, key, request digest) of the job an application made with this Idempotency-Key."""
+    row = conn.execute(
+        sa.select(jobs.c.id, jobs.c.key, jobs.c.request_digest).where(
+            jobs.c.app_id == app_id, jobs.c.idempotency_key == key
+        )
+    ).first()
+    return (int(row[0]), str(row[1]), str(row[2])) if row is not None else None
 
 
 _FIND_JOB = sa.select(

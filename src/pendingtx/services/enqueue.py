@@ -1,0 +1,115 @@
+"""Storing a job durably before the 202, once per Idempotency-Key, and waking the workers."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from pendingtx import errors
+from pendingtx.clock import Clock
+from pendingtx.domain.jobs import JobKind, new_job_key
+from pendingtx.services.credentials import Caller
+from pendingtx.storage import jobs as repo
+from pendingtx.storage.claim import announce_job
+from pendingtx.storage.unit_of_work import UnitOfWork
+
+_KEY_SHAPE = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedJob:
+    """What the 202 tells the client."""
+
+    key: str
+    batch_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotency:
+    """A client's Idempotency-Key and a digest of the request it was first used with."""
+
+    key: str
+    digest: str
+
+    @classmethod
+    def of(cls, key: str | None, *, request: bytes) -> Idempotency | None:
+        """None without a key; 400 for a key that is not 1-255 visible ASCII characters."""
+        if key is None:
+            return None
+        if not _KEY_SHAPE.fullmatch(key):
+            raise errors.ValidationFailed(
+                errors=[
+                    errors.ErrorDetail("Idempotency-Key", "header", "must be 1-255 visible ASCII characters")
+                ]
+            )
+        return cls(key, hashlib.sha256(request).hexdigest())
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to store: what it does, to what, and its payload."""
+
+    kind: JobKind
+    payload: bytes
+    record_count: int
+    target: str | None = None
+
+
+def enqueue(
+    uow: UnitOfWork,
+    caller: Caller,
+    job: NewJob,
+    *,
+    idempotency: Idempotency | None,
+    clock: Clock,
+    notify: Callable[[], None],
+) -> AcceptedJob:
+    """Commit the job (or find the one this Idempotency-Key already made), then wake a worker."""
+    try:
+        accepted = _store(uow, caller, job, idempotency, clock)
+    except sa.exc.IntegrityError:
+        # The same key raced in from another request: its job is committed now, so answer with it.
+        if idempotency is None:
+            raise
+        accepted = _store(uow, caller, job, idempotency, clock)
+    notify()
+    return accepted
+
+
+def _store(
+    uow: UnitOfWork, caller: Caller, job: NewJob, idempotency: Idempotency | None, clock: Clock
+) -> AcceptedJob:
+    with uow.write() as conn:
+        if idempotency is not None:
+            earlier = repo.find_by_idempotency_key(conn, app_id=caller.app_id, key=idempotency.key)
+            if earlier is not None:
+                if earlier[2] != idempotency.digest:
+                    raise errors.ValidationFailed(
+                        "Idempotency-Key was already used with a different request",
+                        errors=[
+                            errors.ErrorDetail(
+                                "Idempotency-Key", "header", "was already used with a different request"
+                            )
+                        ],
+                    )
+                return AcceptedJob(key=earlier[1], batch_id=str(earlier[0]))
+        key = new_job_key()
+        job_id = repo.insert_job(
+            conn,
+            key=key,
+            org_id=caller.org_id,
+            app_id=caller.app_id,
+            kind=job.kind,
+            payload=job.payload,
+            record_count=job.record_count,
+            now=clock(),
+            target=job.target,
+            idempotency_key=idempotency.key if idempotency else None,
+            request_digest=idempotency.digest if idempotency else None,
+        )
+        announce_job(conn)
+    return AcceptedJob(key=key, batch_id=str(job_id))
