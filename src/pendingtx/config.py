@@ -28,6 +28,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_poll_seconds: PositiveSeconds = 2.0
     worker_chunk_size: Positive = 500
     worker_max_attempts: Positive = 3
+    # Connections per process: PostgreSQL's max_connections must cover every process's pool.
+    database_pool_size: Positive = 10
     sqlite_busy_timeout_ms: Annotated[int, msgspec.Meta(ge=0)] = 5000
     # FULL makes every acknowledged write survive a power cut, not only a process crash.
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"

@@ -32,7 +32,15 @@ def make_engine(settings: Settings) -> sa.Engine:
     url = normalize_url(settings.database_url)
     if url.startswith("sqlite"):
         return _sqlite_engine(url, settings)
-    return sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return sa.create_engine(
+        url,
+        pool_size=settings.database_pool_size,
+        max_overflow=0,
+        pool_pre_ping=True,
+        pool_timeout=5,
+        # A dead server must fail fast: requests answer 503 instead of hanging on the event loop.
+        connect_args={"connect_timeout": 3},
+    )
 
 
 def _sqlite_engine(url: str, settings: Settings) -> sa.Engine:

@@ -18,4 +18,7 @@ with engine.connect() as connection:
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Many processes may start at once on several hosts: one migrates, the others wait for it.
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7305541)")
         context.run_migrations()
