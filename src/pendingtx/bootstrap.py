@@ -11,6 +11,7 @@ from pendingtx.clock import Clock, utc_now
 from pendingtx.config import Settings
 from pendingtx.domain.credentials import TokenLifetimes
 from pendingtx.storage.engine import make_engine
+from pendingtx.storage.hot_reads import HotReads
 from pendingtx.storage.migrate import upgrade
 from pendingtx.storage.unit_of_work import UnitOfWork
 from pendingtx.worker.wakeup import Wakeup
@@ -28,6 +29,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.uow = UnitOfWork(self.engine)
+        self.reads = HotReads(self.engine)
         self.lifetimes = TokenLifetimes(
             absolute=timedelta(seconds=self.settings.token_ttl_seconds),
             idle=timedelta(seconds=self.settings.token_idle_seconds),
@@ -46,6 +48,7 @@ class Runtime:
 
     def close(self) -> None:
         """Release the database connections."""
+        self.reads.close()
         self.engine.dispose()
 
 

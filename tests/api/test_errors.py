@@ -105,10 +105,10 @@ def _boom(*_: Any, **__: Any) -> Any:
 @pytest.mark.parametrize(
     ("target", "name", "method", "path"),
     [
-        (job_status, "job_status", "GET", STATUS_URL),
+        (job_status, "read_status", "GET", STATUS_URL),
         (submissions, "submit_batch", "POST", "/v1/transactions"),
         (submissions, "submit_batch", "POST", "/v1/transfers"),
-        (credentials, "authenticate", "GET", STATUS_URL),
+        (credentials, "admit", "GET", STATUS_URL),
     ],
 )
 def test_unhandled_exception_is_500_without_details(

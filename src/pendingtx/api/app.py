@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 from pendingtx.api.context import RequestContext
 from pendingtx.api.openapi import DOCS_HTML, openapi_document
 from pendingtx.api.responses import json_response
+from pendingtx.api.status import StatusEndpoint
 from pendingtx.api.token_endpoint import TokenEndpoint
 from pendingtx.api.v1 import V1Routes
 from pendingtx.bootstrap import Runtime
@@ -42,7 +43,7 @@ def routes(runtime: Runtime) -> list[Route]:
 
     return [
         Route("/v2/oauthtoken", TokenEndpoint(runtime).handle, methods=["POST"]),
-        Route("/v1/jobs/{appName}/status/{key}", v1.job_status, methods=["GET"]),
+        Route("/v1/jobs/{appName}/status/{key}", StatusEndpoint(runtime), methods=["GET"]),
         Route("/v1/transactions", v1.create_transactions, methods=["POST"]),
         Route("/v1/transactions", v1.list_transactions, methods=["GET"]),
         Route("/v1/transactions/{externalId}", v1.modify_transaction, methods=["PATCH"]),

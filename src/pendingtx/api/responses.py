@@ -20,6 +20,11 @@ def _encoder() -> msgspec.json.Encoder:
     return msgspec.json.Encoder(decimal_format="number")
 
 
+def encode_json(content: Any) -> bytes:
+    """JSON bytes, with Decimals as numbers."""
+    return _encoder().encode(content)
+
+
 def json_response(content: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     """A JSON answer."""
     return Response(_encoder().encode(content), status_code=status, headers=headers, media_type=JSON)

@@ -8,35 +8,13 @@ from starlette.responses import Response
 from pendingtx import errors
 from pendingtx.api.requests import media_type, read_body, require_media_type
 from pendingtx.api.responses import JSON, json_response
+from pendingtx.api.status import STATUS_PATH
 from pendingtx.bootstrap import Runtime
 from pendingtx.domain import listing as paging
 from pendingtx.domain.jobs import JobKind
-from pendingtx.domain.times import to_eastern_iso
-from pendingtx.services import credentials, job_status, listing, modifications, submissions
+from pendingtx.services import credentials, listing, modifications, submissions
 from pendingtx.services.credentials import Caller
 from pendingtx.services.enqueue import AcceptedJob, Idempotency
-
-STATUS_PATH = "/v1/jobs/insight/status/{key}"
-
-
-def job_body(view: job_status.JobView) -> dict[str, object]:
-    """The status answer: the four documented members first, then the details."""
-    job = view.job
-    return {
-        "status": job.status.value,
-        "batchId": str(job.id),
-        "message": view.message,
-        "validationMessage": [p.message() for p in view.problems],
-        "recordCount": job.record_count,
-        "processedCount": job.processed_count,
-        "failedCount": job.failed_count,
-        "submittedAt": to_eastern_iso(job.submitted_at),
-        "completedAt": to_eastern_iso(job.completed_at) if job.completed_at else None,
-        "validationDetails": [
-            {"index": p.index, "externalId": p.external_id, "field": p.field, "reason": p.reason}
-            for p in view.problems
-        ],
-    }
 
 
 class V1Routes:
@@ -49,22 +27,12 @@ class V1Routes:
         headers = request.headers
         return credentials.authenticate(
             self.rt.uow,
+            self.rt.reads,
             authorization=headers.get("authorization"),
             app_key=headers.get("appkey"),
             lifetimes=self.rt.lifetimes,
             clock=self.rt.clock,
         )
-
-    async def job_status(self, request: Request) -> Response:
-        """GET /v1/jobs/{appName}/status/{key}."""
-        caller = self._caller(request)
-        params = request.path_params
-        job_status.check_path(params["appName"], params["key"])
-        view = job_status.job_status(self.rt.uow, caller, params["key"])
-        headers = None
-        if not view.terminal:
-            headers = {"Retry-After": str(self.rt.settings.status_retry_after_seconds)}
-        return json_response(job_body(view), headers=headers)
 
     async def create_transactions(self, request: Request) -> Response:
         """POST /v1/transactions."""

@@ -15,6 +15,7 @@ from pendingtx import errors
 from pendingtx.clock import Clock
 from pendingtx.domain import credentials as cred
 from pendingtx.storage import apps as repo
+from pendingtx.storage.hot_reads import HotReads
 from pendingtx.storage.unit_of_work import UnitOfWork
 
 
@@ -129,20 +130,10 @@ def bearer_token(authorization: str | None) -> str:
     return token
 
 
-def authenticate(
-    uow: UnitOfWork,
-    *,
-    authorization: str | None,
-    app_key: str | None,
-    lifetimes: cred.TokenLifetimes,
-    clock: Clock,
+def admit(
+    found: repo.TokenRecord | None, *, app_key: str | None, lifetimes: cred.TokenLifetimes, now: datetime
 ) -> Caller:
-    """Apply the contract's authentication rules 1 to 5, in order, to a /v1 request."""
-    token = bearer_token(authorization)
-    digest = cred.token_digest(token)
-    now = clock()
-    with uow.read() as conn:
-        found = repo.find_token(conn, digest)
+    """Apply the contract's authentication rules 1 to 5, in order, to a token already looked up."""
     if found is None or found.revoked:
         raise errors.AuthenticationFailed()
     if lifetimes.expired(expires_at=found.expires_at, last_used_at=found.last_used_at, now=now):
@@ -153,10 +144,34 @@ def authenticate(
         raise errors.AuthenticationFailed("Application is disabled")
     if not found.entitled:
         raise errors.NotEntitled()
+    return Caller(found.app_id, found.app_key, found.app_name, found.org_id)
+
+
+def note_use(
+    uow: UnitOfWork, found: repo.TokenRecord, *, lifetimes: cred.TokenLifetimes, now: datetime
+) -> None:
+    """Keep the idle clock honest, writing at most once per touch interval."""
     if lifetimes.needs_touch(last_used_at=found.last_used_at, now=now):
         with uow.write() as conn:
             repo.touch_token(conn, found.id, now=now)
-    return Caller(found.app_id, found.app_key, found.app_name, found.org_id)
+
+
+def authenticate(
+    uow: UnitOfWork,
+    reads: HotReads,
+    *,
+    authorization: str | None,
+    app_key: str | None,
+    lifetimes: cred.TokenLifetimes,
+    clock: Clock,
+) -> Caller:
+    """Authenticate a /v1 request: one read, the rules, and the occasional last-use stamp."""
+    found = reads.token(cred.token_digest(bearer_token(authorization)))
+    now = clock()
+    caller = admit(found, app_key=app_key, lifetimes=lifetimes, now=now)
+    assert found is not None
+    note_use(uow, found, lifetimes=lifetimes, now=now)
+    return caller
 
 
 def list_apps(uow: UnitOfWork) -> list[repo.AppRecord]:

@@ -5,9 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pendingtx import errors
+from pendingtx.clock import Clock
+from pendingtx.domain.credentials import TokenLifetimes, token_digest
 from pendingtx.domain.jobs import RecordProblem, is_possible_key, progress_message
+from pendingtx.services import credentials
 from pendingtx.services.credentials import Caller
 from pendingtx.storage import jobs as repo
+from pendingtx.storage.hot_reads import HotReads
 from pendingtx.storage.unit_of_work import UnitOfWork
 
 APP_NAME = "insight"
@@ -49,6 +53,34 @@ def job_status(uow: UnitOfWork, caller: Caller, key: str) -> JobView:
         if job is None:
             raise errors.NotFound(f"No job with key {key}")
         problems = repo.problems_of(conn, job.id) if job.failed_count else []
+    return _view(job, problems)
+
+
+def read_status(
+    uow: UnitOfWork,
+    reads: HotReads,
+    *,
+    authorization: str | None,
+    app_key: str | None,
+    app_name: str,
+    key: str,
+    lifetimes: TokenLifetimes,
+    clock: Clock,
+) -> JobView:
+    """The whole status GET: authentication and the job in one read, then the contract's checks in order."""
+    digest = token_digest(credentials.bearer_token(authorization))
+    found, job, problems = reads.token_and_job(digest, key)
+    now = clock()
+    credentials.admit(found, app_key=app_key, lifetimes=lifetimes, now=now)
+    assert found is not None
+    credentials.note_use(uow, found, lifetimes=lifetimes, now=now)
+    check_path(app_name, key)
+    if job is None:
+        raise errors.NotFound(f"No job with key {key}")
+    return _view(job, problems)
+
+
+def _view(job: repo.JobRecord, problems: list[RecordProblem]) -> JobView:
     if job.status.terminal:
         message = job.message or job.status.value
     else:

@@ -1,0 +1,1 @@
+"""Benchmarks of pendingtx, measured side by side with their anchors; run with `make bench`."""

@@ -1,0 +1,219 @@
+"""The five figures (B1-B5), each measured beside its anchor in the same run."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import msgspec
+
+from bench import anchors
+from bench.servers import noop_server, peak_rss_mb, pendingtx_server, worker_process
+from bench.setup import auth_headers, record, register_app
+from bench.wrk import run_wrk
+
+Database = Callable[[], AbstractContextManager[str]]
+SCRIPTS = Path(__file__).with_name("scripts")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One line of the results table."""
+
+    name: str
+    value: str
+    anchor: str
+    ratio: str
+    goal: str
+    met: bool | None
+
+
+def _status_path(key: str) -> str:
+    return f"/v1/jobs/insight/status/{key}"
+
+
+def _wait_terminal(base: str, headers: dict[str, str], keys: list[str], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
+        for key in keys:
+            while "retry-after" in client.get(_status_path(key)).headers:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"job {key} did not finish")
+                time.sleep(0.02)
+
+
+def _submit(base: str, headers: dict[str, str], body: bytes) -> str:
+    answer = httpx.post(
+        f"{base}/v1/transactions",
+        content=body,
+        headers={**headers, "Content-Type": "application/json"},
+        timeout=60,
+    )
+    answer.raise_for_status()
+    return str(answer.json()["jobStatusQueryKey"])
+
+
+def b1_status(database: Database, label: str, *, seconds: int, rounds: int) -> list[Figure]:
+    """Status GET with auth on a real job key, against the no-op ASGI app; best of `rounds`."""
+    with database() as url:
+        app = register_app(url)
+        with pendingtx_server(url) as (base, _):
+            headers = auth_headers(base, app)
+            key = _submit(base, headers, msgspec.json.encode([record("B1-1")]))
+            _wait_terminal(base, headers, [key])
+            runs = []
+            for _ in range(rounds):
+                with noop_server() as noop:
+                    anchor = run_wrk(f"{noop}/", seconds=seconds)
+                ours = run_wrk(f"{base}{_status_path(key)}", seconds=seconds, headers=headers)
+                if ours.errors:
+                    raise RuntimeError(f"B1 got {ours.errors} errors")
+                runs.append((ours.rps / anchor.rps, ours, anchor))
+    ratio, ours, anchor = max(runs, key=lambda r: r[0])
+    return [
+        Figure(
+            f"B1 status GET rps ({label})",
+            f"{ours.rps:,.0f}",
+            f"{anchor.rps:,.0f} no-op ASGI",
+            f"{ratio:.2f}",
+            ">= 0.45",
+            ratio >= 0.45,
+        ),
+        Figure(
+            f"B1 status GET p50/p99 ms ({label})",
+            f"{ours.p50_ms:.2f} / {ours.p99_ms:.2f}",
+            f"{anchor.p50_ms:.2f} / {anchor.p99_ms:.2f}",
+            "",
+            "p99 <= 10",
+            ours.p99_ms <= 10,
+        ),
+    ]
+
+
+def b2_ingest(database: Database, label: str, *, goal_rate: float | None) -> list[Figure]:
+    """100,000 records as 10 batches of 10,000, from the first POST until all are terminal."""
+    batches = [msgspec.json.encode([record(f"B2-{b}-{i}") for i in range(10_000)]) for b in range(10)]
+    with database() as url:
+        app = register_app(url)
+        with pendingtx_server(url) as (base, pid):
+            headers = auth_headers(base, app)
+            started = time.perf_counter()
+            keys = [_submit(base, headers, body) for body in batches]
+            _wait_terminal(base, headers, keys)
+            elapsed = time.perf_counter() - started
+            rss = peak_rss_mb(pid)
+        anchor_rate = anchors.executemany_rate(url, 100_000)
+    rate = 100_000 / elapsed
+    ratio = rate / anchor_rate
+    met = ratio >= 0.25 and (goal_rate is None or rate >= goal_rate)
+    goal = f">= {goal_rate:,.0f}/s, ratio >= 0.25" if goal_rate else "ratio >= 0.25"
+    return [
+        Figure(
+            f"B2 ingest records/s ({label})",
+            f"{rate:,.0f}",
+            f"{anchor_rate:,.0f} executemany",
+            f"{ratio:.2f}",
+            goal,
+            met,
+        ),
+        Figure(f"B4 peak RSS during B2 ({label})", f"{rss:.0f} MiB", "", "", "<= 250 MiB", rss <= 250),
+    ]
+
+
+def _one_job_latencies(base: str, headers: dict[str, str], count: int) -> list[float]:
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port))
+    post_headers = {**headers, "Content-Type": "application/json"}
+    latencies = []
+    for i in range(count):
+        body = msgspec.json.encode([record(f"B3-{i}")])
+        started = time.perf_counter()
+        conn.request("POST", "/v1/transactions", body=body, headers=post_headers)
+        key = json.loads(conn.getresponse().read())["jobStatusQueryKey"]
+        while True:
+            conn.request("GET", _status_path(key), headers=headers)
+            answer = conn.getresponse()
+            answer.read()
+            if answer.getheader("retry-after") is None:
+                break
+        latencies.append((time.perf_counter() - started) * 1000)
+    conn.close()
+    return latencies
+
+
+def _percentile(values: list[float], p: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1]
+
+
+def b3_latency(
+    database: Database, label: str, *, separate_worker: bool, goal_p50: float, goal_p99: float | None
+) -> list[Figure]:
+    """500 sequential one-record jobs: POST sent until a status GET shows the job terminal."""
+    with database() as url:
+        app = register_app(url)
+        with pendingtx_server(url, worker=not separate_worker) as (base, _):
+            headers = auth_headers(base, app)
+            if separate_worker:
+                with worker_process(url):
+                    _one_job_latencies(base, headers, 20)  # the worker is ready once jobs flow
+                    latencies = _one_job_latencies(base, headers, 500)
+            else:
+                latencies = _one_job_latencies(base, headers, 500)
+    p50, p99 = _percentile(latencies, 50), _percentile(latencies, 99)
+    met = p50 <= goal_p50 and (goal_p99 is None or p99 <= goal_p99)
+    goal = f"p50 <= {goal_p50:g}" + (f", p99 <= {goal_p99:g}" if goal_p99 else "")
+    return [
+        Figure(
+            f"B3 one-record job latency ms p50/p99 ({label})",
+            f"{p50:.2f} / {p99:.2f}",
+            "Celery+Redis 2.0 p50 (notes)",
+            "",
+            goal,
+            met,
+        )
+    ]
+
+
+def b5_throughput(database: Database, label: str, *, seconds: int) -> list[Figure]:
+    """One-record jobs from 8 concurrent clients for `seconds`: jobs completed per second."""
+    with database() as url:
+        app = register_app(url)
+        with pendingtx_server(url) as (base, _):
+            headers = auth_headers(base, app)
+            started = time.perf_counter()
+            result = run_wrk(
+                f"{base}/v1/transactions",
+                connections=8,
+                seconds=seconds,
+                headers=headers,
+                script=SCRIPTS / "submit_one.lua",
+            )
+            done = anchors.wait_all_terminal(url, timeout=120)
+            elapsed = time.perf_counter() - started
+    rate = done / elapsed
+    if result.errors:
+        raise RuntimeError(f"B5 got {result.errors} errors")
+    return [
+        Figure(
+            f"B5 job throughput jobs/s ({label})",
+            f"{rate:,.0f}",
+            "Celery 715, procrastinate 790 (notes)",
+            "",
+            ">= 1,000",
+            rate >= 1000,
+        )
+    ]
+
+
+@contextmanager
+def temporary_directory() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="pendingtx-bench-") as tmp:
+        yield Path(tmp)

@@ -1,0 +1,107 @@
+"""`make bench`: every figure beside its anchor, printed and written into docs/PERFORMANCE.md.
+
+Usage: python -m bench.run [--only B1,B2,B3,B5] [--no-write] [--seconds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import figures
+from bench.setup import postgres_available, postgres_database, sqlite_database
+from bench.wrk import require_wrk
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT = ROOT / "docs" / "PERFORMANCE.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _sqlite(directory: Path) -> Callable[[], AbstractContextManager[str]]:
+    counter = iter(range(1000))
+
+    @contextmanager
+    def database() -> Iterator[str]:
+        with sqlite_database(directory, f"bench{next(counter)}") as url:
+            yield url
+
+    return database
+
+
+def measure(only: set[str], seconds: int, directory: Path) -> list[figures.Figure]:
+    sqlite = _sqlite(directory)
+    pg = postgres_database if postgres_available() else None
+    rows: list[figures.Figure] = []
+    if "B1" in only:
+        rows += figures.b1_status(sqlite, "SQLite", seconds=seconds, rounds=2)
+        if pg:
+            rows += figures.b1_status(pg, "PostgreSQL", seconds=seconds, rounds=1)
+    if "B2" in only:
+        rows += figures.b2_ingest(sqlite, "SQLite", goal_rate=50_000)
+        if pg:
+            rows += figures.b2_ingest(pg, "PostgreSQL", goal_rate=None)
+    if "B3" in only:
+        rows += figures.b3_latency(
+            sqlite, "SQLite, in-process worker", separate_worker=False, goal_p50=3, goal_p99=10
+        )
+        if pg:
+            rows += figures.b3_latency(
+                pg, "PostgreSQL, worker process", separate_worker=True, goal_p50=10, goal_p99=None
+            )
+    if "B5" in only:
+        rows += figures.b5_throughput(sqlite, "SQLite", seconds=20)
+    return rows
+
+
+def table(rows: list[figures.Figure]) -> str:
+    lines = ["| figure | pendingtx | anchor (same run) | ratio | goal | met |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        met = "" if r.met is None else ("yes" if r.met else "**no**")
+        lines.append(f"| {r.name} | {r.value} | {r.anchor} | {r.ratio} | {r.goal} | {met} |")
+    return "\n".join(lines)
+
+
+def write_report(rows: list[figures.Figure], command: str, elapsed: float) -> None:
+    section = "\n".join(
+        [
+            START,
+            f"Run on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores ({platform.machine()}, "
+            f"Python {platform.python_version()}), in {elapsed:.0f} s, with `{command}`.",
+            "",
+            table(rows),
+            END,
+        ]
+    )
+    text = REPORT.read_text() if REPORT.exists() else f"# Performance\n\n{START}\n{END}\n"
+    text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: section, text, flags=re.DOTALL)
+    REPORT.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", default="B1,B2,B3,B5")
+    parser.add_argument("--seconds", type=int, default=8, help="length of each wrk run in B1")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/PERFORMANCE.md alone")
+    args = parser.parse_args()
+    require_wrk()
+    started = time.monotonic()
+    with figures.temporary_directory() as directory:
+        rows = measure({s.strip().upper() for s in args.only.split(",")}, args.seconds, directory)
+    elapsed = time.monotonic() - started
+    print(table(rows))
+    if not args.no_write:
+        write_report(rows, "make bench", elapsed)
+        print(f"\nwritten to {REPORT.relative_to(ROOT)}")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

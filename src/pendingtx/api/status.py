@@ -1,0 +1,73 @@
+"""`GET /v1/jobs/{appName}/status/{key}`, the hot path: a plain ASGI endpoint over one database read.
+
+Clients poll this route far more than any other, so it skips Starlette's Request and Response
+objects and reads the two headers it needs straight from the ASGI scope.
+"""
+
+from __future__ import annotations
+
+from starlette.types import Receive, Scope, Send
+
+from pendingtx.api.responses import encode_json
+from pendingtx.bootstrap import Runtime
+from pendingtx.domain.times import to_eastern_iso
+from pendingtx.services import job_status
+
+STATUS_PATH = "/v1/jobs/insight/status/{key}"
+
+
+def job_body(view: job_status.JobView) -> dict[str, object]:
+    """The status answer: the four documented members first, then the details."""
+    job = view.job
+    return {
+        "status": job.status.value,
+        "batchId": str(job.id),
+        "message": view.message,
+        "validationMessage": [p.message() for p in view.problems],
+        "recordCount": job.record_count,
+        "processedCount": job.processed_count,
+        "failedCount": job.failed_count,
+        "submittedAt": to_eastern_iso(job.submitted_at),
+        "completedAt": to_eastern_iso(job.completed_at) if job.completed_at else None,
+        "validationDetails": [
+            {"index": p.index, "externalId": p.external_id, "field": p.field, "reason": p.reason}
+            for p in view.problems
+        ],
+    }
+
+
+class StatusEndpoint:
+    """Answers status GETs; errors are raised for the request layer to render."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self._retry_after = str(runtime.settings.status_retry_after_seconds).encode("ascii")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        authorization = app_key = None
+        # ASGI servers hand header names over in lower case.
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"appkey":
+                app_key = value.decode("latin-1")
+        params = scope["path_params"]
+        view = job_status.read_status(
+            self.rt.uow,
+            self.rt.reads,
+            authorization=authorization,
+            app_key=app_key,
+            app_name=params["appName"],
+            key=params["key"],
+            lifetimes=self.rt.lifetimes,
+            clock=self.rt.clock,
+        )
+        body = encode_json(job_body(view))
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode("ascii")),
+        ]
+        if not view.terminal:
+            headers.append((b"retry-after", self._retry_after))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

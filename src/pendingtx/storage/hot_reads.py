@@ -1,0 +1,144 @@
+"""The reads every /v1 request makes: its token with its application, and for a status GET its job."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import sqlalchemy as sa
+
+from pendingtx.domain.credentials import PRODUCT
+from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem
+from pendingtx.storage.apps import TokenRecord
+from pendingtx.storage.jobs import JobRecord
+from pendingtx.storage.prepared import DirectReads, utc
+from pendingtx.storage.tables import apps, entitlements, job_problems, jobs, tokens
+
+_TOKEN_COLUMNS = (
+    tokens.c.id,
+    tokens.c.app_id,
+    apps.c.app_key,
+    apps.c.name,
+    apps.c.org_id,
+    apps.c.disabled,
+    sa.exists()
+    .where(entitlements.c.app_id == apps.c.id, entitlements.c.product == sa.bindparam("product"))
+    .label("entitled"),
+    tokens.c.expires_at,
+    tokens.c.last_used_at,
+    tokens.c.revoked_at,
+)
+_JOB_COLUMNS = (
+    jobs.c.id,
+    jobs.c.key,
+    jobs.c.kind,
+    jobs.c.status,
+    jobs.c.record_count,
+    jobs.c.processed_count,
+    jobs.c.created_count,
+    jobs.c.failed_count,
+    jobs.c.message,
+    jobs.c.submitted_at,
+    jobs.c.completed_at,
+)
+_TOKEN_WIDTH = len(_TOKEN_COLUMNS)
+
+
+def _token(row: Any) -> TokenRecord:
+    return TokenRecord(
+        id=row[0],
+        app_id=row[1],
+        app_key=row[2],
+        app_name=row[3],
+        org_id=row[4],
+        app_disabled=bool(row[5]),
+        entitled=bool(row[6]),
+        expires_at=utc(row[7]),
+        last_used_at=utc(row[8]),
+        revoked=row[9] is not None,
+    )
+
+
+def _job(row: Any) -> JobRecord | None:
+    if row[0] is None:
+        return None
+    return JobRecord(
+        id=row[0],
+        key=row[1],
+        kind=JobKind(row[2]),
+        status=JobStatus(row[3]),
+        record_count=row[4],
+        processed_count=row[5],
+        created_count=row[6],
+        failed_count=row[7],
+        message=row[8],
+        submitted_at=utc(row[9]),
+        completed_at=utc(row[10]) if row[10] is not None else None,
+    )
+
+
+class HotReads:
+    """One round trip per /v1 request for authentication, and one for a status GET as a whole."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._direct = DirectReads(engine)
+
+    def close(self) -> None:
+        """Close the reading connections."""
+        self._direct.close()
+
+    @cached_property
+    def _token_query(self) -> Any:
+        query = sa.select(*_TOKEN_COLUMNS).join(apps, apps.c.id == tokens.c.app_id)
+        return self._direct.prepare(query.where(tokens.c.digest == sa.bindparam("digest")))
+
+    @cached_property
+    def _status_query(self) -> Any:
+        # The job is looked up only within the token's organization: another tenant's key finds nothing.
+        job = sa.and_(jobs.c.key == sa.bindparam("key"), jobs.c.org_id == apps.c.org_id)
+        query = (
+            sa.select(*_TOKEN_COLUMNS, *_JOB_COLUMNS)
+            .select_from(tokens.join(apps, apps.c.id == tokens.c.app_id).outerjoin(jobs, job))
+            .where(tokens.c.digest == sa.bindparam("digest"))
+        )
+        return self._direct.prepare(query)
+
+    @cached_property
+    def _problems_query(self) -> Any:
+        query = (
+            sa.select(
+                job_problems.c.record_index,
+                job_problems.c.external_id,
+                job_problems.c.field,
+                job_problems.c.reason,
+            )
+            .where(job_problems.c.job_id == sa.bindparam("job_id"))
+            .order_by(job_problems.c.record_index, job_problems.c.id)
+        )
+        return self._direct.prepare(query)
+
+    def token(self, digest: str) -> TokenRecord | None:
+        """The token with this digest and its application's standing."""
+        with self._direct.cursor() as cursor:
+            cursor.execute(
+                self._token_query.sql, self._token_query.parameters({"digest": digest, "product": PRODUCT})
+            )
+            row = cursor.fetchone()
+        return _token(row) if row is not None else None
+
+    def token_and_job(
+        self, digest: str, key: str
+    ) -> tuple[TokenRecord | None, JobRecord | None, list[RecordProblem]]:
+        """The token, the job with this key in the token's organization, and the job's problems."""
+        query = self._status_query
+        with self._direct.cursor() as cursor:
+            cursor.execute(query.sql, query.parameters({"digest": digest, "key": key, "product": PRODUCT}))
+            row = cursor.fetchone()
+            if row is None:
+                return None, None, []
+            job = _job(row[_TOKEN_WIDTH:])
+            problems: list[RecordProblem] = []
+            if job is not None and job.failed_count:
+                cursor.execute(self._problems_query.sql, self._problems_query.parameters({"job_id": job.id}))
+                problems = [RecordProblem(r[0], r[1], r[2], r[3]) for r in cursor.fetchall()]
+        return _token(row), job, problems
