@@ -1,4 +1,9 @@
-"""The `pendingtx` command line: serve, db, apps and demo; each command only wires settings to services."""
+"""The `pendingtx` command line; each command only wires options to services or to the client SDK.
+
+Server commands: serve, worker, db, apps, demo. Client commands: submit, status, transactions list.
+The server's modules are imported inside the server commands, so that the client commands also
+work where only the client's dependencies are installed.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,17 @@ import json
 import logging
 import signal
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import sqlalchemy as sa
 
-from pendingtx.bootstrap import Runtime, build_runtime
+from pendingtx.client_cli.options import FORMATS, connection_options, eastern_moment
 from pendingtx.config import Settings
 from pendingtx.domain.credentials import PRODUCT
-from pendingtx.services import credentials
+
+if TYPE_CHECKING:
+    from pendingtx.bootstrap import Runtime
 
 database_option = click.option(
     "--database-url",
@@ -35,6 +43,10 @@ def _settings(database_url: str | None) -> Settings:
 
 def _runtime(settings: Settings) -> Runtime:
     """The runtime, or a one-line error (not a traceback) when the database cannot be opened."""
+    import sqlalchemy as sa
+
+    from pendingtx.bootstrap import build_runtime
+
     try:
         return build_runtime(settings)
     except (sa.exc.ArgumentError, sa.exc.OperationalError) as exc:
@@ -135,6 +147,8 @@ def apps_create(
     name: str, org: str, products: tuple[str, ...], as_json: bool, database_url: str | None
 ) -> None:
     """Register an application and print its AppKey and AppSecret (shown only this once)."""
+    from pendingtx.services import credentials
+
     runtime = _runtime(_settings(database_url))
     try:
         new = credentials.create_app(
@@ -156,6 +170,8 @@ def apps_create(
 @database_option
 def apps_list(as_json: bool, database_url: str | None) -> None:
     """List registered applications (never their secrets)."""
+    from pendingtx.services import credentials
+
     runtime = _runtime(_settings(database_url))
     try:
         found = credentials.list_apps(runtime.uow)
@@ -185,6 +201,8 @@ def apps_list(as_json: bool, database_url: str | None) -> None:
 @database_option
 def apps_disable(app_key: str, database_url: str | None) -> None:
     """Disable an application: its tokens stop working at once."""
+    from pendingtx.services import credentials
+
     runtime = _runtime(_settings(database_url))
     try:
         found = credentials.set_disabled(runtime.uow, app_key, disabled=True)
@@ -202,3 +220,122 @@ def demo() -> None:
     from pendingtx.demo import run_demo
 
     sys.exit(run_demo(click.echo))
+
+
+# --- client commands: the SDK on the command line ---------------------------------------------------
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--wait", is_flag=True, help="Show progress until every job ends, then every validation message."
+)
+@click.option("--transfers", is_flag=True, help="Submit to /v1/transfers (Full/Partial Transfer records).")
+@click.option(
+    "--batch-size",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Records per job; a larger file is sent as several jobs.",
+)
+@click.option(
+    "--timeout",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds --wait waits in all.",
+)
+@connection_options
+def submit(
+    *,
+    file: Path,
+    wait: bool,
+    transfers: bool,
+    batch_size: int,
+    timeout: float,
+    url: str | None,
+    app_key: str | None,
+    app_secret: str | None,
+) -> None:
+    """Submit the records of FILE (a JSON array or object, or a CSV with a header row); print each job key.
+
+    Exit status: 0 every job completed (without --wait: every job accepted), 1 a record was
+    rejected or a job failed, 2 a usage, credentials or connection problem.
+    """
+    from pendingtx.client_cli import connection, jobs
+
+    creds = connection.resolve(url=url, app_key=app_key, app_secret=app_secret)
+    with connection.reported_errors(creds), connection.connect(creds) as client:
+        code = jobs.submit_file(
+            client, file, batch_size=batch_size, transfers=transfers, wait=wait, timeout=timeout
+        )
+    sys.exit(code)
+
+
+@main.command()
+@click.argument("key")
+@click.option("--wait", is_flag=True, help="Wait until the job ends.")
+@click.option(
+    "--timeout", default=600.0, show_default=True, type=click.FloatRange(min=0), help="Seconds --wait waits."
+)
+@connection_options
+def status(
+    *, key: str, wait: bool, timeout: float, url: str | None, app_key: str | None, app_secret: str | None
+) -> None:
+    """Show the status of the job KEY and every validation message.
+
+    Exit status: 0 completed or still running, 1 some records rejected or the job failed, 2 a
+    usage, credentials or connection problem.
+    """
+    from pendingtx.client_cli import connection, jobs
+
+    creds = connection.resolve(url=url, app_key=app_key, app_secret=app_secret)
+    with connection.reported_errors(creds), connection.connect(creds) as client:
+        code = jobs.show_status(client, key, wait=wait, timeout=timeout)
+    sys.exit(code)
+
+
+@main.group()
+def transactions() -> None:
+    """Read the organization's transactions."""
+
+
+@transactions.command("list")
+@click.option("--status", "status_", help="Active or Cancel.")
+@click.option("--type", "type_", help="A transaction type, e.g. 'New Subscription'.")
+@click.option("--product", help="productExternalId.")
+@click.option("--investor", help="investorExternalId.")
+@click.option(
+    "--since", callback=eastern_moment, help="Created at or after (yyyy-MM-dd[THH:mm:ss.SSS], US Eastern)."
+)
+@click.option("--until", callback=eastern_moment, help="Created at or before (same format).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@connection_options
+def transactions_list(
+    *,
+    status_: str | None,
+    type_: str | None,
+    product: str | None,
+    investor: str | None,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+    url: str | None,
+    app_key: str | None,
+    app_secret: str | None,
+) -> None:
+    """List every matching transaction, following the pages."""
+    from pendingtx.client_cli import connection, listing
+
+    creds = connection.resolve(url=url, app_key=app_key, app_secret=app_secret)
+    with connection.reported_errors(creds), connection.connect(creds) as client:
+        listing.list_transactions(
+            client,
+            status=status_,
+            type_=type_,
+            product=product,
+            investor=investor,
+            since=since,
+            until=until,
+            fmt=fmt,
+        )

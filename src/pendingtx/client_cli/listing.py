@@ -1,0 +1,29 @@
+"""`pendingtx transactions list`: filters from options, every page, in the chosen format."""
+
+from __future__ import annotations
+
+from pendingtx.client import Client
+from pendingtx.client_cli import output
+
+
+def list_transactions(
+    client: Client,
+    *,
+    status: str | None,
+    type_: str | None,
+    product: str | None,
+    investor: str | None,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+) -> int:
+    """Write every matching transaction; returns how many there were."""
+    found = client.transactions(
+        status=status,
+        type=type_,
+        product_external_id=product,
+        investor_external_id=investor,
+        create_start_date=since,
+        create_end_date=until,
+    )
+    return output.write_transactions(found, fmt)

@@ -1,0 +1,80 @@
+"""Client SDK fixtures: the real app in-process over a sync bridge, on SQLite only, and fake time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pendingtx.api.app import create_app
+from pendingtx.bootstrap import Runtime
+from pendingtx.client import Client
+from tests import databases
+from tests.client.bridge import ASGIBridge, Recording
+from tests.conftest import AppCreds
+
+BASE_URL = "http://pendingtx.test"
+
+
+@pytest.fixture
+def database_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """SQLite only: the SDK's behaviour does not depend on the server's database."""
+    return databases.sqlite_copy(sqlite_template, tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _cheap_hashing(cheap_argon2: None) -> None:
+    """Every client call may mint a token; keep argon2 cheap."""
+
+
+class FakeTime:
+    """A monotonic clock and a sleep that only move it; `on_sleep` runs at each sleep (e.g. a worker)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+        self.on_sleep: list[Callable[[], object]] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.sleeps.append(seconds)
+        self.now += seconds
+        for action in self.on_sleep:
+            action()
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    return FakeTime()
+
+
+@pytest.fixture
+def transport(runtime: Runtime) -> Iterator[Recording]:
+    """The real application (no background worker), reached through a recording sync bridge."""
+    bridge = ASGIBridge(create_app(runtime, run_worker=False))
+    yield Recording(bridge)
+    bridge.close()
+
+
+@pytest.fixture
+def worker_on_sleep(runtime: Runtime, fake_time: FakeTime) -> None:
+    """While the client "sleeps", a worker processes every waiting job."""
+    fake_time.on_sleep.append(lambda: runtime.new_worker().run_until_idle())
+
+
+@pytest.fixture
+def sdk(app_creds: AppCreds, transport: Recording, fake_time: FakeTime) -> Iterator[Client]:
+    """A client of the in-process app for the registered application."""
+    with Client(
+        BASE_URL,
+        app_creds.app_key,
+        app_creds.app_secret,
+        transport=transport,
+        sleep=fake_time.sleep,
+        clock=fake_time.clock,
+    ) as client:
+        yield client
