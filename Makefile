@@ -7,7 +7,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck install dev clean
+.PHONY: run test bench lint typecheck install dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ run: $(STAMP_RUN)
 
 test: $(STAMP_DEV)
 	$(BIN)/python -m pytest
+
+# Benchmarks are never part of `make test`: they need wrk (apt-get install wrk) and about 5 minutes.
+bench: $(STAMP_RUN)
+	$(BIN)/python -m bench.run
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check src tests

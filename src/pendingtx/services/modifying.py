@@ -26,6 +26,8 @@ def process_modification(uow: UnitOfWork, job: ClaimedJob, *, lease: Lease, cloc
         else:
             result = apply_stored_patch(stored, job.payload)
         problems = result if isinstance(result, list) else []
+        cancelled = isinstance(result, PendingTransaction) and result.status is TransactionStatus.CANCEL
+        status, message = modification_outcome(external_id, problems=len(problems), cancelled=cancelled)
         now = clock()
         held = job_repo.advance(
             conn,
@@ -35,20 +37,15 @@ def process_modification(uow: UnitOfWork, job: ClaimedJob, *, lease: Lease, cloc
             processed=1,
             created=0 if problems else 1,
             failed=1 if problems else 0,
+            now=now,
             lease_until=now + timedelta(seconds=lease.seconds),
+            verdict=job_repo.Verdict(status, message),
         )
         if not held:
             raise LeaseLost()
-        cancelled = False
         if isinstance(result, PendingTransaction) and stored is not None:
             tx_repo.update_transaction(conn, stored.id, result, now=now)
-            cancelled = result.status is TransactionStatus.CANCEL
         job_repo.insert_problems(
             conn, job.id, [RecordProblem(0, external_id, p.field, p.reason) for p in problems]
         )
-        status, message = modification_outcome(external_id, problems=len(problems), cancelled=cancelled)
-        if not job_repo.finish(
-            conn, job_id=job.id, worker_id=lease.worker_id, status=status, message=message, now=now
-        ):
-            raise LeaseLost()
         return status

@@ -78,7 +78,7 @@ def _apply_chunk(
     *,
     lease: Lease,
     clock: Clock,
-) -> int:
+) -> _Progress:
     valid, problems = checked
     existing = tx_repo.existing_external_ids(conn, job.org_id, [tx.external_id for _, tx in valid])
     fresh = [tx for _, tx in valid if tx.external_id not in existing]
@@ -87,8 +87,10 @@ def _apply_chunk(
         for i, tx in valid
         if tx.external_id in existing
     ]
+    after = _Progress(end, progress.created + len(fresh))
+    # The last chunk and the verdict commit together: one statement and one commit fewer per job.
+    verdict = job_repo.Verdict(*outcome(record_count=job.record_count, created=after.created))
     now = clock()
-    rejected = len({p.index for p in problems})
     held = job_repo.advance(
         conn,
         job_id=job.id,
@@ -96,14 +98,16 @@ def _apply_chunk(
         from_processed=progress.processed,
         processed=end,
         created=len(fresh),
-        failed=rejected,
+        failed=len({p.index for p in problems}),
+        now=now,
         lease_until=now + timedelta(seconds=lease.seconds),
+        verdict=verdict if end == job.record_count else None,
     )
     if not held:
         raise LeaseLost()
     tx_repo.insert_transactions(conn, org_id=job.org_id, job_id=job.id, records=fresh, now=now)
     job_repo.insert_problems(conn, job.id, sorted(problems, key=lambda p: p.index))
-    return len(fresh)
+    return after
 
 
 def _finish(conn: sa.Connection, job: ClaimedJob, created: int, *, lease: Lease, clock: Clock) -> JobStatus:
@@ -130,18 +134,30 @@ def process_job(
     while progress.processed < len(records):
         end = min(progress.processed + chunk_size, len(records))
         checked = _validate(records, progress.processed, end, repeats=repeats, transfers_only=transfers_only)
-        for attempt in range(_INTEGRITY_RETRIES):
-            try:
-                with uow.write() as conn:
-                    created = _apply_chunk(conn, job, progress, end, checked, lease=lease, clock=clock)
-                    if end == len(records):
-                        # The last chunk and the verdict commit together: one commit fewer per job.
-                        return _finish(conn, job, progress.created + created, lease=lease, clock=clock)
-                break
-            except sa.exc.IntegrityError:
-                # Another job inserted one of these externalIds concurrently; look again.
-                if attempt == _INTEGRITY_RETRIES - 1:
-                    raise
-        progress = _Progress(end, progress.created + created)
+        progress = _apply_with_retries(uow, job, progress, end, checked, lease=lease, clock=clock)
+    if job.processed_count < len(records):
+        return outcome(record_count=job.record_count, created=progress.created)[0]
+    # Taken over after the last chunk committed but before the verdict: only the verdict is left.
     with uow.write() as conn:
         return _finish(conn, job, progress.created, lease=lease, clock=clock)
+
+
+def _apply_with_retries(
+    uow: UnitOfWork,
+    job: ClaimedJob,
+    progress: _Progress,
+    end: int,
+    checked: tuple[list[tuple[int, domain.PendingTransaction]], list[RecordProblem]],
+    *,
+    lease: Lease,
+    clock: Clock,
+) -> _Progress:
+    for attempt in range(_INTEGRITY_RETRIES):
+        try:
+            with uow.write() as conn:
+                return _apply_chunk(conn, job, progress, end, checked, lease=lease, clock=clock)
+        except sa.exc.IntegrityError:
+            # Another job inserted one of these externalIds concurrently; look again.
+            if attempt == _INTEGRITY_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 
 import sqlalchemy as sa
 
@@ -34,8 +35,10 @@ def _waits_for_earlier_modification() -> sa.Exists:
     )
 
 
-def _claimable(conn: sa.Connection, now: datetime) -> sa.ScalarSelect[int]:
-    query = (
+@cache
+def _claim_statement(dialect: str) -> sa.Update:
+    now = sa.bindparam("now", type_=jobs.c.lease_until.type)
+    claimable = (
         sa.select(jobs.c.id)
         .where(
             sa.or_(
@@ -47,24 +50,17 @@ def _claimable(conn: sa.Connection, now: datetime) -> sa.ScalarSelect[int]:
         .order_by(jobs.c.id)
         .limit(1)
     )
-    if conn.dialect.name == "postgresql":
+    if dialect == "postgresql":
         # Concurrent claimers skip each other's rows instead of queueing behind them.
-        query = query.with_for_update(skip_locked=True)
+        claimable = claimable.with_for_update(skip_locked=True)
     # SQLite needs no row locks: the claim runs under BEGIN IMMEDIATE, so one writer at a time.
-    return query.scalar_subquery()
-
-
-def claim_next(
-    conn: sa.Connection, *, worker_id: str, now: datetime, lease_until: datetime
-) -> ClaimedJob | None:
-    """Take the oldest waiting job, or one whose holder's lease ran out, in one statement."""
-    row = conn.execute(
+    return (
         jobs.update()
-        .where(jobs.c.id == _claimable(conn, now))
+        .where(jobs.c.id == claimable.scalar_subquery())
         .values(
             status=JobStatus.IN_PROGRESS.value,
-            worker_id=worker_id,
-            lease_until=lease_until,
+            worker_id=sa.bindparam("worker_id"),
+            lease_until=sa.bindparam("lease_until"),
             attempts=jobs.c.attempts + 1,
             started_at=sa.func.coalesce(jobs.c.started_at, now),
         )
@@ -80,13 +76,27 @@ def claim_next(
             jobs.c.attempts,
             jobs.c.target,
         )
+    )
+
+
+def claim_next(
+    conn: sa.Connection, *, worker_id: str, now: datetime, lease_until: datetime
+) -> ClaimedJob | None:
+    """Take the oldest waiting job, or one whose holder's lease ran out, in one statement."""
+    row = conn.execute(
+        _claim_statement(conn.dialect.name), {"now": now, "worker_id": worker_id, "lease_until": lease_until}
     ).first()
     if row is None:
         return None
     conn.execute(
-        job_claims.insert().values(
-            job_id=row[0], worker_id=worker_id, attempt=row[8], claimed_at=now, lease_until=lease_until
-        )
+        job_claims.insert(),
+        {
+            "job_id": row[0],
+            "worker_id": worker_id,
+            "attempt": row[8],
+            "claimed_at": now,
+            "lease_until": lease_until,
+        },
     )
     return ClaimedJob(
         id=row[0],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 import sqlalchemy as sa
 
@@ -158,12 +159,58 @@ def insert_problems(conn: sa.Connection, job_id: int, problems: Sequence[RecordP
         )
 
 
-def _held(job_id: int, worker_id: str) -> sa.ColumnElement[bool]:
-    return sa.and_(
-        jobs.c.id == job_id,
-        jobs.c.worker_id == worker_id,
-        jobs.c.status == JobStatus.IN_PROGRESS.value,
-    )
+# Named apart from the columns: a column set in .values() gets an implicit parameter of its own name.
+_HELD = sa.and_(
+    jobs.c.id == sa.bindparam("held_job"),
+    jobs.c.worker_id == sa.bindparam("held_by"),
+    jobs.c.status == JobStatus.IN_PROGRESS.value,
+)
+_OPEN_CLAIM = sa.and_(
+    job_claims.c.job_id == sa.bindparam("held_job"),
+    job_claims.c.worker_id == sa.bindparam("held_by"),
+    job_claims.c.ended_at.is_(None),
+)
+
+
+@cache
+def _statements() -> dict[str, sa.Update]:
+    # Built once: constructing a statement costs more than running it on the hot worker path.
+    progress = {
+        "processed_count": sa.bindparam("processed"),
+        "created_count": jobs.c.created_count + sa.bindparam("created"),
+        "failed_count": jobs.c.failed_count + sa.bindparam("failed"),
+    }
+    verdict = {
+        "status": sa.bindparam("status"),
+        "message": sa.bindparam("message"),
+        "completed_at": sa.bindparam("now", type_=jobs.c.completed_at.type),
+        "worker_id": None,
+        "lease_until": None,
+    }
+    unchanged = jobs.c.processed_count == sa.bindparam("from_processed")
+    claims = job_claims.update().where(_OPEN_CLAIM)
+    return {
+        "advance": jobs.update()
+        .where(_HELD, unchanged)
+        .values(**progress, lease_until=sa.bindparam("lease")),
+        "complete": jobs.update().where(_HELD, unchanged).values(**progress, **verdict),
+        "finish": jobs.update().where(_HELD).values(**verdict),
+        "release": jobs.update().where(_HELD).values(worker_id=None, lease_until=sa.bindparam("retry_at")),
+        "renew_claim": claims.values(lease_until=sa.bindparam("lease")),
+        "end_claim": claims.values(ended_at=sa.bindparam("now", type_=job_claims.c.ended_at.type)),
+    }
+
+
+def _run(conn: sa.Connection, name: str, **params: object) -> bool:
+    return conn.execute(_statements()[name], params).rowcount == 1
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A job's terminal status and message, decided by the worker."""
+
+    status: JobStatus
+    message: str
 
 
 def advance(
@@ -175,33 +222,32 @@ def advance(
     processed: int,
     created: int,
     failed: int,
+    now: datetime,
     lease_until: datetime,
+    verdict: Verdict | None = None,
 ) -> bool:
-    """Move a held job's progress forward and renew its lease; False if the lease was lost.
+    """Move a held job's progress forward and renew its lease, or end it with `verdict`; False if
+    the lease was lost.
 
     Run first in the chunk's transaction: the condition on `processed_count` makes a second holder
     of a stale lease fail here, before it writes anything.
     """
-    result = conn.execute(
-        jobs.update()
-        .where(_held(job_id, worker_id), jobs.c.processed_count == from_processed)
-        .values(
-            processed_count=processed,
-            created_count=jobs.c.created_count + created,
-            failed_count=jobs.c.failed_count + failed,
-            lease_until=lease_until,
-        )
-    )
-    if result.rowcount != 1:
+    held = {"held_job": job_id, "held_by": worker_id}
+    progress = {
+        "from_processed": from_processed,
+        "processed": processed,
+        "created": created,
+        "failed": failed,
+    }
+    if verdict is None:
+        if not _run(conn, "advance", **held, **progress, lease=lease_until):
+            return False
+        return _run(conn, "renew_claim", **held, lease=lease_until)
+    if not _run(
+        conn, "complete", **held, **progress, status=verdict.status.value, message=verdict.message, now=now
+    ):
         return False
-    conn.execute(_open_claim(job_id, worker_id).values(lease_until=lease_until))
-    return True
-
-
-def _open_claim(job_id: int, worker_id: str) -> sa.Update:
-    return job_claims.update().where(
-        job_claims.c.job_id == job_id, job_claims.c.worker_id == worker_id, job_claims.c.ended_at.is_(None)
-    )
+    return _run(conn, "end_claim", **held, now=now)
 
 
 def finish(
@@ -214,32 +260,18 @@ def finish(
     now: datetime,
 ) -> bool:
     """Give a held job its terminal status; False if the lease was lost."""
-    result = conn.execute(
-        jobs.update()
-        .where(_held(job_id, worker_id))
-        .values(
-            status=status.value,
-            message=message,
-            completed_at=now,
-            worker_id=None,
-            lease_until=None,
-        )
-    )
-    if result.rowcount != 1:
+    held = {"held_job": job_id, "held_by": worker_id}
+    if not _run(conn, "finish", **held, status=status.value, message=message, now=now):
         return False
-    conn.execute(_open_claim(job_id, worker_id).values(ended_at=now))
-    return True
+    return _run(conn, "end_claim", **held, now=now)
 
 
 def release(conn: sa.Connection, *, job_id: int, worker_id: str, now: datetime, retry_at: datetime) -> bool:
     """Give up a held job so that any worker may retry it from `retry_at` on."""
-    result = conn.execute(
-        jobs.update().where(_held(job_id, worker_id)).values(worker_id=None, lease_until=retry_at)
-    )
-    if result.rowcount != 1:
+    held = {"held_job": job_id, "held_by": worker_id}
+    if not _run(conn, "release", **held, retry_at=retry_at):
         return False
-    conn.execute(_open_claim(job_id, worker_id).values(ended_at=now))
-    return True
+    return _run(conn, "end_claim", **held, now=now)
 
 
 def expire_leases(conn: sa.Connection, worker_ids: Sequence[str], *, now: datetime) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 import sqlalchemy as sa
 
@@ -19,12 +20,16 @@ def existing_external_ids(conn: sa.Connection, org_id: int, external_ids: Collec
     """Which of these externalIds the organization already holds."""
     if not external_ids:
         return set()
-    rows = conn.execute(
-        sa.select(transactions.c.external_id).where(
-            transactions.c.org_id == org_id, transactions.c.external_id.in_(list(external_ids))
-        )
+    rows = conn.execute(_existing_statement(), {"org_id": org_id, "ids": list(external_ids)})
+    return {str(r[0]) for r in rows}
+
+
+@cache
+def _existing_statement() -> sa.Select[tuple[str]]:
+    return sa.select(transactions.c.external_id).where(
+        transactions.c.org_id == sa.bindparam("org_id"),
+        transactions.c.external_id.in_(sa.bindparam("ids", expanding=True)),
     )
-    return {r[0] for r in rows}
 
 
 def insert_transactions(
