@@ -25,7 +25,7 @@ from pendingtx.storage import transactions as tx_repo
 from pendingtx.storage.jobs import ClaimedJob
 from pendingtx.storage.unit_of_work import UnitOfWork
 
-_INTEGRITY_RETRIES = 3
+_CHUNK_RETRIES = 3
 
 
 @dataclass(slots=True)
@@ -152,12 +152,20 @@ def _apply_with_retries(
     lease: Lease,
     clock: Clock,
 ) -> _Progress:
-    for attempt in range(_INTEGRITY_RETRIES):
+    for attempt in range(_CHUNK_RETRIES):
         try:
             with uow.write() as conn:
                 return _apply_chunk(conn, job, progress, end, checked, lease=lease, clock=clock)
-        except sa.exc.IntegrityError:
-            # Another job inserted one of these externalIds concurrently; look again.
-            if attempt == _INTEGRITY_RETRIES - 1:
+        except sa.exc.DBAPIError as exc:
+            # Another job inserted one of these externalIds concurrently, or the database chose this
+            # transaction as a deadlock victim: the chunk rolled back whole, so look again.
+            if attempt == _CHUNK_RETRIES - 1 or not _worth_retrying(exc):
                 raise
     raise AssertionError("unreachable")
+
+
+def _worth_retrying(exc: sa.exc.DBAPIError) -> bool:
+    if isinstance(exc, sa.exc.IntegrityError):
+        return True
+    # PostgreSQL: deadlock detected, serialization failure.
+    return getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")

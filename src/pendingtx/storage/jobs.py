@@ -283,6 +283,12 @@ def expire_leases(conn: sa.Connection, worker_ids: Sequence[str], *, now: dateti
         .where(jobs.c.worker_id.in_(list(worker_ids)), jobs.c.status == JobStatus.IN_PROGRESS.value)
         .values(lease_until=now)
     )
+    # Their claims end now too, so the audit shows the takeover starting after them.
+    conn.execute(
+        job_claims.update()
+        .where(job_claims.c.worker_id.in_(list(worker_ids)), job_claims.c.ended_at.is_(None))
+        .values(ended_at=now)
+    )
     return int(result.rowcount)
 
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from pendingtx.domain.listing import ListQuery
 from pendingtx.domain.transactions import PendingTransaction, TransactionStatus, TransactionType
+from pendingtx.storage.bulk import insert_rows
 from pendingtx.storage.tables import transactions
 
 _MILLISECOND = timedelta(milliseconds=1)
@@ -32,6 +33,13 @@ def _existing_statement() -> sa.Select[tuple[str]]:
     )
 
 
+_INSERTED = (
+    "org_id", "job_id", "created_at", "changed_at", "external_id", "type", "status",
+    "product_external_id", "investor_external_id", "contact_external_id", "to_product_external_id",
+    "to_investor_external_id", "amount", "units", "currency", "trade_date", "settlement_date", "comments",
+)  # fmt: skip
+
+
 def insert_transactions(
     conn: sa.Connection,
     *,
@@ -41,15 +49,30 @@ def insert_transactions(
     now: datetime,
 ) -> None:
     """Store validated transactions, created now."""
-    if not records:
-        return
-    conn.execute(
-        transactions.insert(),
-        [
-            {**_columns(tx), "org_id": org_id, "job_id": job_id, "created_at": now, "changed_at": now}
-            for tx in records
-        ],
-    )
+    rows = [
+        (
+            org_id,
+            job_id,
+            now,
+            now,
+            tx.external_id,
+            tx.type.value,
+            tx.status.value,
+            tx.product_external_id,
+            tx.investor_external_id,
+            tx.contact_external_id,
+            tx.to_product_external_id,
+            tx.to_investor_external_id,
+            tx.amount,
+            tx.units,
+            tx.currency,
+            tx.trade_date,
+            tx.settlement_date,
+            tx.comments,
+        )
+        for tx in records
+    ]
+    insert_rows(conn, transactions, _INSERTED, rows)
 
 
 def _columns(tx: PendingTransaction) -> dict[str, object]:
