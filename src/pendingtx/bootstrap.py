@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from pendingtx.api.blocking import DatabaseCalls
 from pendingtx.clock import Clock, utc_now
 from pendingtx.config import Settings
 from pendingtx.domain.credentials import TokenLifetimes
@@ -33,6 +34,13 @@ class Runtime:
         self.lifetimes = TokenLifetimes(
             absolute=timedelta(seconds=self.settings.token_ttl_seconds),
             idle=timedelta(seconds=self.settings.token_idle_seconds),
+        )
+
+    def database_calls(self) -> DatabaseCalls:
+        """How the API runs blocking database calls for this database (see api.blocking)."""
+        s = self.settings
+        return DatabaseCalls(
+            in_threads=not s.is_sqlite, timeout=s.database_timeout_seconds, threads=s.database_pool_size
         )
 
     def new_worker(self, worker_id: str | None = None) -> Worker:

@@ -30,6 +30,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_max_attempts: Positive = 3
     # Connections per process: PostgreSQL's max_connections must cover every process's pool.
     database_pool_size: Positive = 10
+    # On PostgreSQL, an API call that waits on the database longer than this answers 503.
+    database_timeout_seconds: PositiveSeconds = 5.0
     sqlite_busy_timeout_ms: Annotated[int, msgspec.Meta(ge=0)] = 5000
     # FULL makes every acknowledged write survive a power cut, not only a process crash.
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"

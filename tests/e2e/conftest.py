@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from tests import databases
 from tests.e2e.server import Process, Server
 
 # Settings every e2e server runs with; a test may override any of them.
@@ -79,3 +82,33 @@ def server(start_server: StartServer) -> Server:
 @pytest.fixture
 def base_url(server: Server) -> str:
     return server.base_url
+
+
+# --- PostgreSQL end-to-end fixtures (appended) -----------------------------------------------------
+
+
+@pytest.fixture
+def postgres_e2e_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database `ptx_e2e_<random>` of its own, cloned from the session's migrated template.
+
+    It is dropped WITH (FORCE) after the test; request it before any fixture that starts processes,
+    so that they are stopped first. Skips (fails in CI) when no PostgreSQL server answers.
+    """
+    databases.require_postgres()
+    template = request.getfixturevalue("postgres_databases").template
+    name = f"ptx_e2e_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(
+        databases.PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1),
+        isolation_level="AUTOCOMMIT",
+        connect_args={"connect_timeout": 3},
+    )
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        try:
+            yield sa.make_url(databases.PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()

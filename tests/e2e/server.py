@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
+
+from pendingtx.storage.engine import libpq_conninfo
 
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
@@ -151,3 +154,28 @@ def caller_headers(http: httpx.Client, app: Mapping[str, str]) -> dict[str, str]
     )
     assert minted.status_code == 200, minted.text
     return {"Authorization": f"Bearer {minted.json()['access_token']}", "AppKey": app["appKey"]}
+
+
+# --- PostgreSQL end-to-end helpers (appended) -------------------------------------------------------
+
+TERMINAL_STATUSES = frozenset({"Completed", "Partially Completed", "Failed"})
+
+
+def pg_connect(database_url: str) -> psycopg.Connection[tuple[Any, ...]]:
+    """A direct autocommit connection to the test's PostgreSQL database, to watch and check it."""
+    return psycopg.connect(libpq_conninfo(database_url), autocommit=True, connect_timeout=5)
+
+
+def pid_of_worker_id(worker_id: str | None) -> int | None:
+    """The process id inside a `host:pid:nonce` worker id."""
+    parts = (worker_id or "").split(":")
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+
+
+def submit_batch(base_url: str, app: Mapping[str, str], batch: Sequence[Mapping[str, Any]]) -> str:
+    """Mint a token and POST the batch to /v1/transactions; returns the job key from the 202."""
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        headers = caller_headers(http, app)
+        accepted = http.post("/v1/transactions", json=list(batch), headers=headers)
+    assert accepted.status_code == 202, accepted.text
+    return str(accepted.json()["jobStatusQueryKey"])

@@ -29,10 +29,15 @@ def routes(runtime: Runtime) -> list[Route]:
     async def healthz(_: Request) -> Response:
         return json_response({"status": "ok"})
 
-    async def readyz(_: Request) -> Response:
-        # A database error becomes 503 service.unavailable in the request layer.
+    db = runtime.database_calls()
+
+    def ping() -> None:
         with runtime.uow.read() as conn:
             conn.execute(sa.select(1))
+
+    async def readyz(_: Request) -> Response:
+        # A database error becomes 503 service.unavailable in the request layer.
+        await db(ping)
         return json_response({"status": "ready", "database": "ok"})
 
     async def openapi(_: Request) -> Response:

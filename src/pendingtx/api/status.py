@@ -41,6 +41,7 @@ class StatusEndpoint:
 
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
+        self.db = runtime.database_calls()
         self._retry_after = str(runtime.settings.status_retry_after_seconds).encode("ascii")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -52,7 +53,8 @@ class StatusEndpoint:
             elif name == b"appkey":
                 app_key = value.decode("latin-1")
         params = scope["path_params"]
-        view = job_status.read_status(
+        view = await self.db(
+            job_status.read_status,
             self.rt.uow,
             self.rt.reads,
             authorization=authorization,

@@ -53,6 +53,7 @@ class TokenEndpoint:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.db = runtime.database_calls()
 
     async def handle(self, request: Request) -> Response:
         """Answer one token request."""
@@ -66,7 +67,9 @@ class TokenEndpoint:
         app = await run_in_threadpool(credentials.authenticate_client, rt.uow, app_key=key, app_secret=secret)
         grant = form.get("grant_type", "")
         if grant == "client_credentials":
-            minted = credentials.mint_token(rt.uow, app, lifetimes=rt.lifetimes, clock=rt.clock)
+            minted = await self.db(
+                credentials.mint_token, rt.uow, app, lifetimes=rt.lifetimes, clock=rt.clock
+            )
             return json_response(
                 {
                     "access_token": minted.access_token,
@@ -84,7 +87,7 @@ class TokenEndpoint:
                 raise errors.ValidationFailed(
                     "token is required", errors=[errors.ErrorDetail("token", "body", "is required")]
                 )
-            credentials.revoke_token(rt.uow, app, token, clock=rt.clock)
+            await self.db(credentials.revoke_token, rt.uow, app, token, clock=rt.clock)
             return json_response({"status": "revoked"}, headers=NO_STORE)
         reason = "is required" if not grant else "must be client_credentials or invalidate_token"
         raise errors.UnsupportedGrantType(

@@ -22,10 +22,12 @@ class V1Routes:
 
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
+        self.db = runtime.database_calls()
 
-    def _caller(self, request: Request) -> Caller:
+    async def _caller(self, request: Request) -> Caller:
         headers = request.headers
-        return credentials.authenticate(
+        return await self.db(
+            credentials.authenticate,
             self.rt.uow,
             self.rt.reads,
             authorization=headers.get("authorization"),
@@ -43,13 +45,14 @@ class V1Routes:
         return await self._submit(request, JobKind.TRANSFER)
 
     async def _submit(self, request: Request, kind: JobKind) -> Response:
-        caller = self._caller(request)
+        caller = await self._caller(request)
         state = request.query_params.get("state")
         if state is not None and state != "pending":
             raise errors.ValidationFailed(errors=[errors.ErrorDetail("state", "query", "must be 'pending'")])
         require_media_type(request, JSON)
         body = await read_body(request, limit=self.rt.settings.max_body_bytes)
-        accepted = submissions.submit_batch(
+        accepted = await self.db(
+            submissions.submit_batch,
             self.rt.uow,
             caller,
             body,
@@ -63,9 +66,10 @@ class V1Routes:
 
     async def modify_transaction(self, request: Request) -> Response:
         """PATCH /v1/transactions/{externalId}."""
-        caller = self._caller(request)
+        caller = await self._caller(request)
         body = await read_body(request, limit=self.rt.settings.max_body_bytes)
-        accepted = modifications.request_modification(
+        accepted = await self.db(
+            modifications.request_modification,
             self.rt.uow,
             caller,
             request.path_params["externalId"],
@@ -79,8 +83,10 @@ class V1Routes:
 
     async def list_transactions(self, request: Request) -> Response:
         """GET /v1/transactions."""
-        caller = self._caller(request)
-        found = listing.list_transactions(self.rt.uow, caller, request.query_params.multi_items())
+        caller = await self._caller(request)
+        found = await self.db(
+            listing.list_transactions, self.rt.uow, caller, request.query_params.multi_items()
+        )
         return json_response(
             {
                 "data": {"results": [listing.transaction_json(row) for row in found.rows]},

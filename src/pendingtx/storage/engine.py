@@ -38,8 +38,15 @@ def make_engine(settings: Settings) -> sa.Engine:
         max_overflow=0,
         pool_pre_ping=True,
         pool_timeout=5,
-        # A dead server must fail fast: requests answer 503 instead of hanging on the event loop.
-        connect_args={"connect_timeout": 3},
+        # A dead or silent server must fail fast: requests answer 503 instead of waiting on it.
+        connect_args={
+            "connect_timeout": 3,
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 3,
+            "tcp_user_timeout": 10_000,
+        },
     )
 
 

@@ -33,10 +33,10 @@ class Prepared:
 
 
 class DirectReads:
-    """Runs prepared reads on a connection kept by each thread, outside SQLAlchemy's Connection.
+    """Runs prepared reads on the driver directly, outside SQLAlchemy's Connection.
 
-    The connection reads in autocommit mode (one consistent statement each, no BEGIN/ROLLBACK round
-    trips); one that fails is discarded, and the next read opens a new one.
+    On SQLite each thread keeps one connection, reading in autocommit mode (no BEGIN/ROLLBACK);
+    one that fails is discarded and the next read opens a new one. Elsewhere reads use the pool.
     """
 
     def __init__(self, engine: sa.Engine) -> None:
@@ -57,8 +57,6 @@ class DirectReads:
             fairy = self.engine.raw_connection()
             fairy.detach()
             connection = fairy.dbapi_connection
-            if self.dialect.name == "postgresql":
-                connection.autocommit = True
             self._local.connection = connection
             with self._lock:
                 self._opened.append(connection)
@@ -66,16 +64,30 @@ class DirectReads:
 
     @contextmanager
     def cursor(self) -> Iterator[Any]:
-        """A cursor of this thread's reading connection; driver errors surface as SQLAlchemy's."""
+        """A cursor for one read; driver errors surface as SQLAlchemy's."""
         error = self.dialect.loaded_dbapi.Error
+        if self.dialect.name != "sqlite":
+            # Over a network, reads run in worker threads: take a pooled connection for each.
+            try:
+                connection = self.engine.raw_connection()
+            except error as exc:
+                raise sa.exc.DBAPIError.instance(None, None, exc, error) from exc
+            try:
+                yield connection.cursor()
+            except error as exc:
+                connection.invalidate()
+                raise sa.exc.DBAPIError.instance(None, None, exc, error) from exc
+            finally:
+                connection.close()
+            return
         try:
-            connection = self._connection()
+            local = self._connection()
         except error as exc:
             raise sa.exc.DBAPIError.instance(None, None, exc, error) from exc
         try:
-            yield connection.cursor()
+            yield local.cursor()
         except error as exc:
-            self._discard(connection)
+            self._discard(local)
             raise sa.exc.DBAPIError.instance(None, None, exc, error) from exc
 
     def _discard(self, connection: Any) -> None:

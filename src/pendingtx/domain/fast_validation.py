@@ -1,0 +1,248 @@
+"""A fast path for validating one stored record, observationally identical to `validate_record`.
+
+msgspec decodes the record straight into a typed Struct, checking in C every rule that is a property
+of one member (types, nulls, lengths, the externalId pattern, calendar dates, the value sets of
+`type` and `status`, unknown members). The cross-member rules then run on the decoded Struct. Only a
+record that passes every rule takes this path; on any doubt the record is decoded as the worker
+always did and handed to `validate_record`, so a refused record gets exactly the slow path's
+problems, in the same order.
+
+Every shortcut here only ever *accepts*: what it accepts must be accepted by `validate_record` with
+an equal result, and anything else falls back. The property tests in
+tests/unit/test_fast_validation.py compare both paths on valid and broken records alike.
+"""
+
+import functools
+import re
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from pendingtx.domain.decimals import MAX_QUANTITY, parse_quantity
+from pendingtx.domain.transactions import (
+    AMOUNT_PLACES,
+    DEFAULT_CURRENCY,
+    MAX_COMMENT_LENGTH,
+    NO_QUANTITY_TYPES,
+    ONE_QUANTITY_TYPES,
+    SWITCH_TYPES,
+    TRANSFER_TYPES,
+    UNITS_PLACES,
+    PendingTransaction,
+    Problem,
+    TransactionStatus,
+    TransactionType,
+    _is_currency,
+    record_external_id,
+    validate_record,
+)
+
+# msgspec applies `pattern` with re.search: anchored with \Z, since $ would also match before a final
+# newline. The same character class and length as the slow path's _EXTERNAL_ID.
+_ExternalId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+# Lengths count code points in msgspec as in len(), so these match _is_id_length / _is_comment_length.
+_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+_Comment = Annotated[str, msgspec.Meta(max_length=MAX_COMMENT_LENGTH)]
+
+
+class _Record(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel", gc=False):
+    """The members of a record that can only be valid, as far as msgspec can tell on its own.
+
+    A null optional member decodes to None, as absent; a null required member fails to decode.
+    """
+
+    external_id: _ExternalId
+    # A plain string, looked up in _type_rules(): a str key hashes faster than an enum member.
+    type: str
+    product_external_id: _Id
+    investor_external_id: _Id
+    trade_date: date
+    # Only Active: Cancel is a problem on create, and validate_raw never updates.
+    status: Literal["Active"] | None = None
+    contact_external_id: _Id | None = None
+    to_product_external_id: _Id | None = None
+    to_investor_external_id: _Id | None = None
+    # Decoded untyped, as the slow path's decoder does; the float hook keeps a float literal's text.
+    amount: object = None
+    units: object = None
+    currency: str | None = None
+    settlement_date: date | None = None
+    comments: _Comment | None = None
+    # Server-owned: only null (meaning absent) is acceptable.
+    create_date: None = None
+    change_date: None = None
+
+
+class _FloatText(str):
+    """The text of a JSON float literal, which the slow path's decoder turns into Decimal(text)."""
+
+    __slots__ = ()
+
+
+@functools.cache
+def _record_decoder() -> msgspec.json.Decoder[_Record]:
+    return msgspec.json.Decoder(_Record, float_hook=_FloatText)
+
+
+@functools.cache
+def _untyped_decoder() -> msgspec.json.Decoder[Any]:
+    # Exactly the worker's payload decoder (services.processing._payload_decoder).
+    return msgspec.json.Decoder(float_hook=Decimal)
+
+
+@dataclass(frozen=True, slots=True)
+class _TypeRule:
+    """What one transaction type takes, derived from the type sets of the slow path."""
+
+    member: TransactionType
+    transfer: bool
+    to_product_allowed: bool
+    to_product_required: bool
+    to_investor_allowed: bool
+    destination_required: bool
+    amount_allowed: bool
+    units_allowed: bool
+    exactly_one_quantity: bool
+    amount_required: bool
+
+
+@functools.cache
+def _type_rules() -> dict[str, _TypeRule]:
+    """Per-type rules keyed by the type's spelling, mirroring _read_destinations/_read_quantities."""
+    rules = {}
+    for member in TransactionType:
+        amount_allowed = member not in NO_QUANTITY_TYPES
+        units_allowed = member in ONE_QUANTITY_TYPES
+        rules[member.value] = _TypeRule(
+            member=member,
+            transfer=member in TRANSFER_TYPES,
+            to_product_allowed=member in SWITCH_TYPES | TRANSFER_TYPES,
+            to_product_required=member in SWITCH_TYPES,
+            to_investor_allowed=member in TRANSFER_TYPES,
+            destination_required=member in TRANSFER_TYPES,
+            amount_allowed=amount_allowed,
+            units_allowed=units_allowed,
+            exactly_one_quantity=member in ONE_QUANTITY_TYPES,
+            amount_required=amount_allowed and not units_allowed,
+        )
+    return rules
+
+
+@functools.cache
+def _plain_quantity(places: int) -> re.Pattern[str]:
+    """Positive quantities below MAX_QUANTITY written plainly, in groups that spell the canonical form.
+
+    Group 1 is the integer part without leading zeros (at most 13 digits, so below 10^13); group 2 the
+    fraction without its trailing zeros, at most `places` digits. An all-zero fraction is dropped.
+    """
+    digits = len(str(MAX_QUANTITY)) - 1
+    return re.compile(
+        rf"(0|[1-9][0-9]{{0,{digits - 1}}})(?:\.(?:([0-9]{{0,{places - 1}}}[1-9])0*|0+))?", re.ASCII
+    )
+
+
+def _quantity(value: object, places: int) -> Decimal | None:
+    """`value` as parse_quantity would return it, or None where parse_quantity would refuse it.
+
+    Plain spellings (the common case) are read here; every other value is left to parse_quantity.
+    """
+    kind = type(value)
+    if kind is str or kind is _FloatText:
+        text: str = value  # type: ignore[assignment]  # narrowed by the exact type test above
+        match = _plain_quantity(places).fullmatch(text)
+        if match is not None:
+            whole, fraction = match.groups()
+            if fraction is not None:
+                return Decimal(f"{whole}.{fraction}")
+            if whole != "0":
+                return Decimal(whole)
+        # The slow path's decoder would have made a float literal a Decimal of its text.
+        value = Decimal(text) if kind is _FloatText else text
+    elif kind is int and 0 < value < MAX_QUANTITY:  # type: ignore[operator]  # value is an int here
+        return Decimal(value)  # type: ignore[arg-type]
+    parsed = parse_quantity(value, places)
+    return None if isinstance(parsed, str) else parsed
+
+
+def _accept(record: _Record, *, transfers_only: bool) -> PendingTransaction | None:
+    """The transaction if the decoded record passes the cross-member rules, else None."""
+    rule = _type_rules().get(record.type)
+    if rule is None or (transfers_only and not rule.transfer):
+        return None
+    # Destinations: only for their types, different from their source; required for some types.
+    to_product = record.to_product_external_id
+    to_investor = record.to_investor_external_id
+    if to_product is None:
+        if rule.to_product_required or (rule.destination_required and to_investor is None):
+            return None
+    elif not rule.to_product_allowed or to_product == record.product_external_id:
+        return None
+    if to_investor is not None and (
+        not rule.to_investor_allowed or to_investor == record.investor_external_id
+    ):
+        return None
+    # Quantities: which of amount and units the type takes, each a valid decimal.
+    amount = units = None
+    if record.amount is not None:
+        if not rule.amount_allowed:
+            return None
+        amount = _quantity(record.amount, AMOUNT_PLACES)
+        if amount is None:
+            return None
+    if record.units is not None:
+        if not rule.units_allowed:
+            return None
+        units = _quantity(record.units, UNITS_PLACES)
+        if units is None:
+            return None
+    if rule.exactly_one_quantity:
+        if (amount is None) == (units is None):
+            return None
+    elif rule.amount_required and amount is None:
+        return None
+    currency = record.currency
+    if currency is not None and not _is_currency(currency):
+        return None
+    settlement_date = record.settlement_date
+    if settlement_date is not None and settlement_date < record.trade_date:
+        return None
+    return PendingTransaction(
+        external_id=record.external_id,
+        type=rule.member,
+        status=TransactionStatus.ACTIVE,
+        product_external_id=record.product_external_id,
+        investor_external_id=record.investor_external_id,
+        contact_external_id=record.contact_external_id,
+        to_product_external_id=to_product,
+        to_investor_external_id=to_investor,
+        amount=amount,
+        units=units,
+        currency=currency or DEFAULT_CURRENCY,
+        trade_date=record.trade_date,
+        settlement_date=settlement_date,
+        comments=record.comments,
+    )
+
+
+def validate_raw(
+    raw: bytes | msgspec.Raw, *, transfers_only: bool = False
+) -> tuple[PendingTransaction | list[Problem], str | None]:
+    """Validate one record given as JSON text, for creation (as on POST), with its externalId.
+
+    Returns what `validate_record(decoded, transfers_only=transfers_only)` returns for the record
+    decoded by the worker's decoder (numbers as int or Decimal), and `record_external_id(decoded)`.
+    Raises msgspec.DecodeError if `raw` is not JSON, as that decoder would.
+    """
+    try:
+        record = _record_decoder().decode(raw)
+    except msgspec.DecodeError:
+        record = None
+    if record is not None:
+        transaction = _accept(record, transfers_only=transfers_only)
+        if transaction is not None:
+            return transaction, transaction.external_id
+    decoded = _untyped_decoder().decode(raw)
+    return validate_record(decoded, transfers_only=transfers_only), record_external_id(decoded)
