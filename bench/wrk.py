@@ -21,7 +21,8 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     requests: int
-    errors: int
+    errors: int  # non-2xx answers
+    socket_errors: int
 
 
 def require_wrk() -> str:
@@ -58,12 +59,12 @@ def run_wrk(
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     errors = int(bad.group(1)) if bad else 0
-    if socket_errors:
-        errors += sum(int(g) for g in socket_errors.groups())
+    broken = sum(int(g) for g in socket_errors.groups()) if socket_errors else 0
     return WrkResult(
         rps=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
         p50_ms=_ms(percentiles["50"]),
         p99_ms=_ms(percentiles["99"]),
         requests=requests,
         errors=errors,
+        socket_errors=broken,
     )

@@ -18,6 +18,7 @@ from pendingtx.cli import main
 from pendingtx.config import Settings
 from pendingtx.domain.credentials import PRODUCT
 from pendingtx.services import credentials
+from pendingtx.storage import apps as app_repo
 
 
 @pytest.fixture(autouse=True)
@@ -120,7 +121,14 @@ def test_apps_list_never_prints_secrets(db_url: str) -> None:
         assert app["appSecret"] not in text
         assert app["appSecret"] not in as_json
     assert "argon2" not in text + as_json  # nor the hashes
-    assert set(json.loads(as_json)[0]) == {"appKey", "name", "organization", "products", "disabled"}
+    assert set(json.loads(as_json)[0]) == {
+        "appKey",
+        "name",
+        "organization",
+        "products",
+        "disabled",
+        "allowedIps",
+    }
     assert [line.split()[2] for line in text.splitlines()] == ["enabled", "enabled"]
 
 
@@ -145,6 +153,100 @@ def test_apps_disable_of_an_unknown_key_fails(db_url: str) -> None:
     assert result.exit_code == 1
     assert "no application with AppKey no-such-key" in result.stderr
     assert result.stdout == ""
+
+
+# --- IP allow-lists -------------------------------------------------------------------------------
+
+
+def allowed_of(db_url: str, app_key: str) -> list[str]:
+    (row,) = [r for r in listed(db_url) if r["appKey"] == app_key]
+    return list(row["allowedIps"])
+
+
+def test_apps_create_takes_allow_ips(db_url: str) -> None:
+    app = create_json(
+        db_url, "--allow-ip", "10.1.2.3/8", "--allow-ip", "192.0.2.7", "--allow-ip", "2001:db8::/32"
+    )
+    assert list(app) == ["appKey", "appSecret", "organization"]
+    assert allowed_of(db_url, app["appKey"]) == ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"]
+    out = ok("apps", "create", "--name", "text-app", "--allow-ip", "10.0.0.0/8", "--database-url", db_url)
+    assert "Allowed from: 10.0.0.0/8" in out
+
+
+def test_without_allow_ips_an_app_accepts_any_address(db_url: str) -> None:
+    app = create_json(db_url)
+    assert allowed_of(db_url, app["appKey"]) == []
+    out = ok("apps", "create", "--name", "text-app", "--database-url", db_url)
+    assert "Allowed from: any address" in out
+    assert ok("apps", "list", "--database-url", db_url).splitlines()[0].endswith("ips:any")
+
+
+def test_apps_list_shows_allow_lists(db_url: str) -> None:
+    listed_app = create_json(db_url, "--allow-ip", "10.0.0.0/8", "--allow-ip", "::1", name="listed")
+    open_app = create_json(db_url, name="open")
+    lines = ok("apps", "list", "--database-url", db_url).splitlines()
+    assert lines[0].startswith(listed_app["appKey"])
+    assert lines[0].endswith("ips:10.0.0.0/8,::1/128")
+    assert lines[1].startswith(open_app["appKey"])
+    assert lines[1].endswith("ips:any")
+
+
+@pytest.mark.parametrize("bad", ["10.0.0.0/33", "not-an-ip", "2001:db8::/200", ""])
+def test_a_bad_allow_ip_is_a_usage_error(db_url: str, bad: str) -> None:
+    result = cli("apps", "create", "--name", "x", "--allow-ip", bad, "--database-url", db_url)
+    assert result.exit_code == 2
+    assert "is not an IP address or CIDR network" in result.stderr
+    result = cli("apps", "list", "--json", "--database-url", db_url)
+    assert json.loads(result.stdout) == []
+
+
+def test_apps_update_replaces_and_clears_the_allow_list(db_url: str, rt: Runtime) -> None:
+    app = create_json(db_url, "--allow-ip", "10.0.0.0/8")
+    key = app["appKey"]
+    out = ok(
+        "apps",
+        "update",
+        key,
+        "--allow-ip",
+        "192.0.2.0/24",
+        "--allow-ip",
+        "2001:db8::1",
+        "--database-url",
+        db_url,
+    )
+    assert out.strip() == f"updated {key}: allowed from 192.0.2.0/24, 2001:db8::1/128"
+    assert allowed_of(db_url, key) == ["192.0.2.0/24", "2001:db8::1/128"]
+    out = ok("apps", "update", key, "--clear-allow-ips", "--database-url", db_url)
+    assert out.strip() == f"updated {key}: allowed from any address"
+    assert allowed_of(db_url, key) == []
+    with rt.uow.read() as conn:
+        found = app_repo.find_app(conn, key)
+    assert found is not None
+    assert found.allowed_networks is None
+
+
+def test_apps_update_needs_exactly_one_change(db_url: str) -> None:
+    key = create_json(db_url)["appKey"]
+    for args in ((), ("--allow-ip", "10.0.0.0/8", "--clear-allow-ips")):
+        result = cli("apps", "update", key, *args, "--database-url", db_url)
+        assert result.exit_code == 2
+        assert "either --allow-ip" in result.stderr
+    result = cli("apps", "update", key, "--allow-ip", "nonsense", "--database-url", db_url)
+    assert result.exit_code == 2
+    assert allowed_of(db_url, key) == []
+
+
+def test_apps_update_of_an_unknown_key_fails(db_url: str) -> None:
+    result = cli("apps", "update", "no-such-key", "--clear-allow-ips", "--database-url", db_url)
+    assert result.exit_code == 1
+    assert "no application with AppKey no-such-key" in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_bad_trusted_proxy_setting_is_a_usage_error(db_url: str) -> None:
+    result = cli("apps", "list", "--database-url", db_url, env={"PENDINGTX_TRUSTED_PROXIES": "10.0.0.0/8,x"})
+    assert result.exit_code == 2
+    assert "invalid setting: trusted_proxies: 'x' is not an IP address or CIDR network" in result.stderr
 
 
 def test_db_upgrade_creates_the_schema_and_can_run_again(db_url: str) -> None:

@@ -11,9 +11,11 @@ from pendingtx.api.blocking import DatabaseCalls
 from pendingtx.clock import Clock, utc_now
 from pendingtx.config import Settings
 from pendingtx.domain.credentials import TokenLifetimes
+from pendingtx.services.abuse import AbuseLimits
 from pendingtx.storage.engine import make_engine
 from pendingtx.storage.hot_reads import HotReads
 from pendingtx.storage.migrate import upgrade
+from pendingtx.storage.rate_counters import DatabaseCounters, MemoryCounters
 from pendingtx.storage.unit_of_work import UnitOfWork
 from pendingtx.worker.wakeup import Wakeup
 from pendingtx.worker.worker import Worker, WorkerConfig
@@ -35,6 +37,13 @@ class Runtime:
             absolute=timedelta(seconds=self.settings.token_ttl_seconds),
             idle=timedelta(seconds=self.settings.token_idle_seconds),
         )
+        self.trusted_proxies = self.settings.trusted_proxy_networks
+        counters = (
+            DatabaseCounters(self.engine, self.clock)
+            if self.settings.rate_counters_in_database
+            else MemoryCounters(self.clock)
+        )
+        self.abuse = AbuseLimits.from_settings(self.settings, counters, clock=self.clock)
 
     def database_calls(self) -> DatabaseCalls:
         """How the API runs blocking database calls for this database (see api.blocking)."""

@@ -19,6 +19,7 @@ import click
 from pendingtx.client_cli.options import FORMATS, connection_options, eastern_moment
 from pendingtx.config import Settings
 from pendingtx.domain.credentials import PRODUCT
+from pendingtx.domain.networks import Network, parse_networks
 
 if TYPE_CHECKING:
     from pendingtx.bootstrap import Runtime
@@ -29,9 +30,6 @@ database_option = click.option(
     default=None,
     help="Database URL (default sqlite:///./pendingtx.db; env PENDINGTX_DATABASE_URL).",
 )
-
-
-LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 def _settings(database_url: str | None) -> Settings:
@@ -54,18 +52,6 @@ def _runtime(settings: Settings) -> Runtime:
         raise click.ClickException(f"cannot use the database {settings.database_url!r}: {reason}") from None
 
 
-def _configure_logging(settings: Settings) -> str:
-    """Set up logging at the configured level; returns the level's name as uvicorn spells it."""
-    level = settings.log_level.lower()
-    if level not in LOG_LEVELS:
-        raise click.UsageError(f"invalid setting: log_level must be one of {', '.join(LOG_LEVELS)}")
-    logging.basicConfig(
-        level="DEBUG" if level == "trace" else level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    return level
-
-
 @click.group()
 @click.version_option(package_name="pendingtx")
 def main() -> None:
@@ -78,17 +64,31 @@ def main() -> None:
 @database_option
 @click.option("--no-worker", is_flag=True, help="Serve the API only; run `pendingtx worker` elsewhere.")
 def serve(host: str, port: int, database_url: str | None, no_worker: bool) -> None:
-    """Serve the API, with a worker in the same process (migrations are applied first)."""
-    import uvicorn
+    """Serve the API, with a worker in the same process (migrations are applied first).
 
-    from pendingtx.api.app import create_app
+    Logs are JSON lines on standard error, one per request among them. On SIGTERM or SIGINT the
+    server stops accepting, the worker hands back a job in progress at its next chunk boundary, and
+    the process exits with status 0.
+    """
+    from pendingtx.api.app import run_server
+    from pendingtx.observability.logs import AccessLog, configure_logging
 
     settings = _settings(database_url)
-    log_level = _configure_logging(settings)
-    runtime = _runtime(settings)
-    app = create_app(runtime, run_worker=not no_worker)
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+        log_sink = configure_logging(settings.log_level)  # JSON lines on standard error
+    except ValueError as exc:
+        raise click.UsageError(f"invalid setting: {exc}") from None
+    runtime = _runtime(settings)
+    try:
+        run_server(
+            runtime,
+            host=host,
+            port=port,
+            log_level=settings.log_level.lower(),
+            run_worker=not no_worker,
+            shutdown_timeout=settings.shutdown_timeout_seconds,
+            access_log=AccessLog(sink=log_sink),
+        )
     finally:
         runtime.close()
 
@@ -99,11 +99,19 @@ def serve(host: str, port: int, database_url: str | None, no_worker: bool) -> No
     "--concurrency", default=1, show_default=True, type=click.IntRange(min=1), help="Worker threads."
 )
 def worker(database_url: str | None, concurrency: int) -> None:
-    """Process jobs without serving HTTP (beside `pendingtx serve --no-worker`); stops on SIGTERM/SIGINT."""
+    """Process jobs without serving HTTP (beside `pendingtx serve --no-worker`).
+
+    On SIGTERM or SIGINT it stops claiming, hands back each job in progress at its next chunk
+    boundary (another worker resumes it at once), and exits with status 0.
+    """
+    from pendingtx.observability.logs import configure_logging
     from pendingtx.worker.pool import WorkerPool
 
     settings = _settings(database_url)
-    _configure_logging(settings)
+    try:
+        configure_logging(settings.log_level)  # JSON lines on standard error
+    except ValueError as exc:
+        raise click.UsageError(f"invalid setting: {exc}") from None
     runtime = _runtime(settings)
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     # Blocked before any thread starts, so that only the main thread's sigwait receives them.
@@ -113,7 +121,7 @@ def worker(database_url: str | None, concurrency: int) -> None:
         pool.start()
         received = signal.sigwait(stop_signals)
         logging.getLogger("pendingtx.worker").info("%s received; stopping", signal.Signals(received).name)
-        pool.stop()
+        pool.stop(settings.shutdown_timeout_seconds)
     finally:
         runtime.close()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
@@ -137,22 +145,58 @@ def apps() -> None:
     """Register and manage client applications."""
 
 
+def _networks(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> tuple[Network, ...]:
+    try:
+        return parse_networks(values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+allow_ip_option = click.option(
+    "--allow-ip",
+    "allowed",
+    multiple=True,
+    metavar="CIDR",
+    callback=_networks,
+    help="Accept /v1 calls only from this IPv4 or IPv6 network or address (repeatable).",
+)
+
+
+def _allowed_text(networks: tuple[Network, ...] | None) -> str:
+    return ", ".join(str(n) for n in networks) if networks else "any address"
+
+
 @apps.command("create")
 @click.option("--name", required=True, help="The application's name.")
 @click.option("--org", default="default", show_default=True, help="Organization (created on first use).")
 @click.option("--product", "products", multiple=True, help=f"Entitled product (default {PRODUCT}).")
+@allow_ip_option
 @click.option("--json", "as_json", is_flag=True, help="Print exactly {appKey, appSecret, organization}.")
 @database_option
 def apps_create(
-    name: str, org: str, products: tuple[str, ...], as_json: bool, database_url: str | None
+    *,
+    name: str,
+    org: str,
+    products: tuple[str, ...],
+    allowed: tuple[Network, ...],
+    as_json: bool,
+    database_url: str | None,
 ) -> None:
-    """Register an application and print its AppKey and AppSecret (shown only this once)."""
+    """Register an application and print its AppKey and AppSecret (shown only this once).
+
+    Without --allow-ip the application may call from any address.
+    """
     from pendingtx.services import credentials
 
     runtime = _runtime(_settings(database_url))
     try:
         new = credentials.create_app(
-            runtime.uow, name=name, organization=org, products=products or (PRODUCT,), clock=runtime.clock
+            runtime.uow,
+            name=name,
+            organization=org,
+            products=products or (PRODUCT,),
+            clock=runtime.clock,
+            allowed_networks=allowed,
         )
     finally:
         runtime.close()
@@ -160,6 +204,7 @@ def apps_create(
         click.echo(json.dumps({"appKey": new.app_key, "appSecret": new.app_secret, "organization": org}))
         return
     click.echo(f"Application:  {new.name} (organization {org}; products {', '.join(new.products)})")
+    click.echo(f"Allowed from: {_allowed_text(new.allowed_networks)}")
     click.echo(f"AppKey:       {new.app_key}")
     click.echo(f"AppSecret:    {new.app_secret}")
     click.echo("Keep the secret now: it is stored only as a hash and cannot be shown again.")
@@ -184,6 +229,8 @@ def apps_list(as_json: bool, database_url: str | None) -> None:
             "organization": a.org_name,
             "products": list(a.products),
             "disabled": a.disabled,
+            # Empty: any address.
+            "allowedIps": [str(n) for n in a.allowed_networks or ()],
         }
         for a in found
     ]
@@ -193,7 +240,35 @@ def apps_list(as_json: bool, database_url: str | None) -> None:
     for r in rows:
         state = "disabled" if r["disabled"] else "enabled"
         products = ",".join(r["products"])  # type: ignore[arg-type]
-        click.echo(f"{r['appKey']}  {r['organization']}/{r['name']}  {state}  {products}")
+        allowed = ",".join(r["allowedIps"]) or "any"  # type: ignore[arg-type]
+        click.echo(f"{r['appKey']}  {r['organization']}/{r['name']}  {state}  {products}  ips:{allowed}")
+
+
+@apps.command("update")
+@click.argument("app_key")
+@allow_ip_option
+@click.option("--clear-allow-ips", is_flag=True, help="Remove the allow-list: accept calls from any address.")
+@database_option
+def apps_update(
+    app_key: str, allowed: tuple[Network, ...], clear_allow_ips: bool, database_url: str | None
+) -> None:
+    """Change an application: --allow-ip replaces its IP allow-list with the networks given.
+
+    The change applies at once, to tokens already issued too.
+    """
+    from pendingtx.services import credentials
+
+    if bool(allowed) == clear_allow_ips:
+        raise click.UsageError("give either --allow-ip (one or more) or --clear-allow-ips")
+    runtime = _runtime(_settings(database_url))
+    try:
+        found = credentials.set_allowed_networks(runtime.uow, app_key, allowed)
+    finally:
+        runtime.close()
+    if not found:
+        click.echo(f"no application with AppKey {app_key}", err=True)
+        sys.exit(1)
+    click.echo(f"updated {app_key}: allowed from {_allowed_text(allowed)}")
 
 
 @apps.command("disable")

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from pendingtx.domain.networks import Network, parse_networks, split_list
+
 ENV_PREFIX = "PENDINGTX_"
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
@@ -35,7 +37,30 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sqlite_busy_timeout_ms: Annotated[int, msgspec.Meta(ge=0)] = 5000
     # FULL makes every acknowledged write survive a power cut, not only a process crash.
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    # On SIGTERM, how long the server and workers take to finish or hand back work before exiting.
+    shutdown_timeout_seconds: PositiveSeconds = 10.0
+    # Larger request heads (all headers together; half of it for one value) get 400.
+    max_header_bytes: Positive = 16 * 1024
     log_level: str = "info"
+    # Failed client authentications at the token endpoint tolerated per AppKey and per client address;
+    # once reached, that key or address gets 429 (even with the right secret) until the window that
+    # began with its first failure passes.
+    auth_failure_limit: Positive = 10
+    auth_failure_window_seconds: Positive = 300
+    # Each application's request budget on /v1 per minute; status reads have their own, larger one.
+    app_requests_per_minute: Positive = 6000
+    app_status_reads_per_minute: Positive = 120_000
+    # Where rate-limit counters live: "auto" is memory on SQLite (one API process) and the database
+    # otherwise, so that every API process on one PostgreSQL shares the counts.
+    rate_limit_storage: Literal["auto", "memory", "database"] = "auto"
+    # Comma-separated CIDRs of the proxies whose X-Forwarded-For is believed (none by default).
+    trusted_proxies: str = ""
+
+    def __post_init__(self) -> None:
+        try:
+            parse_networks(split_list(self.trusted_proxies))
+        except ValueError as exc:
+            raise ValueError(f"trusted_proxies: {exc}") from None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -60,3 +85,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def is_sqlite(self) -> bool:
         """Whether the database is the embedded SQLite file."""
         return self.database_url.startswith("sqlite")
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        """The networks of `trusted_proxies`."""
+        return parse_networks(split_list(self.trusted_proxies))
+
+    @property
+    def rate_counters_in_database(self) -> bool:
+        """Whether rate-limit counters are kept in the database (shared by processes) or in memory."""
+        if self.rate_limit_storage == "auto":
+            return not self.is_sqlite
+        return self.rate_limit_storage == "database"

@@ -15,7 +15,7 @@ from pendingtx.api.context import RequestContext
 from pendingtx.bootstrap import Runtime
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
-UNDOCUMENTED = {"/openapi.json", "/docs"}
+UNDOCUMENTED = {"/openapi.json", "/docs", "/metrics"}
 
 
 @pytest.fixture

@@ -535,12 +535,14 @@ def test_non_object_merge_patch_is_refused() -> None:
 # --- properties -----------------------------------------------------------------------------
 
 EXTERNAL_IDS = st.from_regex(r"[A-Za-z0-9._:-]{1,64}", fullmatch=True)
-OTHER_IDS = st.text(min_size=1, max_size=64)
+# Valid text: anything but NUL, which no member may hold.
+VALID_TEXT = st.characters(exclude_characters="\x00")
+OTHER_IDS = st.text(VALID_TEXT, min_size=1, max_size=64)
 AMOUNTS = st.decimals(min_value=Decimal("0.01"), max_value=Decimal(10**13), places=2)
 UNITS = st.decimals(min_value=Decimal("0.000001"), max_value=Decimal(10**13), places=6)
 CURRENCIES = st.sampled_from(["USD", "EUR", "GBP", "JPY", "CHF"])
 DATES = st.dates(min_value=date(2000, 1, 1), max_value=date(2040, 12, 31))
-COMMENTS = st.text(max_size=80)
+COMMENTS = st.text(VALID_TEXT, max_size=80)
 
 
 def _destinations(

@@ -542,7 +542,9 @@ def test_to_json_omits_absent_members() -> None:
 # --- round trip -----------------------------------------------------------------------------
 
 EXTERNAL_IDS = st.from_regex(r"[A-Za-z0-9._:-]{1,64}", fullmatch=True)
-OTHER_IDS = st.text(min_size=1, max_size=64)
+# Valid text: anything but NUL, which no member may hold.
+VALID_TEXT = st.characters(exclude_characters="\x00")
+OTHER_IDS = st.text(VALID_TEXT, min_size=1, max_size=64)
 AMOUNTS = st.decimals(min_value=Decimal("0.01"), max_value=Decimal(10**13), places=2)
 UNITS = st.decimals(min_value=Decimal("0.000001"), max_value=Decimal(10**13), places=6)
 
@@ -583,7 +585,7 @@ def transactions(draw: st.DrawFn) -> PendingTransaction:
         currency=draw(st.sampled_from(["USD", "EUR", "GBP", "JPY", "CHF", "BHD"])),
         trade_date=trade_date,
         settlement_date=draw(st.none() | st.dates(min_value=trade_date)),
-        comments=draw(st.none() | st.text(max_size=500)),
+        comments=draw(st.none() | st.text(VALID_TEXT, max_size=500)),
     )
 
 
@@ -620,3 +622,17 @@ def test_any_decoded_object_gets_a_verdict_without_raising(record: dict[str, obj
         assert all(isinstance(problem, Problem) and problem.reason for problem in result)
     else:
         assert validate_record(to_json(result)) == result
+
+
+@pytest.mark.parametrize("field", ["externalId", "productExternalId", "investorExternalId", "comments"])
+def test_nul_characters_are_refused_in_any_text_member(field: str) -> None:
+    record = {
+        "externalId": "N-1",
+        "type": "New Subscription",
+        "productExternalId": "FUND-A",
+        "investorExternalId": "INV-1",
+        "amount": "1",
+        "tradeDate": "2026-11-27",
+    }
+    record[field] = "a\x00b"
+    assert validate_record(record) == [Problem(field, "must not contain NUL characters")]

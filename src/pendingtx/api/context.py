@@ -1,27 +1,36 @@
-"""The outermost layer: request tracking ids, URL length, and turning every failure into an error body."""
+"""The outermost layer: request tracking ids, URL length, every failure as an error body, and for every
+request one access log line and its metrics.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 import uuid
+from time import perf_counter
 
 import sqlalchemy as sa
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pendingtx import errors
+from pendingtx.api.limits import MAX_HEADER_BYTES, check_request_head, check_request_target
 from pendingtx.api.responses import error_response
+from pendingtx.observability.caller import CallerNote, close_note, open_note
+from pendingtx.observability.logs import AccessLog
+from pendingtx.observability.metrics import RequestMetrics
 
 TRACKING_HEADER = b"requesttrackingid"
 TRACKING_SCOPE_KEY = "pendingtx.tracking_id"
 OAUTH_SCOPE_KEY = "pendingtx.oauth_errors"
+# The route label of a request that matched no route: its raw path is never logged (it may hold a key).
+UNMATCHED = "unmatched"
 
 log = logging.getLogger("pendingtx.api")
 
 _CANONICAL_UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
 # The database is unreachable or busy: the same request may well succeed a little later.
-_DATABASE_UNAVAILABLE = (
+DATABASE_UNAVAILABLE = (
     sa.exc.OperationalError,
     sa.exc.InterfaceError,
     sa.exc.DisconnectionError,
@@ -47,6 +56,12 @@ def _tracking_id(headers: list[tuple[bytes, bytes]]) -> str:
     return str(uuid.uuid4())
 
 
+def route_of(scope: Scope) -> str:
+    """The route template the request matched (`/v1/jobs/{appName}/status/{key}`), or UNMATCHED."""
+    route = scope.get("route")
+    return UNMATCHED if route is None else str(route.path)
+
+
 def _as_api_error(exc: Exception, scope: Scope) -> errors.ApiError:
     if isinstance(exc, errors.ApiError):
         return exc
@@ -56,49 +71,79 @@ def _as_api_error(exc: Exception, scope: Scope) -> errors.ApiError:
         return errors.MethodNotAllowed(
             f"Method {scope['method']} not allowed on {scope['path']}", headers=exc.headers
         )
-    if isinstance(exc, _DATABASE_UNAVAILABLE):
-        log.warning("database unavailable serving %s %s: %s", scope["method"], scope["path"], exc)
+    # Logged with the route template and the tracking id, which the request's access line repeats.
+    where = (scope["method"], route_of(scope), tracking_id_of(scope))
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        log.warning("database unavailable serving %s %s (trackingId %s): %s", *where, exc)
         return errors.ServiceUnavailable("Database unavailable; retry later")
-    log.exception("unhandled error serving %s %s", scope["method"], scope["path"])
+    log.exception("unhandled error serving %s %s (trackingId %s)", *where)
     return errors.InternalFailure()
 
 
 class RequestContext:
-    """Tags each request with a tracking id and answers every failure in the contract's format."""
+    """Tags each request with a tracking id, answers every failure in the contract's format, and
+    records each request in the access log and in `metrics`.
+    """
 
-    def __init__(self, app: ASGIApp, *, max_url_length: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_url_length: int,
+        max_header_bytes: int = MAX_HEADER_BYTES,
+        metrics: RequestMetrics | None = None,
+        access_log: AccessLog | None = None,
+    ) -> None:
         self.app = app
         self.max_url_length = max_url_length
+        self.max_header_bytes = max_header_bytes
+        self.metrics = metrics
+        self.access_log = access_log or AccessLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        began = perf_counter()
         tracking = _tracking_id(scope["headers"])
         scope[TRACKING_SCOPE_KEY] = tracking
         # With "app" in the scope, Starlette's router raises 404/405 instead of answering in plain text.
         scope["app"] = self
-        started = False
+        status = 0  # no answer at all, should the request end without one
         tracking_header = (TRACKING_HEADER, tracking.encode("ascii"))
 
         async def send_with_tracking(message: Message) -> None:
-            nonlocal started
+            nonlocal status
             if message["type"] == "http.response.start":
-                started = True
+                status = message["status"]
                 message["headers"] = [*message.get("headers", ()), tracking_header]
             await send(message)
 
+        # The code that authenticates the caller names it here (observability.identify).
+        note, token = open_note()
         try:
             path = scope.get("raw_path") or scope["path"].encode("utf-8")
             query = scope.get("query_string") or b""
             url_length = len(path) + (len(query) + 1 if query else 0)
             if url_length > self.max_url_length:
                 raise errors.UriTooLong(f"URL is longer than {self.max_url_length} characters")
+            check_request_head(scope, max_header_bytes=self.max_header_bytes)
+            check_request_target(scope)
             await self.app(scope, receive, send_with_tracking)
         except Exception as exc:
-            if started:
+            if status:
                 raise
             response = error_response(
                 _as_api_error(exc, scope), tracking, oauth=bool(scope.get(OAUTH_SCOPE_KEY))
             )
             await response(scope, receive, send_with_tracking)
+        finally:
+            close_note(token)
+            self._served(scope, status, perf_counter() - began, tracking, note)
+
+    def _served(self, scope: Scope, status: int, seconds: float, tracking: str, note: CallerNote) -> None:
+        route = route_of(scope)
+        method: str = scope["method"]
+        if self.metrics is not None:
+            self.metrics.observe(route, method, status, seconds)
+        self.access_log.request(method, route, status, seconds, tracking, caller=note)

@@ -1,67 +1,318 @@
-"""The service's own OpenAPI 3.1 description, and the page that renders it at /docs."""
+"""The service's own OpenAPI 3.1 description, and the page that renders it at /docs.
+
+The document is precise enough to fuzz against (tests/api/test_fuzz.py): every status an operation
+can answer is listed with its exact error body, `requesttrackingid` is a required header of every
+answer, and parameters carry the patterns the server enforces. What JSON Schema cannot say (a date
+range that ends before it starts, `after` together with `before`, a reused Idempotency-Key, and the
+per-type record rules the worker applies after the 202) is said in the descriptions.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pycountry
+
 from pendingtx import __version__
 from pendingtx.domain.jobs import JobStatus
-from pendingtx.domain.transactions import TransactionType
+from pendingtx.domain.transactions import TRANSFER_TYPES, TransactionStatus, TransactionType
 
-_ERROR_STATUSES = {
-    "400": "The request is malformed: see `errors` for each offending field.",
-    "401": "Missing, unknown, revoked or expired token; wrong or disabled AppKey.",
-    "403": "The application is not entitled to this product, or the caller's address is not allowed.",
-    "404": "Unknown route, job key or transaction (another organization's keys are never revealed).",
-    "405": "The route does not accept this method.",
-    "413": "The body is over the size limit.",
-    "414": "The URL is longer than 2048 characters.",
-    "415": "Unsupported Content-Type.",
-    "500": "An unexpected failure; the body never carries a stack trace.",
-    "503": "The database is unreachable; retry after `Retry-After` seconds.",
-}
+JSON = "application/json"
+
+# --- building blocks --------------------------------------------------------------------------------
 
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _errors(*statuses: str) -> dict[str, Any]:
-    return {
-        s: {
-            "description": _ERROR_STATUSES[s],
-            "headers": {"requesttrackingid": {"$ref": "#/components/headers/requesttrackingid"}},
-            "content": {"application/json": {"schema": _ref("Error")}},
-        }
-        for s in statuses
-    }
+def _header(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/headers/{name}"}
+
+
+def _response(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/responses/{name}"}
+
+
+_TRACKING = {"requesttrackingid": _header("requesttrackingid")}
 
 
 def _json(schema: dict[str, Any], description: str, **headers: Any) -> dict[str, Any]:
-    answer: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
-    answer["headers"] = {"requesttrackingid": {"$ref": "#/components/headers/requesttrackingid"}, **headers}
-    return answer
+    """A JSON answer; every answer carries `requesttrackingid`."""
+    return {
+        "description": description,
+        "headers": {**_TRACKING, **headers},
+        "content": {JSON: {"schema": schema}},
+    }
 
+
+# Each error status: (response name, code(s), transient, description). The body is the contract's
+# error body (section 4) with that code; 429 and 503 are transient and always carry Retry-After.
+_ERRORS: dict[str, tuple[str, tuple[str, ...], bool, str]] = {
+    "400": (
+        "BadRequest",
+        ("request.validation.failure",),
+        False,
+        "The request is malformed: a path or query parameter, a header (request headers may total "
+        "16 KiB, one value 8 KiB), or the body (not JSON, the wrong shape, arrays and objects nested "
+        "more than 32 levels deep). `errors` names each offending input.",
+    ),
+    "401": (
+        "Unauthorized",
+        ("gateway.authentication.failure",),
+        False,
+        "Missing, malformed, unknown, revoked or expired token; missing or wrong AppKey; disabled "
+        "application.",
+    ),
+    "403": (
+        "Forbidden",
+        ("gateway.authentication.failure", "gateway.access.failure"),
+        False,
+        "The application is not entitled to this product (`gateway.authentication.failure`), or the "
+        "caller's address is not on the application's allow-list (`gateway.access.failure`).",
+    ),
+    "404": (
+        "NotFound",
+        ("resource.not.found",),
+        False,
+        "Unknown job key or externalId (another organization's are never revealed).",
+    ),
+    "405": (
+        "MethodNotAllowed",
+        ("request.method.not.allowed",),
+        False,
+        "The path exists but does not take this method; `Allow` lists the methods it does take.",
+    ),
+    "413": ("TooLarge", ("request.too.large",), False, "The body is larger than the size limit."),
+    "414": (
+        "UriTooLong",
+        ("request.uri.too.long",),
+        False,
+        "The URL (path and query) is longer than the limit (2048 characters by default).",
+    ),
+    "415": (
+        "UnsupportedMediaType",
+        ("request.unsupported.media.type",),
+        False,
+        "The body's Content-Type is not one this operation accepts.",
+    ),
+    "429": (
+        "RateLimited",
+        ("request.rate.limited",),
+        True,
+        "Too many requests (or failed authentications) for this application or address; retry after "
+        "`Retry-After` seconds.",
+    ),
+    "500": (
+        "InternalFailure",
+        ("internal.server.failure",),
+        False,
+        "An unexpected failure; the body never carries a stack trace.",
+    ),
+    "503": (
+        "ServiceUnavailable",
+        ("service.unavailable",),
+        True,
+        "The database is unreachable or busy; retry after `Retry-After` seconds.",
+    ),
+}
+
+# On the token endpoint the body also carries RFC 6749's `error` and `error_description` when the
+# failure is the endpoint's own; a 414 is decided before any route, and a 429 or 5xx may be either.
+_OAUTH_STATUSES = {"400", "401", "413", "415"}
+_MAYBE_OAUTH_STATUSES = {"429", "500", "503"}
+_TOKEN_STATUSES = ("400", "401", "413", "414", "415", "429", "500", "503")
+
+
+def _error_schema(status: str, base: dict[str, Any]) -> dict[str, Any]:
+    _, codes, transient, _ = _ERRORS[status]
+    code: dict[str, Any] = {"const": codes[0]} if len(codes) == 1 else {"enum": list(codes)}
+    return {"allOf": [base, {"properties": {"code": code, "transient": {"const": transient}}}]}
+
+
+def _error_response(status: str, *, token_endpoint: bool = False) -> dict[str, Any]:
+    _, _, transient, description = _ERRORS[status]
+    base: dict[str, Any]
+    if not token_endpoint:
+        base = _ref("Error")
+    elif status in _OAUTH_STATUSES:
+        base = _ref("OAuthError")
+    elif status in _MAYBE_OAUTH_STATUSES:
+        base = {"anyOf": [_ref("Error"), _ref("OAuthError")]}
+    else:
+        base = _ref("Error")
+    headers: dict[str, Any] = dict(_TRACKING)
+    if transient:
+        headers["Retry-After"] = {**_header("Retry-After"), "required": True}
+    if status == "405":
+        headers["Allow"] = _header("Allow")
+    if token_endpoint and status == "401":
+        headers["WWW-Authenticate"] = {
+            "description": '`Basic realm="pendingtx"` when the request carried no client credentials',
+            "schema": {"type": "string"},
+        }
+    return {
+        "description": description,
+        "headers": headers,
+        "content": {JSON: {"schema": _error_schema(status, base)}},
+    }
+
+
+def _errors(*statuses: str) -> dict[str, Any]:
+    """References to the shared error answers."""
+    return {status: _response(_ERRORS[status][0]) for status in statuses}
+
+
+def _token_errors(*statuses: str) -> dict[str, Any]:
+    return {status: _response("Token" + _ERRORS[status][0]) for status in statuses}
+
+
+# --- value shapes -----------------------------------------------------------------------------------
 
 _STRING_64 = {"type": "string", "minLength": 1, "maxLength": 64}
-_DECIMAL = {"oneOf": [{"type": "number"}, {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}]}
+_OPTIONAL_STRING_64 = {"type": ["string", "null"], "minLength": 1, "maxLength": 64}
+
+# A decimal > 0 and <= 10^13 written positionally (no exponent, no sign), with at most `places`
+# decimal places once trailing zeros are dropped ("1.500" has one).
+_MAX_QUANTITY_TEXT = "10000000000000"
+
+
+def _decimal_text(places: int) -> str:
+    whole = rf"0*[1-9][0-9]{{0,12}}(\.[0-9]{{1,{places}}}0*)?"
+    limit = rf"0*{_MAX_QUANTITY_TEXT}(\.0+)?"
+    fraction = rf"0+\.[0-9]{{0,{places - 1}}}[1-9]0*"
+    return f"^({whole}|{limit}|{fraction})$"
+
+
+def _quantity(places: int, description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "oneOf": [
+            {"type": "number", "exclusiveMinimum": 0, "maximum": 10**13},
+            {"type": "string", "pattern": _decimal_text(places)},
+            {"type": "null"},
+        ],
+    }
+
+
+# yyyy-MM-dd, a real calendar date from 0001-01-01 (29 February only in leap years).
+_YEAR = "([0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)"
+_LEAP_YEAR = "([0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00)"
+_MONTH_DAY = "((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)"
+_DATE = f"({_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)"
+_TIME = r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{3})?"
+DATE_PATTERN = f"^{_DATE}$"
+MOMENT_PATTERN = f"^{_DATE}({_TIME})?$"
+
+_CODES = sorted({code for _, codes, _, _ in _ERRORS.values() for code in codes})
+_CURRENCIES = sorted(str(currency.alpha_3) for currency in pycountry.currencies)
+_JSON_POINTER = "^(/([^~/]|~[01])*)*$"
+
+
+def _record_schema(types: list[str], description: str) -> dict[str, Any]:
+    """A pending transaction as a client submits it; JSON null counts as an absent optional member."""
+    return {
+        "type": "object",
+        "description": description,
+        "additionalProperties": False,
+        "required": ["externalId", "type", "productExternalId", "investorExternalId", "tradeDate"],
+        "properties": {
+            "externalId": {
+                "type": "string",
+                "pattern": "^[A-Za-z0-9._:-]{1,64}$",
+                "description": "unique within the organization and within the batch",
+            },
+            "type": {"type": "string", "enum": types},
+            "status": {
+                "type": ["string", "null"],
+                "enum": [TransactionStatus.ACTIVE.value, None],
+                "default": TransactionStatus.ACTIVE.value,
+                "description": "a transaction cannot be created as Cancel",
+            },
+            "productExternalId": _STRING_64,
+            "investorExternalId": _STRING_64,
+            "contactExternalId": _OPTIONAL_STRING_64,
+            "toProductExternalId": {
+                **_OPTIONAL_STRING_64,
+                "description": "required for the Switch or Exchange types, allowed for transfers; "
+                "must differ from productExternalId",
+            },
+            "toInvestorExternalId": {
+                **_OPTIONAL_STRING_64,
+                "description": "transfers only; must differ from investorExternalId",
+            },
+            "amount": _quantity(2, "> 0, at most 2 decimal places, at most 10^13; a string keeps it exact"),
+            "units": _quantity(6, "> 0, at most 6 decimal places, at most 10^13"),
+            "currency": {
+                "type": ["string", "null"],
+                "pattern": "^[A-Z]{3}$",
+                "default": "USD",
+                "description": "ISO 4217 alphabetic code",
+            },
+            "tradeDate": {"type": "string", "pattern": DATE_PATTERN, "description": "yyyy-MM-dd"},
+            "settlementDate": {
+                "type": ["string", "null"],
+                "pattern": DATE_PATTERN,
+                "description": "yyyy-MM-dd, not before tradeDate",
+            },
+            "comments": {"type": ["string", "null"], "maxLength": 500},
+        },
+    }
+
+
+_RECORD_RULES = (
+    "Rules by type, checked by the worker after the 202 (a record breaking one is rejected and named "
+    "in the job's validationMessage): Full Redemption, Full Transfer, Full Switch or Exchange and "
+    "Account Maintenance take neither amount nor units; Partial Redemption, Partial Transfer and "
+    "Partial Switch or Exchange take exactly one of them; every other type requires amount and takes "
+    "no units. Transfers need toInvestorExternalId or toProductExternalId."
+)
 
 _SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
+        "description": "The contract's error body; `requesttrackingid` repeats `trackingId`.",
+        "additionalProperties": False,
         "required": ["code", "message", "trackingId", "transient", "errors"],
         "properties": {
-            "code": {"type": "string", "examples": ["request.validation.failure"]},
-            "message": {"type": "string"},
+            "code": {"type": "string", "enum": _CODES},
+            "message": {"type": "string", "minLength": 1},
+            "trackingId": {"type": "string", "format": "uuid"},
+            "transient": {
+                "type": "boolean",
+                "description": "true only if the same request may succeed later",
+            },
+            "errors": {"type": "array", "items": _ref("ErrorDetail")},
+        },
+    },
+    "OAuthError": {
+        "type": "object",
+        "description": "The error body of the token endpoint: the contract's members, then RFC 6749's.",
+        "additionalProperties": False,
+        "required": ["code", "message", "trackingId", "transient", "errors", "error", "error_description"],
+        "properties": {
+            "code": {"type": "string", "enum": _CODES},
+            "message": {"type": "string", "minLength": 1},
             "trackingId": {"type": "string", "format": "uuid"},
             "transient": {"type": "boolean"},
             "errors": {"type": "array", "items": _ref("ErrorDetail")},
-            "error": {"type": "string", "description": "RFC 6749 error code (token endpoint only)"},
-            "error_description": {"type": "string", "description": "token endpoint only"},
+            "error": {
+                "type": "string",
+                "enum": [
+                    "invalid_request",
+                    "invalid_client",
+                    "invalid_grant",
+                    "unauthorized_client",
+                    "unsupported_grant_type",
+                    "invalid_scope",
+                ],
+            },
+            "error_description": {"type": "string"},
         },
     },
     "ErrorDetail": {
         "type": "object",
+        "additionalProperties": False,
         "required": ["field", "location", "reason"],
         "properties": {
             "field": {"type": "string"},
@@ -71,33 +322,59 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Token": {
         "type": "object",
+        "additionalProperties": False,
         "required": ["access_token", "token_type", "expires_in", "issued_at", "application_name", "status"],
         "properties": {
-            "access_token": {"type": "string"},
+            "access_token": {"type": "string", "minLength": 43},
             "token_type": {"type": "string", "const": "Bearer"},
-            "expires_in": {"type": "integer"},
-            "issued_at": {"type": "string", "description": "milliseconds since the epoch"},
+            "expires_in": {"type": "integer", "minimum": 1},
+            "issued_at": {
+                "type": "string",
+                "pattern": "^[0-9]+$",
+                "description": "milliseconds since the epoch",
+            },
             "application_name": {"type": "string"},
             "status": {"type": "string", "const": "approved"},
         },
     },
-    "Revoked": {"type": "object", "properties": {"status": {"type": "string", "const": "revoked"}}},
+    "Revoked": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["status"],
+        "properties": {"status": {"type": "string", "const": "revoked"}},
+    },
     "JobAccepted": {
         "type": "object",
+        "additionalProperties": False,
         "required": ["jobStatusQueryKey", "batchId"],
-        "properties": {"jobStatusQueryKey": {"type": "string"}, "batchId": {"type": "string"}},
+        "properties": {
+            "jobStatusQueryKey": {"type": "string", "pattern": "^[A-Za-z0-9_-]{22}==$"},
+            "batchId": {"type": "string", "pattern": "^[0-9]+$"},
+        },
     },
     "JobStatus": {
         "type": "object",
-        "required": ["status", "batchId", "message", "validationMessage"],
+        "additionalProperties": False,
+        "required": [
+            "status",
+            "batchId",
+            "message",
+            "validationMessage",
+            "recordCount",
+            "processedCount",
+            "failedCount",
+            "submittedAt",
+            "completedAt",
+            "validationDetails",
+        ],
         "properties": {
             "status": {"type": "string", "enum": [s.value for s in JobStatus]},
-            "batchId": {"type": "string"},
+            "batchId": {"type": "string", "pattern": "^[0-9]+$"},
             "message": {"type": "string"},
             "validationMessage": {"type": "array", "items": {"type": "string"}},
-            "recordCount": {"type": "integer"},
-            "processedCount": {"type": "integer"},
-            "failedCount": {"type": "integer"},
+            "recordCount": {"type": "integer", "minimum": 0},
+            "processedCount": {"type": "integer", "minimum": 0},
+            "failedCount": {"type": "integer", "minimum": 0},
             "submittedAt": {"type": "string", "format": "date-time"},
             "completedAt": {"type": ["string", "null"], "format": "date-time"},
             "validationDetails": {"type": "array", "items": _ref("ValidationDetail")},
@@ -105,62 +382,84 @@ _SCHEMAS: dict[str, Any] = {
     },
     "ValidationDetail": {
         "type": "object",
+        "additionalProperties": False,
+        "required": ["index", "externalId", "field", "reason"],
         "properties": {
-            "index": {"type": "integer", "description": "0-based position in the submitted batch"},
+            "index": {"type": "integer", "minimum": 0, "description": "0-based position in the batch"},
             "externalId": {"type": ["string", "null"]},
-            "field": {"type": "string"},
+            "field": {"type": "string", "description": 'the record\'s member, or "" for the record'},
             "reason": {"type": "string"},
         },
     },
-    "PendingTransaction": {
+    "PendingTransaction": _record_schema(
+        [t.value for t in TransactionType], "A pending transaction to create. " + _RECORD_RULES
+    ),
+    "PendingTransfer": _record_schema(
+        [t.value for t in TransactionType if t in TRANSFER_TYPES],
+        "A pending transfer to create. " + _RECORD_RULES,
+    ),
+    "Transaction": {
         "type": "object",
+        "description": "A stored transaction; members without a value are left out.",
         "additionalProperties": False,
-        "required": ["externalId", "type", "productExternalId", "investorExternalId", "tradeDate"],
+        "required": [
+            "externalId",
+            "type",
+            "status",
+            "productExternalId",
+            "investorExternalId",
+            "currency",
+            "tradeDate",
+            "createDate",
+            "changeDate",
+        ],
         "properties": {
             "externalId": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,64}$"},
             "type": {"type": "string", "enum": [t.value for t in TransactionType]},
-            "status": {"type": "string", "enum": ["Active", "Cancel"], "default": "Active"},
+            "status": {"type": "string", "enum": [s.value for s in TransactionStatus]},
             "productExternalId": _STRING_64,
             "investorExternalId": _STRING_64,
             "contactExternalId": _STRING_64,
             "toProductExternalId": _STRING_64,
             "toInvestorExternalId": _STRING_64,
-            "amount": {**_DECIMAL, "description": "> 0, at most 2 decimal places, at most 10^13"},
-            "units": {**_DECIMAL, "description": "> 0, at most 6 decimal places"},
-            "currency": {"type": "string", "pattern": "^[A-Z]{3}$", "default": "USD"},
+            "amount": {"type": "number", "exclusiveMinimum": 0, "description": "exactly as stored"},
+            "units": {"type": "number", "exclusiveMinimum": 0, "description": "exactly as stored"},
+            "currency": {"type": "string", "enum": _CURRENCIES},
             "tradeDate": {"type": "string", "format": "date"},
             "settlementDate": {"type": "string", "format": "date"},
             "comments": {"type": "string", "maxLength": 500},
-        },
-    },
-    "Transaction": {
-        "allOf": [_ref("PendingTransaction")],
-        "properties": {
             "createDate": {"type": "string", "format": "date-time", "description": "US Eastern offset"},
             "changeDate": {"type": "string", "format": "date-time", "description": "US Eastern offset"},
         },
     },
     "TransactionPage": {
         "type": "object",
+        "additionalProperties": False,
         "required": ["data", "paging"],
         "properties": {
             "data": {
                 "type": "object",
-                "properties": {"results": {"type": "array", "items": _ref("Transaction")}},
+                "additionalProperties": False,
+                "required": ["results"],
+                "properties": {"results": {"type": "array", "maxItems": 50, "items": _ref("Transaction")}},
             },
             "paging": {
                 "type": "object",
+                "additionalProperties": False,
+                "required": ["totalCount", "limit", "cursors", "next", "previous"],
                 "properties": {
-                    "totalCount": {"type": "integer"},
-                    "limit": {"type": "integer"},
+                    "totalCount": {"type": "integer", "minimum": 0},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 50},
                     "cursors": {
                         "type": "object",
+                        "additionalProperties": False,
+                        "required": ["before", "after"],
                         "properties": {
                             "before": {"type": ["string", "null"]},
                             "after": {"type": ["string", "null"]},
                         },
                     },
-                    "next": {"type": ["string", "null"]},
+                    "next": {"type": ["string", "null"], "description": "the next page's path and query"},
                     "previous": {"type": ["string", "null"]},
                 },
             },
@@ -168,16 +467,37 @@ _SCHEMAS: dict[str, Any] = {
     },
     "JsonPatch": {
         "type": "array",
+        "description": "RFC 6902; pointers are RFC 6901.",
         "minItems": 1,
         "items": {
-            "type": "object",
-            "required": ["op", "path"],
-            "properties": {
-                "op": {"type": "string", "enum": ["add", "remove", "replace", "move", "copy", "test"]},
-                "path": {"type": "string"},
-                "from": {"type": "string"},
-                "value": {},
-            },
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": ["op", "path", "value"],
+                    "properties": {
+                        "op": {"enum": ["add", "replace", "test"]},
+                        "path": {"type": "string", "pattern": _JSON_POINTER},
+                        "value": {},
+                    },
+                },
+                {
+                    "type": "object",
+                    "required": ["op", "path"],
+                    "properties": {
+                        "op": {"const": "remove"},
+                        "path": {"type": "string", "pattern": _JSON_POINTER},
+                    },
+                },
+                {
+                    "type": "object",
+                    "required": ["op", "path", "from"],
+                    "properties": {
+                        "op": {"enum": ["move", "copy"]},
+                        "path": {"type": "string", "pattern": _JSON_POINTER},
+                        "from": {"type": "string", "pattern": _JSON_POINTER},
+                    },
+                },
+            ]
         },
     },
     "Batch": {
@@ -186,119 +506,288 @@ _SCHEMAS: dict[str, Any] = {
             {"type": "array", "minItems": 1, "maxItems": 10000, "items": _ref("PendingTransaction")},
         ]
     },
+    "TransferBatch": {
+        "oneOf": [
+            _ref("PendingTransfer"),
+            {"type": "array", "minItems": 1, "maxItems": 10000, "items": _ref("PendingTransfer")},
+        ]
+    },
+    "Health": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["status"],
+        "properties": {"status": {"const": "ok"}},
+    },
+    "Ready": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["status", "database"],
+        "properties": {"status": {"const": "ready"}, "database": {"const": "ok"}},
+    },
 }
+
+_HEADERS: dict[str, Any] = {
+    "requesttrackingid": {
+        "description": "On every answer; equals the error body's trackingId. A UUID the client sends "
+        "in this header is reused, otherwise one is generated.",
+        "required": True,
+        "schema": {"type": "string", "format": "uuid"},
+    },
+    "Retry-After": {
+        "description": "Seconds to wait before trying again (or, on a status, before polling again).",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "Location": {
+        "description": "The job's status URL.",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^/v1/jobs/insight/status/[A-Za-z0-9_-]{22}==$"},
+    },
+    "Allow": {
+        "description": "The methods the path takes.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+}
+
+# --- parameters -------------------------------------------------------------------------------------
 
 _IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "description": "Retrying with the same key and request answers with the same job instead of a new one.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "1-255 visible ASCII characters. Retrying with the same key and the same request "
+    "answers with the same job instead of a new one; the same key with a different request is a 400.",
+    "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+}
+
+_REQUEST_TRACKING_ID = {
+    "name": "requesttrackingid",
+    "in": "header",
+    "required": False,
+    "description": "Reused for the answer when it is a UUID; any other value is replaced.",
+    "schema": {"type": "string"},
 }
 
 _V1_SECURITY: list[dict[str, list[str]]] = [{"bearer": [], "appKey": []}]
-_RETRY_AFTER = {"description": "seconds to wait before polling again", "schema": {"type": "integer"}}
 
 
-def _submit(summary: str, description: str) -> dict[str, Any]:
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+_MOMENT = {"type": "string", "pattern": MOMENT_PATTERN}
+_MOMENT_TEXT = "yyyy-MM-ddTHH:mm:ss.SSS or yyyy-MM-dd, US Eastern time, inclusive"
+_CURSOR = {"type": "string", "pattern": "^[A-Za-z0-9+/]+={0,2}$", "maxLength": 28}
+
+_LIST_PARAMETERS = [
+    _query("status", "Active or Cancel", {"type": "string", "enum": [s.value for s in TransactionStatus]}),
+    _query(
+        "type", "one of the transaction types", {"type": "string", "enum": [t.value for t in TransactionType]}
+    ),
+    _query("externalId", "exact externalId", _STRING_64),
+    _query("productExternalId", "exact productExternalId", _STRING_64),
+    _query("investorExternalId", "exact investorExternalId", _STRING_64),
+    _query("contactExternalId", "exact contactExternalId", _STRING_64),
+    _query("createStartDate", _MOMENT_TEXT, _MOMENT),
+    _query("createEndDate", _MOMENT_TEXT + "; not before createStartDate", _MOMENT),
+    _query("changeStartDate", _MOMENT_TEXT, _MOMENT),
+    _query("changeEndDate", _MOMENT_TEXT + "; not before changeStartDate", _MOMENT),
+    _query("limit", "page size", {"type": "integer", "minimum": 1, "maximum": 50, "default": 25}),
+    _query("after", "cursor from `paging.cursors.after`: the page after that row", _CURSOR),
+    _query(
+        "before", "cursor from `paging.cursors.before`: the page before that row; not with after", _CURSOR
+    ),
+]
+
+# --- operations -------------------------------------------------------------------------------------
+
+_STATUS_LINK = {
+    "operationId": "getJobStatus",
+    "parameters": {"appName": "insight", "key": "$response.body#/jobStatusQueryKey"},
+    "description": "The status of the job this request created.",
+}
+
+
+def _accepted(description: str) -> dict[str, Any]:
     return {
+        **_json(_ref("JobAccepted"), description, Location=_header("Location")),
+        "links": {"JobStatus": _STATUS_LINK},
+    }
+
+
+def _submit(operation_id: str, summary: str, description: str, batch: str) -> dict[str, Any]:
+    return {
+        "operationId": operation_id,
         "summary": summary,
         "description": description,
         "security": _V1_SECURITY,
         "parameters": [
-            {
-                "name": "state",
-                "in": "query",
-                "required": False,
-                "schema": {"type": "string", "enum": ["pending"]},
-            },
+            _query("state", "the only valid value is `pending`", {"type": "string", "enum": ["pending"]}),
             _IDEMPOTENCY_KEY,
+            _REQUEST_TRACKING_ID,
         ],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Batch")}}},
+        "requestBody": {"required": True, "content": {JSON: {"schema": _ref(batch)}}},
         "responses": {
-            "202": _json(
-                _ref("JobAccepted"),
-                "The batch is stored durably as one job.",
-                Location={"description": "the job's status URL", "schema": {"type": "string"}},
+            "202": _accepted(
+                "The batch is stored durably as one job; each record is validated by the worker."
             ),
-            **_errors("400", "401", "403", "413", "414", "415", "500", "503"),
+            **_errors("400", "401", "403", "413", "414", "415", "429", "500", "503"),
         },
     }
 
 
-def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": {"type": "string", **schema},
-    }
-
-
-_DATE = "yyyy-MM-ddTHH:mm:ss.SSS or yyyy-MM-dd, US Eastern time, inclusive"
-_LIST_PARAMETERS = [
-    _query("status", "Active or Cancel", enum=["Active", "Cancel"]),
-    _query("type", "one of the transaction types", enum=[t.value for t in TransactionType]),
-    _query("externalId", "exact externalId"),
-    _query("productExternalId", "exact productExternalId"),
-    _query("investorExternalId", "exact investorExternalId"),
-    _query("contactExternalId", "exact contactExternalId"),
-    _query("createStartDate", _DATE),
-    _query("createEndDate", _DATE),
-    _query("changeStartDate", _DATE),
-    _query("changeEndDate", _DATE),
-    {
-        "name": "limit",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "integer", "minimum": 1, "maximum": 50, "default": 25},
-    },
-    _query("after", "cursor: rows after this one"),
-    _query("before", "cursor: rows before this one"),
-]
-
-_TRANSACTIONS_PATH: dict[str, Any] = {
-    "get": {
-        "summary": "List the organization's transactions",
-        "description": "Filters combine with AND; pages follow creation order.",
-        "security": _V1_SECURITY,
-        "parameters": _LIST_PARAMETERS,
-        "responses": {
-            "200": _json(_ref("TransactionPage"), "One page of transactions."),
-            **_errors("400", "401", "403", "414", "500", "503"),
-        },
+_LIST: dict[str, Any] = {
+    "operationId": "listTransactions",
+    "summary": "List the organization's transactions",
+    "description": "Filters combine with AND; pages follow creation order. A repeated or unknown "
+    "parameter, a range that ends before it starts, or `after` together with `before` is a 400.",
+    "security": _V1_SECURITY,
+    "parameters": [*_LIST_PARAMETERS, _REQUEST_TRACKING_ID],
+    "responses": {
+        "200": _json(_ref("TransactionPage"), "One page of transactions."),
+        **_errors("400", "401", "403", "414", "429", "500", "503"),
     },
 }
 
-_MODIFY_PATH: dict[str, Any] = {
-    "patch": {
-        "summary": "Modify or cancel a transaction",
-        "description": "JSON Patch (RFC 6902) or merge patch (RFC 7396). Setting status to Cancel cancels; "
-        "externalId, createDate and changeDate cannot change; a cancelled transaction cannot be modified.",
-        "security": _V1_SECURITY,
-        "parameters": [
-            {"name": "externalId", "in": "path", "required": True, "schema": {"type": "string"}},
-            _IDEMPOTENCY_KEY,
-        ],
-        "requestBody": {
+_MODIFY: dict[str, Any] = {
+    "operationId": "modifyTransaction",
+    "summary": "Modify or cancel a transaction",
+    "description": "JSON Patch (RFC 6902) or merge patch (RFC 7396), applied by the worker. Setting "
+    "status to Cancel cancels; externalId, createDate and changeDate cannot change; a cancelled "
+    "transaction cannot be modified.",
+    "security": _V1_SECURITY,
+    "parameters": [
+        {
+            "name": "externalId",
+            "in": "path",
             "required": True,
-            "content": {
-                "application/json-patch+json": {"schema": _ref("JsonPatch")},
-                "application/merge-patch+json": {"schema": {"type": "object"}},
-                "application/json": {"schema": {"type": "object"}},
-            },
+            "description": "an externalId of the caller's organization",
+            "schema": {"type": "string", "minLength": 1},
         },
-        "responses": {
-            "202": _json(
-                _ref("JobAccepted"),
-                "The modification is stored durably as one job.",
-                Location={"description": "the job's status URL", "schema": {"type": "string"}},
-            ),
-            **_errors("400", "401", "403", "404", "413", "414", "415", "500", "503"),
+        _IDEMPOTENCY_KEY,
+        _REQUEST_TRACKING_ID,
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json-patch+json": {"schema": _ref("JsonPatch")},
+            "application/merge-patch+json": {"schema": {"type": "object"}},
+            JSON: {"schema": {"type": "object", "description": "read as a merge patch"}},
+        },
+    },
+    "responses": {
+        "202": _accepted("The modification is stored durably as one job."),
+        **_errors("400", "401", "403", "404", "413", "414", "415", "429", "500", "503"),
+    },
+}
+
+_STATUS: dict[str, Any] = {
+    "operationId": "getJobStatus",
+    "summary": "Status of a job",
+    "security": _V1_SECURITY,
+    "parameters": [
+        {
+            "name": "appName",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "const": "insight"},
+        },
+        {
+            "name": "key",
+            "in": "path",
+            "required": True,
+            "description": "a jobStatusQueryKey; one of another organization is answered as unknown (404)",
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_=+-]{1,128}$"},
+        },
+        _REQUEST_TRACKING_ID,
+    ],
+    "responses": {
+        "200": _json(
+            _ref("JobStatus"),
+            "The job's status; while it is not final, `Retry-After` says when to poll again.",
+            **{"Retry-After": _header("Retry-After")},
+        ),
+        **_errors("400", "401", "403", "404", "414", "429", "500", "503"),
+    },
+}
+
+_CLIENT_FIELDS = {
+    "client_id": {"type": "string", "description": "the AppKey, when there is no Authorization header"},
+    "client_secret": {"type": "string", "description": "the AppSecret, with client_id"},
+}
+
+_TOKEN: dict[str, Any] = {
+    "operationId": "token",
+    "summary": "Mint or revoke an access token",
+    "description": "Client authentication with HTTP Basic (AppKey:AppSecret, with or without the "
+    "`Basic ` prefix) or the client_id/client_secret form fields. `grant_type=client_credentials` "
+    "mints; `grant_type=invalidate_token&token=...` revokes one of the caller's own tokens. Repeated "
+    "failed authentications of an AppKey or an address are answered 429 for a while.",
+    "security": [{"basic": []}, {}],
+    "parameters": [_REQUEST_TRACKING_ID],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "oneOf": [
+                        {
+                            "type": "object",
+                            "required": ["grant_type"],
+                            "properties": {"grant_type": {"const": "client_credentials"}, **_CLIENT_FIELDS},
+                        },
+                        {
+                            "type": "object",
+                            "required": ["grant_type", "token"],
+                            "properties": {
+                                "grant_type": {"const": "invalidate_token"},
+                                "token": {
+                                    "type": "string",
+                                    "minLength": 1,
+                                    "description": "the access token to revoke",
+                                },
+                                **_CLIENT_FIELDS,
+                            },
+                        },
+                    ]
+                }
+            }
+        },
+    },
+    "responses": {
+        "200": _json(
+            {"oneOf": [_ref("Token"), _ref("Revoked")]},
+            "A new token (or the confirmation of a revocation).",
+            **{
+                "Cache-Control": {"required": True, "schema": {"type": "string", "const": "no-store"}},
+                "Pragma": {"schema": {"type": "string", "const": "no-cache"}},
+            },
+        ),
+        **_token_errors(*_TOKEN_STATUSES),
+    },
+}
+
+
+def _components() -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for status, (name, _, _, _) in _ERRORS.items():
+        responses[name] = _error_response(status)
+    for status in _TOKEN_STATUSES:
+        responses["Token" + _ERRORS[status][0]] = _error_response(status, token_endpoint=True)
+    return {
+        "schemas": _SCHEMAS,
+        "responses": responses,
+        "headers": _HEADERS,
+        "securitySchemes": {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "an access_token from /v2/oauthtoken",
+            },
+            "appKey": {"type": "apiKey", "in": "header", "name": "AppKey"},
+            "basic": {"type": "http", "scheme": "basic", "description": "AppKey:AppSecret"},
         },
     }
-}
 
 
 def openapi_document() -> dict[str, Any]:
@@ -308,108 +797,56 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "pendingtx",
             "version": __version__,
-            "description": "Submit batches of pending fund transactions and follow each job to its outcome.",
+            "description": "Submit batches of pending fund transactions and follow each job to its outcome. "
+            "Every answer carries a `requesttrackingid` header; every error answer has the body "
+            "`{code, message, trackingId, transient, errors}`. A path that exists answers a method it "
+            "does not take with 405 and an `Allow` header; an unknown path answers 404.",
         },
         "paths": {
-            "/v2/oauthtoken": {
-                "post": {
-                    "summary": "Mint or revoke an access token",
-                    "description": "Client authentication with HTTP Basic (AppKey:AppSecret) or form fields. "
-                    "`grant_type=client_credentials` mints; `grant_type=invalidate_token&token=...` revokes.",
-                    "security": [{"basic": []}, {}],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/x-www-form-urlencoded": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["grant_type"],
-                                    "properties": {
-                                        "grant_type": {
-                                            "type": "string",
-                                            "enum": ["client_credentials", "invalidate_token"],
-                                        },
-                                        "token": {"type": "string"},
-                                        "client_id": {"type": "string"},
-                                        "client_secret": {"type": "string"},
-                                    },
-                                }
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": _json(
-                            {"oneOf": [_ref("Token"), _ref("Revoked")]},
-                            "A new token (or the confirmation of a revocation).",
-                        ),
-                        **_errors("400", "401", "413", "414", "415", "500", "503"),
-                    },
-                }
-            },
-            "/v1/jobs/{appName}/status/{key}": {
-                "get": {
-                    "summary": "Status of a job",
-                    "security": _V1_SECURITY,
-                    "parameters": [
-                        {
-                            "name": "appName",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string", "const": "insight"},
-                        },
-                        {
-                            "name": "key",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_=+-]{1,128}$"},
-                        },
-                    ],
-                    "responses": {
-                        "200": _json(_ref("JobStatus"), "The job's status.", **{"Retry-After": _RETRY_AFTER}),
-                        **_errors("400", "401", "403", "404", "414", "500", "503"),
-                    },
-                }
-            },
+            "/v2/oauthtoken": {"post": _TOKEN},
+            "/v1/jobs/{appName}/status/{key}": {"get": _STATUS},
             "/v1/transactions": {
-                "post": _submit("Create pending transactions", "One record or an array of 1 to 10,000."),
-                **_TRANSACTIONS_PATH,
+                "post": _submit(
+                    "createTransactions",
+                    "Create pending transactions",
+                    "One record or an array of 1 to 10,000 (a setting).",
+                    "Batch",
+                ),
+                "get": _LIST,
             },
-            "/v1/transactions/{externalId}": _MODIFY_PATH,
+            "/v1/transactions/{externalId}": {"patch": _MODIFY},
             "/v1/transfers": {
                 "post": _submit(
-                    "Create pending transfers", "As /v1/transactions; every record must be a transfer."
+                    "createTransfers",
+                    "Create pending transfers",
+                    "As /v1/transactions; every record must be a transfer.",
+                    "TransferBatch",
                 )
             },
             "/healthz": {
                 "get": {
+                    "operationId": "healthz",
                     "summary": "Liveness",
-                    "responses": {"200": _json({"type": "object"}, "The service is up.")},
+                    "parameters": [_REQUEST_TRACKING_ID],
+                    "responses": {
+                        "200": _json(_ref("Health"), "The service is up."),
+                        **_errors("400", "414", "500"),
+                    },
                 }
             },
             "/readyz": {
                 "get": {
+                    "operationId": "readyz",
                     "summary": "Readiness: the database answers",
+                    "parameters": [_REQUEST_TRACKING_ID],
                     "responses": {
-                        "200": _json({"type": "object"}, "The service can serve requests."),
-                        **_errors("500", "503"),
+                        "200": _json(_ref("Ready"), "The service can serve requests."),
+                        **_errors("400", "414", "500", "503"),
                     },
                 }
             },
         },
-        "components": {
-            "schemas": _SCHEMAS,
-            "headers": {
-                "requesttrackingid": {
-                    "description": "Equals the error body's trackingId; a UUID sent by the client is reused.",
-                    "schema": {"type": "string", "format": "uuid"},
-                }
-            },
-            "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer"},
-                "appKey": {"type": "apiKey", "in": "header", "name": "AppKey"},
-                "basic": {"type": "http", "scheme": "basic"},
-            },
-        },
+        "components": _components(),
     }
 
 

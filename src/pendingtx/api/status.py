@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from starlette.types import Receive, Scope, Send
 
+from pendingtx.api.client_address import client_address
 from pendingtx.api.responses import encode_json
 from pendingtx.bootstrap import Runtime
 from pendingtx.domain.times import to_eastern_iso
@@ -59,6 +60,8 @@ class StatusEndpoint:
             self.rt.reads,
             authorization=authorization,
             app_key=app_key,
+            address=client_address(scope, self.rt.trusted_proxies),
+            budget=self.rt.abuse.status_reads,
             app_name=params["appName"],
             key=params["key"],
             lifetimes=self.rt.lifetimes,

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pendingtx import errors
+from pendingtx.api.client_address import client_address
 from pendingtx.api.context import OAUTH_SCOPE_KEY
 from pendingtx.api.requests import read_body, require_media_type
 from pendingtx.api.responses import json_response
@@ -63,8 +64,18 @@ class TokenEndpoint:
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         key, secret = client_credentials(request.headers.get("authorization"), form)
         rt = self.runtime
-        # Argon2 takes tens of milliseconds: keep it off the event loop.
-        app = await run_in_threadpool(credentials.authenticate_client, rt.uow, app_key=key, app_secret=secret)
+        # A locked-out AppKey or address gets 429 before its secret is even looked at.
+        failures = rt.abuse.auth_failures
+        address = client_address(request.scope, rt.trusted_proxies)
+        await self.db(failures.check, key, address)
+        try:
+            # Argon2 takes tens of milliseconds: keep it off the event loop.
+            app = await run_in_threadpool(
+                credentials.authenticate_client, rt.uow, app_key=key, app_secret=secret
+            )
+        except errors.InvalidClient:
+            await self.db(failures.record_failure, key, address)
+            raise
         grant = form.get("grant_type", "")
         if grant == "client_credentials":
             minted = await self.db(

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pendingtx import errors
+from pendingtx.api.client_address import client_address
 from pendingtx.api.requests import media_type, read_body, require_media_type
 from pendingtx.api.responses import JSON, json_response
 from pendingtx.api.status import STATUS_PATH
@@ -32,6 +33,8 @@ class V1Routes:
             self.rt.reads,
             authorization=headers.get("authorization"),
             app_key=headers.get("appkey"),
+            address=client_address(request.scope, self.rt.trusted_proxies),
+            budget=self.rt.abuse.requests,
             lifetimes=self.rt.lifetimes,
             clock=self.rt.clock,
         )

@@ -49,6 +49,9 @@ def is_possible_key(key: str) -> bool:
     return _KEY_SHAPE.fullmatch(key) is not None
 
 
+LABEL_LIMIT = 64
+
+
 @dataclass(frozen=True, slots=True)
 class RecordProblem:
     """One reason one record of a batch was rejected."""
@@ -61,6 +64,9 @@ class RecordProblem:
     def message(self) -> str:
         """The human-readable line, prefixed with the record's index and externalId."""
         label = self.external_id if self.external_id is not None else "?"
+        if len(label) > LABEL_LIMIT:
+            # An invalid externalId can be huge: the message names it, it need not repeat it whole.
+            label = label[:LABEL_LIMIT] + "…"
         where = f"{self.field}: " if self.field else ""
         return f"[{self.index}] externalId={label}: {where}{self.reason}"
 

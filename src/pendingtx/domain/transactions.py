@@ -167,6 +167,10 @@ class _Checker:
         if not isinstance(value, str):
             self.fail(field, "must be a string")
             return None
+        if "\x00" in value:
+            # PostgreSQL cannot store NUL in text, and no identifier or comment needs one.
+            self.fail(field, "must not contain NUL characters")
+            return None
         if not check(value):
             self.fail(field, reason)
             return None

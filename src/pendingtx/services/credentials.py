@@ -14,6 +14,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from pendingtx import errors
 from pendingtx.clock import Clock
 from pendingtx.domain import credentials as cred
+from pendingtx.domain.networks import Address, Network, contains
+from pendingtx.observability import identify
+from pendingtx.services.abuse import Budget
 from pendingtx.storage import apps as repo
 from pendingtx.storage.hot_reads import HotReads
 from pendingtx.storage.unit_of_work import UnitOfWork
@@ -39,6 +42,7 @@ class NewApp:
     name: str
     organization: str
     products: tuple[str, ...]
+    allowed_networks: tuple[Network, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +66,15 @@ class MintedToken:
 
 
 def create_app(
-    uow: UnitOfWork, *, name: str, organization: str, products: Sequence[str], clock: Clock
+    uow: UnitOfWork,
+    *,
+    name: str,
+    organization: str,
+    products: Sequence[str],
+    clock: Clock,
+    allowed_networks: Sequence[Network] = (),
 ) -> NewApp:
-    """Register an application in an organization (created on first use)."""
+    """Register an application in an organization (created on first use), with an optional IP allow-list."""
     app_key, secret = cred.new_app_key(), cred.new_app_secret()
     secret_hash = _hasher().hash(secret)
     now = clock()
@@ -78,12 +88,16 @@ def create_app(
             secret_hash=secret_hash,
             products=products,
             now=now,
+            allowed_networks=allowed_networks,
         )
-    return NewApp(app_key, secret, name, organization, tuple(sorted(set(products))))
+    return NewApp(app_key, secret, name, organization, tuple(sorted(set(products))), tuple(allowed_networks))
 
 
 def authenticate_client(uow: UnitOfWork, *, app_key: str, app_secret: str) -> repo.AppRecord:
     """The enabled application these client credentials belong to, or InvalidClient."""
+    if "\x00" in app_key:
+        # No AppKey holds one, and PostgreSQL cannot even compare text holding one.
+        raise errors.InvalidClient()
     with uow.read() as conn:
         app = repo.find_app(conn, app_key)
     stored = app.secret_hash if app is not None else _decoy_hash()
@@ -93,6 +107,7 @@ def authenticate_client(uow: UnitOfWork, *, app_key: str, app_secret: str) -> re
         raise errors.InvalidClient() from None
     if app is None or app.disabled:
         raise errors.InvalidClient()
+    identify(app.app_key, app.org_id)
     return app
 
 
@@ -131,19 +146,31 @@ def bearer_token(authorization: str | None) -> str:
 
 
 def admit(
-    found: repo.TokenRecord | None, *, app_key: str | None, lifetimes: cred.TokenLifetimes, now: datetime
+    found: repo.TokenRecord | None,
+    *,
+    app_key: str | None,
+    address: Address | None,
+    lifetimes: cred.TokenLifetimes,
+    now: datetime,
 ) -> Caller:
-    """Apply the contract's authentication rules 1 to 5, in order, to a token already looked up."""
+    """Apply the contract's authentication rules 1 to 6, in order, to a token already looked up.
+
+    `address` is the caller's (api.client_address); None when unknown, which no allow-list admits.
+    """
     if found is None or found.revoked:
         raise errors.AuthenticationFailed()
     if lifetimes.expired(expires_at=found.expires_at, last_used_at=found.last_used_at, now=now):
         raise errors.TokenExpired()
     if not app_key or not hmac.compare_digest(app_key.encode(), found.app_key.encode()):
         raise errors.AuthenticationFailed("Invalid ApiKey")
+    identify(found.app_key, found.org_id)  # names the caller in this request's log line
     if found.app_disabled:
         raise errors.AuthenticationFailed("Application is disabled")
     if not found.entitled:
         raise errors.NotEntitled()
+    if found.allowed_networks is not None and not contains(found.allowed_networks, address):
+        shown = address if address is not None else "unknown"
+        raise errors.AccessDenied(f"Caller address {shown} is not on the application's allow-list")
     return Caller(found.app_id, found.app_key, found.app_name, found.org_id)
 
 
@@ -162,14 +189,17 @@ def authenticate(
     *,
     authorization: str | None,
     app_key: str | None,
+    address: Address | None,
+    budget: Budget,
     lifetimes: cred.TokenLifetimes,
     clock: Clock,
 ) -> Caller:
-    """Authenticate a /v1 request: one read, the rules, and the occasional last-use stamp."""
+    """Authenticate a /v1 request: one read, the rules, the budget, and the occasional last-use stamp."""
     found = reads.token(cred.token_digest(bearer_token(authorization)))
     now = clock()
-    caller = admit(found, app_key=app_key, lifetimes=lifetimes, now=now)
+    caller = admit(found, app_key=app_key, address=address, lifetimes=lifetimes, now=now)
     assert found is not None
+    budget.charge(caller.app_id)
     note_use(uow, found, lifetimes=lifetimes, now=now)
     return caller
 
@@ -184,3 +214,12 @@ def set_disabled(uow: UnitOfWork, app_key: str, *, disabled: bool = True) -> boo
     """Disable (or re-enable) an application; False when the key is unknown."""
     with uow.write() as conn:
         return repo.set_app_disabled(conn, app_key, disabled=disabled)
+
+
+def set_allowed_networks(uow: UnitOfWork, app_key: str, networks: Sequence[Network]) -> bool:
+    """Replace an application's IP allow-list (empty: any address), at once for its live tokens too.
+
+    False when the key is unknown.
+    """
+    with uow.write() as conn:
+        return repo.set_allowed_networks(conn, app_key, networks)

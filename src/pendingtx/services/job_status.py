@@ -8,7 +8,9 @@ from pendingtx import errors
 from pendingtx.clock import Clock
 from pendingtx.domain.credentials import TokenLifetimes, token_digest
 from pendingtx.domain.jobs import RecordProblem, is_possible_key, progress_message
+from pendingtx.domain.networks import Address
 from pendingtx.services import credentials
+from pendingtx.services.abuse import Budget
 from pendingtx.services.credentials import Caller
 from pendingtx.storage import jobs as repo
 from pendingtx.storage.hot_reads import HotReads
@@ -62,17 +64,24 @@ def read_status(
     *,
     authorization: str | None,
     app_key: str | None,
+    address: Address | None,
+    budget: Budget,
     app_name: str,
     key: str,
     lifetimes: TokenLifetimes,
     clock: Clock,
 ) -> JobView:
-    """The whole status GET: authentication and the job in one read, then the contract's checks in order."""
+    """The whole status GET: authentication and the job in one read, then the contract's checks in order.
+
+    The application's status-read budget is charged once the caller is admitted, before the path is
+    checked: a caller cannot poll unknown keys beyond its budget.
+    """
     digest = token_digest(credentials.bearer_token(authorization))
     found, job, problems = reads.token_and_job(digest, key)
     now = clock()
-    credentials.admit(found, app_key=app_key, lifetimes=lifetimes, now=now)
+    caller = credentials.admit(found, app_key=app_key, address=address, lifetimes=lifetimes, now=now)
     assert found is not None
+    budget.charge(caller.app_id)
     credentials.note_use(uow, found, lifetimes=lifetimes, now=now)
     check_path(app_name, key)
     if job is None:

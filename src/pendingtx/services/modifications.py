@@ -18,6 +18,7 @@ from pendingtx.domain.transactions import PendingTransaction, Problem
 from pendingtx.services.credentials import Caller
 from pendingtx.services.enqueue import AcceptedJob, Idempotency, NewJob, enqueue
 from pendingtx.services.errors import PoisonedPayload
+from pendingtx.services.submissions import MAX_JSON_DEPTH, check_json_depth
 from pendingtx.storage import transactions as tx_repo
 from pendingtx.storage.unit_of_work import UnitOfWork
 
@@ -34,8 +35,9 @@ def _decimal_decoder() -> msgspec.json.Decoder[Any]:
     return msgspec.json.Decoder(float_hook=Decimal)
 
 
-def decode_patch(body: bytes) -> Any:
-    """The patch document, numbers as Decimal; 400 when it is not JSON."""
+def decode_patch(body: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """The patch document, numbers as Decimal; 400 when it is not JSON or nests too deep."""
+    check_json_depth(body, max_depth=max_depth)
     try:
         return _decimal_decoder().decode(body)
     except msgspec.DecodeError as exc:
@@ -66,7 +68,9 @@ def request_modification(
             f"Content-Type must be {accepted} or application/json",
             errors=[errors.ErrorDetail("Content-Type", "header", f"must be {accepted} or application/json")],
         )
-    problems = patching.check_patch_shape(decode_patch(body), fmt)
+    # A merge patch is a record itself, one level shallower than a record inside a batch or a JSON Patch.
+    depth = MAX_JSON_DEPTH - 1 if fmt is patching.PatchFormat.MERGE_PATCH else MAX_JSON_DEPTH
+    problems = patching.check_patch_shape(decode_patch(body, max_depth=depth), fmt)
     if problems:
         raise errors.ValidationFailed(
             errors=[errors.ErrorDetail(p.field or "body", "body", p.reason) for p in problems]

@@ -6,6 +6,7 @@ taken over after a crash resumes exactly where the last commit left it: nothing 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 
 from pendingtx.clock import Clock
 from pendingtx.domain import transactions as domain
-from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem, outcome
+from pendingtx.domain.jobs import LABEL_LIMIT, JobKind, JobStatus, RecordProblem, outcome
 from pendingtx.services.errors import Lease, LeaseLost, PoisonedPayload
 from pendingtx.services.modifying import process_modification
 from pendingtx.storage import jobs as job_repo
@@ -49,6 +50,13 @@ def decode_records(payload: bytes) -> list[Any]:
     return decoded if isinstance(decoded, list) else [decoded]
 
 
+def _label(external_id: str | None) -> str | None:
+    """A rejected record's externalId as stored with its problems: bounded, and storable anywhere."""
+    if external_id is None:
+        return None
+    return external_id[:LABEL_LIMIT].replace("\x00", "\ufffd")
+
+
 def _validate(
     records: list[Any], start: int, end: int, *, repeats: set[int], transfers_only: bool
 ) -> tuple[list[tuple[int, domain.PendingTransaction]], list[RecordProblem]]:
@@ -57,7 +65,7 @@ def _validate(
     for index in range(start, end):
         record = records[index]
         result = domain.validate_record(record, transfers_only=transfers_only)
-        external_id = domain.record_external_id(record)
+        external_id = _label(domain.record_external_id(record))
         if index in repeats:
             problems.append(
                 RecordProblem(index, external_id, "externalId", "repeats an earlier record of this batch")
@@ -120,9 +128,19 @@ def _finish(conn: sa.Connection, job: ClaimedJob, created: int, *, lease: Lease,
 
 
 def process_job(
-    uow: UnitOfWork, job: ClaimedJob, *, lease: Lease, chunk_size: int, clock: Clock
+    uow: UnitOfWork,
+    job: ClaimedJob,
+    *,
+    lease: Lease,
+    chunk_size: int,
+    clock: Clock,
+    checkpoint: Callable[[], None] | None = None,
 ) -> JobStatus:
-    """Run a claimed job to its terminal status, resuming after the last committed chunk."""
+    """Run a claimed job to its terminal status, resuming after the last committed chunk.
+
+    `checkpoint` is called before each chunk, when everything before it is committed: an exception
+    it raises stops the job there (a stopping worker hands the job back this way).
+    """
     if job.kind is JobKind.MODIFY:
         return process_modification(uow, job, lease=lease, clock=clock)
     records = decode_records(job.payload)
@@ -132,6 +150,8 @@ def process_job(
     transfers_only = job.kind is JobKind.TRANSFER
     progress = _Progress(job.processed_count, job.created_count)
     while progress.processed < len(records):
+        if checkpoint is not None:
+            checkpoint()
         end = min(progress.processed + chunk_size, len(records))
         checked = _validate(records, progress.processed, end, repeats=repeats, transfers_only=transfers_only)
         progress = _apply_with_retries(uow, job, progress, end, checked, lease=lease, clock=clock)

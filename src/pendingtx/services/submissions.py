@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import cache
 
@@ -16,6 +17,10 @@ from pendingtx.storage.unit_of_work import UnitOfWork
 
 Batch = list[msgspec.Raw] | dict[str, msgspec.Raw]
 
+# A JSON body may nest arrays and objects this deep: `[]` is 1 level, a batch of flat records 2.
+# Deeper bodies are refused when they arrive, so no decoder (here, in the worker) ever recurses far.
+MAX_JSON_DEPTH = 32
+
 
 @cache
 def _shape_decoder() -> msgspec.json.Decoder[Batch]:
@@ -27,26 +32,87 @@ def _body_error(reason: str) -> errors.ValidationFailed:
     return errors.ValidationFailed(errors=[errors.ErrorDetail(field="body", location="body", reason=reason)])
 
 
-def count_records(body: bytes, *, max_records: int) -> int:
+def too_deep(max_depth: int = MAX_JSON_DEPTH, where: str = "") -> errors.ValidationFailed:
+    """The 400 for a JSON body that nests deeper than `max_depth` levels."""
+    return _body_error(f"must not nest arrays and objects more than {max_depth} levels deep{where}")
+
+
+def _depth_pattern(depth: int) -> re.Pattern[bytes]:
+    """Matches brackets that balance without nesting deeper than `depth`; linear (it never backtracks)."""
+    pattern = b""
+    for _ in range(depth):
+        pattern = rb"(?>[\[{]" + pattern + rb"[\]}])*+"
+    return re.compile(pattern)
+
+
+_DEPTH_PATTERNS: dict[int, re.Pattern[bytes]] = {}
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth_exceeds(document: bytes, max_depth: int) -> bool:
+    """Whether the well-formed JSON text `document` nests arrays and objects deeper than `max_depth`.
+
+    Brackets inside strings do not count. Nearly free when the text has at most `max_depth` opening
+    brackets; otherwise escapes and strings are dropped and the remaining brackets matched, all with
+    byte and regex primitives (no Python loop over the text).
+    """
+    if document.count(b"[") + document.count(b"{") <= max_depth:
+        return False
+    text = _ESCAPE.sub(b"", document) if b"\\" in document else document
+    # With the escapes gone, a quote only opens or closes a string: every other piece is outside one.
+    brackets = b"".join(text.split(b'"')[::2]).translate(None, _NOT_BRACKETS)
+    pattern = _DEPTH_PATTERNS.get(max_depth)
+    if pattern is None:
+        pattern = _DEPTH_PATTERNS.setdefault(max_depth, _depth_pattern(max_depth))
+    return pattern.fullmatch(brackets) is None
+
+
+def check_json_depth(body: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """400 naming `body` when the well-formed JSON `body` nests deeper than `max_depth` levels."""
+    if json_depth_exceeds(body, max_depth):
+        raise too_deep(max_depth)
+
+
+def count_records(body: bytes, *, max_records: int, max_depth: int = MAX_JSON_DEPTH) -> int:
     """How many records a batch body holds, or ValidationFailed saying what is wrong with its shape."""
     if not body.strip():
         raise _body_error("must be a JSON object or array of objects; the body is empty")
+    if not body.isascii():
+        # Records stay undecoded here, and msgspec checks the UTF-8 of a string only when decoding it:
+        # checked now, the worker never meets a batch it cannot read.
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _body_error(f"is not valid JSON: invalid UTF-8 at byte {exc.start}") from None
     try:
         batch = _shape_decoder().decode(body)
     except msgspec.ValidationError:
         raise _body_error("must be a JSON object or a JSON array of objects") from None
     except msgspec.DecodeError as exc:
         raise _body_error(f"is not valid JSON: {exc}") from None
+    except RecursionError:
+        # msgspec gives up near a thousand levels (the interpreter's recursion limit), which is
+        # deeper than allowed anyway.
+        raise too_deep(max_depth) from None
     if isinstance(batch, dict):
+        check_json_depth(body, max_depth=max_depth)
         return 1
     if not batch:
         raise _body_error("must contain at least one record")
     if len(batch) > max_records:
         raise _body_error(f"must contain at most {max_records} records; got {len(batch)}")
-    bad = [i for i, raw in enumerate(batch) if not bytes(raw).startswith(b"{")]
-    if bad:
-        shown = ", ".join(str(i) for i in bad[:10])
+    not_objects = [i for i, raw in enumerate(batch) if not bytes(raw).startswith(b"{")]
+    if not_objects:
+        shown = ", ".join(str(i) for i in not_objects[:10])
         raise _body_error(f"every record must be a JSON object; not objects at index {shown}")
+    # Flat records have no bracket but their own `{`: then the batch is two levels deep, and only
+    # otherwise is each record looked at (the batch's array is the first level).
+    if body.count(b"[") + body.count(b"{") > len(batch) + 1:
+        deep = [i for i, raw in enumerate(batch) if json_depth_exceeds(bytes(raw), max_depth - 1)]
+        if deep:
+            shown = ", ".join(str(i) for i in deep[:10])
+            raise too_deep(max_depth, f"; too deep at index {shown}")
     return len(batch)
 
 

@@ -9,6 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from pendingtx.domain.credentials import PRODUCT
+from pendingtx.domain.networks import Network, allow_list_from_text, allow_list_text
 from pendingtx.storage.tables import apps, entitlements, organizations, tokens
 
 
@@ -25,6 +26,8 @@ class AppRecord:
     disabled: bool
     products: tuple[str, ...]
     created_at: datetime
+    # The IP allow-list; None: any address.
+    allowed_networks: tuple[Network, ...] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,8 @@ class TokenRecord:
     expires_at: datetime
     last_used_at: datetime
     revoked: bool
+    # The application's IP allow-list; None: any address.
+    allowed_networks: tuple[Network, ...] | None
 
 
 def ensure_organization(conn: sa.Connection, name: str, *, now: datetime) -> int:
@@ -63,11 +68,19 @@ def insert_app(
     secret_hash: str,
     products: Iterable[str],
     now: datetime,
+    allowed_networks: Iterable[Network] = (),
 ) -> int:
     """Store a new application and its entitlements."""
     result = conn.execute(
         apps.insert()
-        .values(org_id=org_id, name=name, app_key=app_key, secret_hash=secret_hash, created_at=now)
+        .values(
+            org_id=org_id,
+            name=name,
+            app_key=app_key,
+            secret_hash=secret_hash,
+            created_at=now,
+            allowed_ips=allow_list_text(allowed_networks),
+        )
         .returning(apps.c.id)
     )
     app_id = int(result.scalar_one())
@@ -103,6 +116,7 @@ def _load_apps(conn: sa.Connection, query: sa.Select[tuple[object, ...]]) -> lis
             disabled=bool(m["disabled"]),
             products=tuple(sorted(products.get(m["id"], []))),
             created_at=m["created_at"],
+            allowed_networks=allow_list_from_text(m["allowed_ips"]),
         )
         for m in (row._mapping for row in rows)
     ]
@@ -122,6 +136,14 @@ def list_apps(conn: sa.Connection) -> list[AppRecord]:
 def set_app_disabled(conn: sa.Connection, app_key: str, *, disabled: bool) -> bool:
     """Disable or enable an application; False when no such application exists."""
     result = conn.execute(apps.update().where(apps.c.app_key == app_key).values(disabled=disabled))
+    return result.rowcount == 1
+
+
+def set_allowed_networks(conn: sa.Connection, app_key: str, networks: Iterable[Network]) -> bool:
+    """Replace an application's IP allow-list (no networks: any address); False when no such application."""
+    result = conn.execute(
+        apps.update().where(apps.c.app_key == app_key).values(allowed_ips=allow_list_text(networks))
+    )
     return result.rowcount == 1
 
 
@@ -167,6 +189,7 @@ _FIND_TOKEN = (
         tokens.c.expires_at,
         tokens.c.last_used_at,
         tokens.c.revoked_at,
+        apps.c.allowed_ips,
     )
     .join(apps, apps.c.id == tokens.c.app_id)
     .where(tokens.c.digest == sa.bindparam("digest"))
@@ -189,6 +212,7 @@ def find_token(conn: sa.Connection, digest: str, *, product: str = PRODUCT) -> T
         expires_at=row[7],
         last_used_at=row[8],
         revoked=row[9] is not None,
+        allowed_networks=allow_list_from_text(row[10]),
     )
 
 

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from pendingtx.domain.credentials import PRODUCT
 from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem
+from pendingtx.domain.networks import allow_list_from_text
 from pendingtx.storage.apps import TokenRecord
 from pendingtx.storage.jobs import JobRecord
 from pendingtx.storage.prepared import DirectReads, utc
@@ -27,6 +28,7 @@ _TOKEN_COLUMNS = (
     tokens.c.expires_at,
     tokens.c.last_used_at,
     tokens.c.revoked_at,
+    apps.c.allowed_ips,
 )
 _JOB_COLUMNS = (
     jobs.c.id,
@@ -56,6 +58,8 @@ def _token(row: Any) -> TokenRecord:
         expires_at=utc(row[7]),
         last_used_at=utc(row[8]),
         revoked=row[9] is not None,
+        # Parsed once per distinct text: the same few allow-lists come back on every request.
+        allowed_networks=allow_list_from_text(row[10]),
     )
 
 

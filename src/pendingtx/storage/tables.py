@@ -37,6 +37,8 @@ apps = sa.Table(
     sa.Column("secret_hash", sa.String(255), nullable=False),
     sa.Column("disabled", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    # The IP allow-list (contract section 2, rule 6): normalized CIDRs joined by commas; NULL = any address.
+    sa.Column("allowed_ips", sa.Text(), nullable=True),
 )
 
 entitlements = sa.Table(
@@ -144,4 +146,15 @@ transactions = sa.Table(
     sa.Index("ix_transactions_org_id_contact_id", "org_id", "contact_external_id", "id"),
     sa.Index("ix_transactions_org_id_created_at", "org_id", "created_at"),
     sa.Index("ix_transactions_org_id_changed_at", "org_id", "changed_at"),
+)
+
+# Rate-limit counters shared by every API process (storage/rate_counters.py): one row per limit and
+# caller, counting hits until `expires_at` (seconds since the epoch). UNLOGGED on PostgreSQL: counts
+# are worth no WAL, and losing them in a crash only restarts the windows.
+rate_counters = sa.Table(
+    "rate_counters",
+    metadata,
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("hits", sa.BigInteger(), nullable=False),
+    sa.Column("expires_at", sa.Double(), nullable=False),
 )

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 from pendingtx.bootstrap import Runtime
 from pendingtx.storage.engine import libpq_conninfo
 from pendingtx.worker.listener import JobListener
 from pendingtx.worker.worker import WorkerThread
+
+# Seconds a stopping process gives its workers to finish or hand back their jobs.
+DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+
+log = logging.getLogger("pendingtx.worker")
 
 
 class WorkerPool:
@@ -28,11 +36,31 @@ class WorkerPool:
         for thread in self.threads:
             thread.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop claiming, let current jobs reach their next commit, and wait for the threads."""
+    def request_stop(self) -> None:
+        """Stop claiming, and stop each job in progress at its next chunk boundary; returns at once.
+
+        Safe to call from a signal handler, and more than once.
+        """
         for thread in self.threads:
             thread.request_stop()
+
+    def stop(self, timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> bool:
+        """Stop the workers and wait up to `timeout` seconds in all; True when every one has stopped.
+
+        A job in progress is handed back at its next chunk boundary (committed work stays, and any
+        worker may resume it at once). A worker still busy when the time is up is left behind: its
+        job is resumed after its lease runs out, or at once by a worker of this host that finds
+        this process gone.
+        """
+        self.request_stop()
+        deadline = time.monotonic() + timeout
         for thread in self.threads:
-            thread.stop(timeout)
+            thread.join(max(deadline - time.monotonic(), 0.0))
         if self.listener is not None:
             self.listener.stop()
+        busy = sum(thread.alive for thread in self.threads)
+        if busy:
+            log.warning(
+                "%d worker(s) still busy after %.1f s; leaving their jobs to be resumed", busy, timeout
+            )
+        return not busy

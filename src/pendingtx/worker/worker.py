@@ -1,14 +1,22 @@
-"""The worker loop: claim, process through the shared service, and survive anything a job does."""
+"""The worker loop: claim, process through the shared service, and survive anything a job does.
+
+Every transition of a job is logged with its fields (`event` is job.claimed, job.finished,
+job.released, job.lease_lost or job.given_up), so that a JSON log shows each job's whole story.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from pendingtx.clock import Clock
 from pendingtx.domain.jobs import abandoned
+from pendingtx.observability.logs import fields
 from pendingtx.services.errors import Lease, LeaseLost, PoisonedPayload
 from pendingtx.services.processing import process_job
 from pendingtx.storage import jobs as job_repo
@@ -19,6 +27,21 @@ from pendingtx.worker.liveness import is_dead_local, local_prefix, new_worker_id
 from pendingtx.worker.wakeup import Wakeup
 
 log = logging.getLogger("pendingtx.worker")
+
+
+class StopRequested(Exception):
+    """Raised between two chunks of a job when the worker has been asked to stop."""
+
+
+def _checkpoint(stop: threading.Event | None) -> Callable[[], None] | None:
+    if stop is None:
+        return None
+
+    def check() -> None:
+        if stop.is_set():
+            raise StopRequested()
+
+    return check
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,21 +86,49 @@ class Worker:
                 lease_until=now + timedelta(seconds=self.lease.seconds),
             )
 
-    def run_once(self) -> bool:
-        """Claim and process one job; False when there was nothing to do."""
+    def run_once(self, stop: threading.Event | None = None) -> bool:
+        """Claim and process one job; False when there was nothing to do.
+
+        Once `stop` is set, a job in progress is handed back at its next chunk boundary.
+        """
         job = self.claim()
         if job is None:
             return False
+        began = time.perf_counter()
+        log.info(
+            "job %s claimed (attempt %s, from record %s of %s)",
+            job.id,
+            job.attempts,
+            job.processed_count,
+            job.record_count,
+            extra=self._fields(job, "job.claimed", processed=job.processed_count),
+        )
         if job.attempts > self.config.max_attempts:
             self._give_up(job, f"gave up after {job.attempts - 1} attempts that did not finish")
             return True
         try:
             status = process_job(
-                self.uow, job, lease=self.lease, chunk_size=self.config.chunk_size, clock=self.clock
+                self.uow,
+                job,
+                lease=self.lease,
+                chunk_size=self.config.chunk_size,
+                clock=self.clock,
+                checkpoint=_checkpoint(stop),
             )
-            log.info("job %s finished: %s", job.id, status.value)
+            log.info(
+                "job %s finished: %s",
+                job.id,
+                status.value,
+                extra=self._fields(job, "job.finished", status=status.value, duration_ms=_ms_since(began)),
+            )
+        except StopRequested:
+            self._hand_back(job)
         except LeaseLost:
-            log.warning("job %s was taken over by another worker", job.id)
+            log.warning(
+                "job %s was taken over by another worker",
+                job.id,
+                extra=self._fields(job, "job.lease_lost", duration_ms=_ms_since(began)),
+            )
         except PoisonedPayload as exc:
             log.error("job %s has an undecodable payload: %s", job.id, exc)
             self._give_up(job, "the stored batch could not be decoded")
@@ -85,6 +136,18 @@ class Worker:
             log.exception("job %s failed on attempt %s", job.id, job.attempts)
             self._retry_or_give_up(job)
         return True
+
+    def _fields(self, job: ClaimedJob, event: str, **more: Any) -> dict[str, Any]:
+        return fields(
+            event=event,
+            job=job.id,
+            org=job.org_id,
+            kind=job.kind.value,
+            attempt=job.attempts,
+            records=job.record_count,
+            worker=self.lease.worker_id,
+            **more,
+        )
 
     def run_until_idle(self) -> int:
         """Process jobs until none is waiting; returns how many were handled."""
@@ -98,11 +161,32 @@ class Worker:
         self.rescue_dead_local_workers()
         while not stop.is_set():
             try:
-                if self.run_once():
+                if self.run_once(stop):
                     continue
             except Exception:
                 log.exception("worker step failed; retrying after the poll interval")
             wakeup.wait(self.config.poll_seconds)
+
+    def _hand_back(self, job: ClaimedJob) -> None:
+        """Release a job at a chunk boundary so that any worker resumes it at once (this one is stopping)."""
+        now = self.clock()
+        with self.uow.write() as conn:
+            released = job_repo.release(
+                conn, job_id=job.id, worker_id=self.lease.worker_id, now=now, retry_at=now
+            )
+            processed = job_repo.progress_of(conn, job.id)[0]
+        if not released:
+            log.warning(
+                "job %s was taken over by another worker", job.id, extra=self._fields(job, "job.lease_lost")
+            )
+            return
+        log.info(
+            "job %s handed back at record %s of %s: this worker is stopping",
+            job.id,
+            processed,
+            job.record_count,
+            extra=self._fields(job, "job.released", reason="stopping", processed=processed),
+        )
 
     def _retry_or_give_up(self, job: ClaimedJob) -> None:
         if job.attempts >= self.config.max_attempts:
@@ -111,8 +195,15 @@ class Worker:
         backoff = timedelta(seconds=min(2**job.attempts, 60))
         now = self.clock()
         with self.uow.write() as conn:
-            job_repo.release(
+            released = job_repo.release(
                 conn, job_id=job.id, worker_id=self.lease.worker_id, now=now, retry_at=now + backoff
+            )
+        if released:
+            log.warning(
+                "job %s released for a retry in %s s",
+                job.id,
+                int(backoff.total_seconds()),
+                extra=self._fields(job, "job.released", reason="error", retry_in_s=backoff.total_seconds()),
             )
 
     def _give_up(self, job: ClaimedJob, reason: str) -> None:
@@ -130,7 +221,13 @@ class Worker:
                 message=message,
                 now=self.clock(),
             )
-        log.error("job %s ended %s: %s", job.id, status.value, message)
+        log.error(
+            "job %s ended %s: %s",
+            job.id,
+            status.value,
+            message,
+            extra=self._fields(job, "job.given_up", status=status.value, reason=reason),
+        )
 
 
 class WorkerThread:
@@ -150,11 +247,24 @@ class WorkerThread:
         self._thread.start()
 
     def request_stop(self) -> None:
-        """Ask the loop to stop after the current job, without waiting."""
+        """Stop claiming, and hand back a job in progress at its next chunk boundary; returns at once."""
         self._stop.set()
         self.wakeup.notify()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Ask the loop to stop after the current job and wait for it."""
-        self.request_stop()
+    def join(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for the loop to end."""
         self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        """Whether the loop is still running."""
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the loop to stop (handing back a job in progress) and wait for it."""
+        self.request_stop()
+        self.join(timeout)
+
+
+def _ms_since(began: float) -> float:
+    return round((time.perf_counter() - began) * 1000, 3)

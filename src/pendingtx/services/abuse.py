@@ -1,0 +1,141 @@
+"""Abuse limits: failed client authentications at the token endpoint, and each application's /v1 budget.
+
+The counting is `limits`' fixed-window strategy over one of the storages of storage.rate_counters,
+which run on the service's clock: a window opens at a counter's first hit and lasts its length.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from ipaddress import IPv6Address, IPv6Network
+
+from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
+from limits.storage import Storage
+from limits.strategies import FixedWindowRateLimiter
+
+from pendingtx import errors
+from pendingtx.clock import Clock
+from pendingtx.config import Settings
+from pendingtx.domain.networks import Address
+
+# Longer AppKeys than any issued one (a guesser's) are counted by digest, to bound the key's size.
+_LONGEST_KEY = 64
+# One IPv6 host usually holds a whole /64: counting its addresses one by one would let it rotate.
+_IPV6_PREFIX = 64
+
+
+def _retry_after(limiter: FixedWindowRateLimiter, item: RateLimitItem, identity: str, clock: Clock) -> int:
+    """Whole seconds until the identity's window closes (at least 1)."""
+    reset = limiter.get_window_stats(item, identity).reset_time
+    return max(1, math.ceil(reset - clock().timestamp()))
+
+
+class Budget:
+    """A number of requests each application may make per window; past it, 429 until the window closes."""
+
+    def __init__(
+        self, limiter: FixedWindowRateLimiter, item: RateLimitItem, *, clock: Clock, what: str
+    ) -> None:
+        self._limiter = limiter
+        self._item = item
+        self._clock = clock
+        self._what = what
+
+    def charge(self, app_id: int) -> None:
+        """Count one request of the application, or RateLimited when its budget is spent."""
+        identity = str(app_id)
+        if self._limiter.hit(self._item, identity):
+            return
+        wait = _retry_after(self._limiter, self._item, identity, self._clock)
+        raise errors.RateLimited(
+            f"Rate limit of {self._item.amount} {self._what} per minute exceeded; retry in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+
+
+def _key_identity(app_key: str) -> str:
+    if len(app_key) <= _LONGEST_KEY and app_key.isprintable():
+        return app_key
+    return "sha256:" + hashlib.sha256(app_key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _address_identity(address: Address) -> str:
+    if isinstance(address, IPv6Address):
+        return str(IPv6Network((address, _IPV6_PREFIX), strict=False))
+    return str(address)
+
+
+class AuthFailures:
+    """Failed client authentications, counted per AppKey and per client address.
+
+    Once either has `limit` failures in its window, every attempt with that AppKey or from that
+    address, the right secret included, is refused with 429 until the window that opened at the
+    first failure closes; the attempts refused so do not count.
+    """
+
+    def __init__(self, limiter: FixedWindowRateLimiter, *, limit: int, window_seconds: int, clock: Clock):
+        self._limiter = limiter
+        self._per_key = RateLimitItemPerSecond(limit, window_seconds, namespace="auth-failures-key")
+        self._per_address = RateLimitItemPerSecond(limit, window_seconds, namespace="auth-failures-address")
+        self._clock = clock
+
+    def _counters(self, app_key: str, address: Address | None) -> list[tuple[RateLimitItem, str]]:
+        counters: list[tuple[RateLimitItem, str]] = [(self._per_key, _key_identity(app_key))]
+        if address is not None:  # an unknown address (a Unix socket peer) is counted by key only
+            counters.append((self._per_address, _address_identity(address)))
+        return counters
+
+    def check(self, app_key: str, address: Address | None) -> None:
+        """RateLimited when this AppKey or this address is locked out."""
+        waits = [
+            _retry_after(self._limiter, item, identity, self._clock)
+            for item, identity in self._counters(app_key, address)
+            if not self._limiter.test(item, identity)
+        ]
+        if waits:
+            wait = max(waits)
+            raise errors.RateLimited(
+                f"Too many failed client authentications; retry in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
+
+    def record_failure(self, app_key: str, address: Address | None) -> None:
+        """Count one failed authentication against the AppKey and the address."""
+        for item, identity in self._counters(app_key, address):
+            self._limiter.hit(item, identity)
+
+
+@dataclass(frozen=True)
+class AbuseLimits:
+    """Every abuse limit of one process, over one counter storage."""
+
+    auth_failures: AuthFailures
+    requests: Budget
+    status_reads: Budget
+
+    @classmethod
+    def from_settings(cls, settings: Settings, storage: Storage, *, clock: Clock) -> AbuseLimits:
+        """The limits the settings ask for, counted in `storage` (see storage.rate_counters)."""
+        limiter = FixedWindowRateLimiter(storage)
+        return cls(
+            auth_failures=AuthFailures(
+                limiter,
+                limit=settings.auth_failure_limit,
+                window_seconds=settings.auth_failure_window_seconds,
+                clock=clock,
+            ),
+            requests=Budget(
+                limiter,
+                RateLimitItemPerMinute(settings.app_requests_per_minute, namespace="app-requests"),
+                clock=clock,
+                what="requests",
+            ),
+            status_reads=Budget(
+                limiter,
+                RateLimitItemPerMinute(settings.app_status_reads_per_minute, namespace="app-status-reads"),
+                clock=clock,
+                what="status reads",
+            ),
+        )

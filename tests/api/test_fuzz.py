@@ -1,0 +1,413 @@
+"""Schemathesis fuzzes every documented operation in-process and holds each answer to the document.
+
+Two runs over every operation: one as a valid caller (Bearer token and AppKey on /v1, the app's Basic
+credentials on the token endpoint), one with whatever credentials schemathesis makes up. Each answer
+must conform to the document (status, content type, headers, body schema), never be a 500, and every
+error must be the contract's error body with a matching `requesttrackingid`. An accepted batch is then
+run through the worker and its status read back: a job always ends, and a batch the document says is
+invalid must have a rejected record.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import jsonschema_rs
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis import checks as openapi_checks
+from starlette.testclient import TestClient
+from starlette.types import Receive, Scope, Send
+
+from pendingtx.api.openapi import DATE_PATTERN, MOMENT_PATTERN, openapi_document
+from pendingtx.bootstrap import Runtime
+from pendingtx.config import Settings
+from pendingtx.domain.decimals import parse_quantity
+from pendingtx.domain.listing import parse_eastern
+from tests import databases
+from tests.conftest import AppCreds
+from tests.support import record
+
+pytestmark = pytest.mark.usefixtures("cheap_argon2")
+
+DOCUMENT = openapi_document()
+TOKEN_PATH = "/v2/oauthtoken"
+STATUS_PATH = "/v1/jobs/{appName}/status/{key}"
+MODIFY_PATH = "/v1/transactions/{externalId}"
+SUBMIT_PATHS = {"/v1/transactions": "Batch", "/v1/transfers": "TransferBatch"}
+ERROR_MEMBERS = ["code", "message", "trackingId", "transient", "errors"]
+OAUTH_ERROR_MEMBERS = [*ERROR_MEMBERS, "error", "error_description"]
+TERMINAL = {"Completed", "Partially Completed", "Failed"}
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+REQUEST_NUMBERS = itertools.count()
+
+# Rules the contract states but JSON Schema cannot: a schema-valid request may still get a 400 that
+# names only these (field, reason) pairs.
+NOT_EXPRESSIBLE = [
+    (re.compile(r"after|before"), re.compile(r"is not a valid cursor")),
+    (re.compile(r"before"), re.compile(r"cannot be combined with after")),
+    (
+        re.compile(r"createEndDate|changeEndDate"),
+        re.compile(r"must not be before (createStartDate|changeStartDate)"),
+    ),
+    (re.compile(r"Idempotency-Key"), re.compile(r"was already used with a different request")),
+    # The request head's limits (api/limits.py): the total of all headers cannot be said per header.
+    (re.compile(r".+"), re.compile(r"is \d+ bytes long; a header value may be at most \d+ bytes")),
+    (re.compile(r".+"), re.compile(r"is the largest of request headers totalling \d+ bytes; .+")),
+    # NUL in the path or query (api/limits.py check_request_target), once wired: then the document's
+    # text parameters get a pattern without NUL, and this entry goes.
+    (re.compile(r".+"), re.compile(r"must not contain NUL \(%00\)")),
+]
+
+
+class CurrentApp:
+    """The schema's ASGI application: hands each request to the application of the running test.
+
+    The test's own client runs that application's lifespan; this one only acknowledges its own.
+    """
+
+    def __init__(self) -> None:
+        self.target: Callable[[Scope, Receive, Send], Any] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        assert self.target is not None, "no application under test"
+        await self.target(scope, receive, send)
+
+
+CURRENT_APP = CurrentApp()
+# What the fixtures seed for the valid caller's run, so that some requests reach existing resources.
+SEEDED: dict[str, str] = {}
+
+schema = schemathesis.openapi.from_dict(DOCUMENT)
+schema.app = CURRENT_APP
+# Made-up credentials meet a 401 before anything else is read: random fuzzing is enough there, without
+# the coverage phase's hundreds of boundary bodies (which are built when the tests are collected).
+made_up_schema = schemathesis.openapi.from_dict(DOCUMENT)
+made_up_schema.app = CURRENT_APP
+made_up_schema.config.phases.coverage.enabled = False
+
+
+@schema.hook
+def map_path_parameters(context: schemathesis.HookContext, path_parameters: dict[str, Any]) -> dict[str, Any]:
+    """Point every other generated key or externalId at a seeded job or transaction."""
+    operation = context.operation
+    if operation is None or not SEEDED:
+        return path_parameters
+    value = path_parameters.get("key") if operation.path == STATUS_PATH else None
+    if operation.path == MODIFY_PATH:
+        value = path_parameters.get("externalId")
+    if isinstance(value, str) and len(value) % 2 == 0:
+        if operation.path == STATUS_PATH and path_parameters.get("appName") == "insight":
+            return {**path_parameters, "key": SEEDED["key"]}
+        if operation.path == MODIFY_PATH:
+            return {**path_parameters, "externalId": SEEDED["externalId"]}
+    return path_parameters
+
+
+FUZZ = settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+    ],
+)
+
+
+@pytest.fixture
+def database_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """SQLite only: the contract does not depend on the database, and SQLite keeps the run short."""
+    return databases.sqlite_copy(sqlite_template, tmp_path)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    # Without an fsync per commit: the worker runs over hundreds of fuzzed jobs per operation.
+    return Settings(database_url=database_url, log_level="warning", sqlite_synchronous="NORMAL")
+
+
+@pytest.fixture
+def served(client: TestClient) -> Iterator[TestClient]:
+    """The test's application behind the schema; the document it serves is the one fuzzed."""
+    answer = client.get("/openapi.json")
+    assert answer.status_code == 200
+    assert answer.json() == DOCUMENT
+    CURRENT_APP.target = client.app
+    try:
+        yield client
+    finally:
+        CURRENT_APP.target = None
+        SEEDED.clear()
+
+
+@pytest.fixture
+def seeded(served: TestClient, runtime: Runtime, headers: dict[str, str]) -> None:
+    """One applied transaction and its finished job, for the valid caller."""
+    answer = served.post("/v1/transactions", json=record("FUZZ-SEED"), headers=headers)
+    assert answer.status_code == 202, answer.text
+    runtime.new_worker().run_until_idle()
+    SEEDED.update(key=answer.json()["jobStatusQueryKey"], externalId="FUZZ-SEED")
+
+
+# --- checks -----------------------------------------------------------------------------------------
+
+
+def contract_error_body(ctx: schemathesis.CheckContext, response: schemathesis.Response, case: Any) -> None:
+    """Every answer has a `requesttrackingid`; every error is the contract's body (section 4)."""
+    tracking = response.headers.get("requesttrackingid")
+    assert tracking, "no requesttrackingid header"
+    (value,) = tracking
+    sent = {k.lower(): v for k, v in response.request.headers.items()}.get("requesttrackingid")
+    if sent is not None and _is_uuid(sent):
+        assert value.lower() == str(uuid.UUID(sent)), f"requesttrackingid {sent!r} was not reused"
+    if response.status_code < 400:
+        return
+    assert response.headers.get("content-type", [""])[0].startswith("application/json")
+    body = response.json()
+    oauth = case.operation.path == TOKEN_PATH and "error" in body
+    assert list(body) == (OAUTH_ERROR_MEMBERS if oauth else ERROR_MEMBERS), body
+    assert body["trackingId"] == value
+    transient = response.status_code in (429, 503)
+    assert body["transient"] is transient
+    if transient:
+        assert response.headers.get("retry-after"), "a transient error without Retry-After"
+    assert body["message"]
+    assert "Traceback" not in response.text
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def positive_data_acceptance(
+    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: Any
+) -> None:
+    """Schemathesis' check, except for a 400 that names only rules JSON Schema cannot express."""
+    if response.status_code == 400:
+        details = response.json()["errors"]
+        if details and all(
+            any(
+                field.fullmatch(d["field"]) and reason.fullmatch(d["reason"])
+                for field, reason in NOT_EXPRESSIBLE
+            )
+            for d in details
+        ):
+            return
+    openapi_checks.positive_data_acceptance(ctx, response, case)
+
+
+def negative_data_rejection(
+    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: Any
+) -> None:
+    """Schemathesis' check, except for an accepted batch: its records are checked by the worker."""
+    if response.status_code == 202 and case.operation.path in SUBMIT_PATHS:
+        return  # JobFollower holds the worker to the document
+    openapi_checks.negative_data_rejection(ctx, response, case)
+
+
+# Server bug, reported to the lead: app.py registers GET and POST /v1/transactions as two routes, and
+# Starlette's 405 for another method names only the first route's methods, so `OPTIONS
+# /v1/transactions` answers `Allow: POST`. The Allow check skips that path until the fix, which turns
+# test_allow_names_every_method_of_a_path into an XPASS (strict) so that this exception is dropped.
+ALLOW_BUG_PATHS = {"/v1/transactions"}
+
+
+def allow_header_conformance(
+    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: Any
+) -> None:
+    if case.operation.path not in ALLOW_BUG_PATHS:
+        openapi_checks.allow_header_conformance(ctx, response, case)
+
+
+REPLACED = [
+    openapi_checks.positive_data_acceptance,
+    openapi_checks.negative_data_rejection,
+    openapi_checks.allow_header_conformance,
+]
+
+
+def call(case: Any, headers: dict[str, str] | None = None) -> schemathesis.Response:
+    key = (case.headers or {}).get("Idempotency-Key")
+    if isinstance(key, str) and IDEMPOTENCY_KEY.fullmatch(key):
+        # One key per request: a key drawn twice would make the second request a reuse (a 400).
+        case.headers["Idempotency-Key"] = f"{key[:240]}-{next(REQUEST_NUMBERS)}"
+    response: schemathesis.Response = case.call_and_validate(
+        headers=headers,
+        excluded_checks=REPLACED,
+        additional_checks=[
+            contract_error_body,
+            positive_data_acceptance,
+            negative_data_rejection,
+            allow_header_conformance,
+        ],
+    )
+    return response
+
+
+# --- following accepted jobs ------------------------------------------------------------------------
+
+_VALIDATORS: dict[str, Any] = {}
+
+
+def document_says_valid(schema_name: str, instance: Any) -> bool:
+    """Whether the document's schema `schema_name` accepts `instance`."""
+    if schema_name not in _VALIDATORS:
+        root = {"$ref": f"#/components/schemas/{schema_name}", "components": DOCUMENT["components"]}
+        _VALIDATORS[schema_name] = jsonschema_rs.Draft202012Validator(root, validate_formats=True)
+    return bool(_VALIDATORS[schema_name].is_valid(instance))
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A 202: its job key, and whether the document says every record of the batch is valid."""
+
+    label: str
+    key: str
+    valid: bool
+    body: Any
+
+
+class JobFollower:
+    """Runs the worker over accepted jobs in batches, then reads each status through the document."""
+
+    def __init__(self, runtime: Runtime, headers: dict[str, str]) -> None:
+        self.runtime = runtime
+        self.headers = headers
+        self.pending: list[Accepted] = []
+
+    def accepted(self, case: Any, response: schemathesis.Response) -> None:
+        batch = SUBMIT_PATHS.get(case.operation.path)
+        valid = batch is None or document_says_valid(batch, case.body)
+        self.pending.append(
+            Accepted(case.operation.label, response.json()["jobStatusQueryKey"], valid, case.body)
+        )
+        if len(self.pending) >= 100:
+            self.follow()
+
+    def follow(self) -> None:
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        self.runtime.new_worker().run_until_idle()
+        status_operation = schema[STATUS_PATH]["GET"]
+        for job in pending:
+            case = status_operation.Case(path_parameters={"appName": "insight", "key": job.key})
+            status = call(case, self.headers).json()
+            assert status["status"] in TERMINAL, (job.label, status)
+            assert status["processedCount"] == status["recordCount"], (job.label, status)
+            assert len(status["validationDetails"]) >= status["failedCount"], (job.label, status)
+            if not job.valid:
+                assert status["failedCount"] >= 1, (
+                    f"{job.label}: the document rejects this batch, the worker did not: {job.body!r}"
+                )
+
+
+@pytest.fixture
+def jobs(runtime: Runtime, headers: dict[str, str]) -> Iterator[JobFollower]:
+    """Follows the jobs of the test's accepted requests; those still pending when it ends, at teardown."""
+    follower = JobFollower(runtime, headers)
+    yield follower
+    follower.follow()
+
+
+# --- the runs -----------------------------------------------------------------------------------------
+
+
+@schema.parametrize()
+@FUZZ
+@pytest.mark.usefixtures("served", "seeded")
+def test_valid_caller(case: Any, headers: dict[str, str], app_creds: AppCreds, jobs: JobFollower) -> None:
+    credentials = {"Authorization": app_creds.basic} if case.operation.path == TOKEN_PATH else headers
+    response = call(case, credentials)
+    if response.status_code == 202:
+        jobs.accepted(case, response)
+
+
+@made_up_schema.parametrize()
+@FUZZ
+@pytest.mark.usefixtures("served")
+def test_made_up_credentials(case: Any) -> None:
+    call(case)
+
+
+def test_document_is_valid_openapi_3_1() -> None:
+    schema.validate()  # against the OpenAPI 3.1 meta-schema
+
+
+def _quantity_texts() -> Iterator[str]:
+    yield from ["0", "0.0", "0.01", "0.001", "1.", ".5", "1e5", "-1", "-0", "+1", " 1", "1.500", "1.505"]
+    for whole in (
+        "0",
+        "00",
+        "1",
+        "07",
+        "9999999999999",
+        "10000000000000",
+        "010000000000000",
+        "10000000000001",
+    ):
+        for fraction in ("", "0", "00", "000", "1", "10", "01", "001", "100", "5", "50", "123456", "1234567"):
+            yield f"{whole}.{fraction}" if fraction else whole
+
+
+def test_document_patterns_are_the_server_rules() -> None:
+    """The patterns of the document accept exactly what the server accepts."""
+    record_schema = DOCUMENT["components"]["schemas"]["PendingTransaction"]["properties"]
+    for member, places in (("amount", 2), ("units", 6)):
+        pattern = re.compile(record_schema[member]["oneOf"][1]["pattern"])
+        for text in _quantity_texts():
+            accepted = not isinstance(parse_quantity(text, places), str)
+            assert (pattern.fullmatch(text) is not None) == accepted, (member, text)
+    for year in [*range(0, 12), 1900, 2000, 2023, 2024, 2100, 2400, 9999]:
+        for month in range(0, 14):
+            for day in range(0, 33):
+                text = f"{year:04d}-{month:02d}-{day:02d}"
+                try:
+                    real = date.fromisoformat(text) is not None
+                except ValueError:
+                    real = False
+                assert (re.fullmatch(DATE_PATTERN, text) is not None) == real, text
+                for time in (
+                    "",
+                    "T00:00:00",
+                    "T23:59:59.999",
+                    "T24:00:00",
+                    "T12:60:00",
+                    "T12:00:60",
+                    "T12:00:00.1",
+                ):
+                    moment = text + time
+                    parsed = parse_eastern(moment, end=False) is not None
+                    assert (re.fullmatch(MOMENT_PATTERN, moment) is not None) == parsed, moment
+
+
+@pytest.mark.xfail(strict=True, reason="server bug: app.py routes GET and POST /v1/transactions separately")
+def test_allow_names_every_method_of_a_path(client: TestClient) -> None:
+    answer = client.options("/v1/transactions")
+    assert answer.status_code == 405
+    allowed = {m.strip() for m in answer.headers["allow"].split(",")}
+    assert {"GET", "POST"} <= allowed
