@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import random
+import re
 import time
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -122,8 +123,10 @@ def number(value: Decimal | int | str) -> Text:
 
 
 def escaped(value: str) -> Text:
-    """The string with every non-ASCII character (and sometimes more) as a \\u escape."""
-    return Text(json.dumps(value, ensure_ascii=True))
+    """The string as JSON with every character written as a \\u escape (surrogate pairs past U+FFFF)."""
+    return Text(
+        '"' + "".join(f"\\u{ord(c):04x}" if ord(c) < 0x10000 else json.dumps(c)[1:-1] for c in value) + '"'
+    )
 
 
 def encode_value(value: object) -> bytes:
@@ -149,9 +152,13 @@ def encode(draw: st.DrawFn, pairs: list[tuple[str, object]]) -> bytes:
 # --- valid records --------------------------------------------------------------------------
 
 EXTERNAL_IDS = st.from_regex(r"[A-Za-z0-9._:-]{1,64}", fullmatch=True)
-OTHER_IDS = st.text(min_size=1, max_size=64) | st.sampled_from(["P1", "I1", "x" * 64, "é" * 64, "😀"])
+# Valid text holds anything but NUL (refused in every member).
+VALID_TEXT = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
+OTHER_IDS = st.text(VALID_TEXT, min_size=1, max_size=64) | st.sampled_from(
+    ["P1", "I1", "x" * 64, "é" * 64, "😀"]
+)
 CURRENCIES = st.sampled_from(["USD", "EUR", "GBP", "JPY", "CHF", "BHD", "XXX"])
-COMMENTS = st.text(max_size=500) | st.sampled_from(["", "c" * 500, "😀" * 500])
+COMMENTS = st.text(VALID_TEXT, max_size=500) | st.sampled_from(["", "c" * 500, "😀" * 500])
 
 
 def _padded(value: Decimal, zeros: int) -> str:
@@ -290,13 +297,52 @@ JSON_VALUES = st.recursive(
     max_leaves=5,
 )
 KEYS = st.sampled_from(FIELDS) | st.sampled_from(UNKNOWN_NAMES)
+# Values just inside or just outside the rules of one member.
+_ID_NEAR = st.one_of(
+    OTHER_IDS,
+    st.text(min_size=63, max_size=66),
+    st.sampled_from(["", "x" * 65, "😀" * 65, "P1", "I1", "P1\n", "\n"]),
+    st.sampled_from(["", "x" * 65, "P1\n"]).map(escaped),
+)
+_QUANTITY_NEAR = st.one_of(
+    valid_quantities(2), valid_quantities(6), ODD_QUANTITIES, ODD_NUMBERS.map(number), st.integers(-2, 2),
+    st.sampled_from([10**13 - 1, 10**13, 10**13 + 1, True, False, 1.5, 100.0]),
+)  # fmt: skip
+NEAR: dict[str, st.SearchStrategy[object]] = {
+    "externalId": st.one_of(
+        EXTERNAL_IDS,
+        st.tuples(EXTERNAL_IDS, st.sampled_from(["\n", " ", "é", "\x00", "/", "\u0661"])).map("".join),
+        st.sampled_from(["", "x" * 65, "TX-1\n", "\nTX-1"]),
+        st.sampled_from(["TX-1\n", "T\u0058"]).map(escaped),
+    ),
+    "type": st.sampled_from([*TransactionType, "Dividend ", "dividend", "", "Full transfer"]).map(str),
+    "status": st.sampled_from(["Active", "Cancel", "active", "", None, 1, "Active\n"]),
+    "productExternalId": _ID_NEAR,
+    "investorExternalId": _ID_NEAR,
+    "contactExternalId": _ID_NEAR,
+    "toProductExternalId": _ID_NEAR,
+    "toInvestorExternalId": _ID_NEAR,
+    "amount": _QUANTITY_NEAR,
+    "units": _QUANTITY_NEAR,
+    "currency": CURRENCIES | st.sampled_from(["usd", "ZZZ", "US", "USDX", "", "USD\n", "EU€"]),
+    "tradeDate": st.dates().map(date.isoformat) | ODD_DATES | ODD_DATES.map(escaped),
+    "settlementDate": st.dates().map(date.isoformat) | ODD_DATES | ODD_DATES.map(escaped),
+    "comments": COMMENTS | st.text(min_size=499, max_size=502) | st.sampled_from(["c" * 501, "😀" * 501]),
+    "createDate": st.sampled_from([None, "", "2024-05-01T00:00:00Z", 0, False, []]),
+    "changeDate": st.sampled_from([None, "", "2024-05-01T00:00:00Z", 0, False, {}]),
+}
 
 
 @st.composite
 def mutation(draw: st.DrawFn, pairs: list[tuple[str, object]]) -> list[tuple[str, object]]:
     """One change to the members: a value replaced, removed, repeated, swapped or made to collide."""
     members = dict(pairs)
-    kind = draw(st.sampled_from(["set", "set", "delete", "repeat", "type", "collide", "dates"]))
+    kind = draw(
+        st.sampled_from(["near", "near", "near", "set", "delete", "repeat", "type", "collide", "dates"])
+    )
+    if kind == "near":
+        key = draw(st.sampled_from(FIELDS))
+        return [p for p in pairs if p[0] != key] + [(key, draw(NEAR[key]))]
     key = draw(KEYS)
     if kind == "set":
         return [p for p in pairs if p[0] != key] + [(key, draw(JSON_VALUES))]
@@ -318,9 +364,10 @@ def mutation(draw: st.DrawFn, pairs: list[tuple[str, object]]) -> list[tuple[str
     trade = members.get("tradeDate")
     if not isinstance(trade, str):
         return pairs
+    days = timedelta(days=draw(st.integers(-2, 2)))
     try:
-        shifted = date.fromisoformat(trade) + timedelta(days=draw(st.integers(-2, 2)))
-    except OverflowError:  # past date.min or date.max
+        shifted = date.fromisoformat(trade) + days
+    except (ValueError, OverflowError):  # tradeDate already broken, or shifted past date.min/max
         return pairs
     return [p for p in pairs if p[0] != "settlementDate"] + [("settlementDate", shifted.isoformat())]
 
@@ -359,9 +406,36 @@ def test_valid_records_take_the_fast_path(
     assert fast_path_accepts(raw, transfers_only=transfers_only) != refused
 
 
+ABSENT = object()  # a member to remove
+
+
 @PROPERTY
-@given(value=JSON_VALUES | valid_quantities(2) | valid_quantities(6), places=st.sampled_from([2, 6]))
-def test_quantity_shortcut_equals_parse_quantity(value: object, places: int) -> None:
+@given(members=valid_members(), data=st.data(), transfers_only=st.booleans())
+def test_one_change_near_the_rules(
+    members: tuple[TransactionType, list[tuple[str, object]]], data: st.DataObject, transfers_only: bool
+) -> None:
+    """A valid record with one member removed, nulled, or set to a value at the edge of its rules."""
+    _, pairs = members
+    key = data.draw(st.sampled_from(FIELDS))
+    value = data.draw(NEAR[key] | st.sampled_from([ABSENT, None]))
+    changed = [p for p in pairs if p[0] != key] + ([] if value is ABSENT else [(key, value)])
+    assert_same(data.draw(encode(changed)), transfers_only=transfers_only)
+
+
+JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+# Decimal spellings around every edge of the plain form: signs, zeros, digits, places, exponents.
+QUANTITY_TEXTS = st.from_regex(r"-?[0-9]{1,16}(\.[0-9]{0,9})?([eE][-+]?[0-9]{1,2})?", fullmatch=True)
+QUANTITY_EDGES = st.one_of(
+    QUANTITY_TEXTS,
+    QUANTITY_TEXTS.filter(JSON_NUMBER.fullmatch).map(number),
+    st.integers(-2, 2) | st.integers(10**13 - 2, 10**13 + 2) | st.integers(-(10**20), 10**20),
+    st.decimals(allow_nan=False, allow_infinity=False).map(number),
+    st.decimals(allow_nan=True, allow_infinity=True).map(str),
+)
+
+
+def check_quantity(value: object, places: int) -> None:
+    """The shortcut for amounts and units returns what parse_quantity does, spelt the same."""
     decoded = _decoder().decode(encode_value(value))
     expected = parse_quantity(decoded, places)
     seen = msgspec.json.Decoder(float_hook=fast_validation._FloatText).decode(encode_value(value))
@@ -372,6 +446,33 @@ def test_quantity_shortcut_equals_parse_quantity(value: object, places: int) -> 
         assert got is not None
         assert type(got) is Decimal
         assert got.as_tuple() == expected.as_tuple()
+
+
+@PROPERTY
+@given(
+    value=QUANTITY_EDGES | JSON_VALUES | valid_quantities(2) | valid_quantities(6),
+    places=st.sampled_from([2, 6]),
+)
+def test_quantity_shortcut_equals_parse_quantity(value: object, places: int) -> None:
+    check_quantity(value, places)
+
+
+QUANTITY_CASES = [
+    True, False, None, 0, 1, -1, 10**13 - 1, 10**13, 10**13 + 1, 10**40, 1.5, 100.0, [], {}, [1], {"v": 1},
+    "0", "0.0", "1", "1.50", "1.500", "0.01", "0.001", "0.000001", "0.0000001", "00.5", "01", "1.", ".5",
+    "-1", "-0", "+1", " 1", "1 ", "1e2", "NaN", "Infinity", "", "\u0661", "9999999999999.99",
+    "10000000000000", "10000000000000.00", "10000000000000.01", "99999999999999",
+    *map(number, ["1.50", "1e2", "1E-2", "-0.0", "0.0", "0.10", "1e400", "1e-400", "9999999999999.99"]),
+    *map(number, ["10000000000000.0", "10000000000000.01", "12.345", "12.3456789"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", QUANTITY_CASES)
+@pytest.mark.parametrize("places", [2, 6])
+def test_quantity_shortcut_cases(value: object, places: int) -> None:
+    check_quantity(value, places)
+    member = "amount" if places == 2 else "units"  # Partial Redemption takes either (the last type wins)
+    assert_same(with_base(f'"type": "Partial Redemption", "{member}": {encode_value(value).decode()}'))
 
 
 # --- hand-written texts ----------------------------------------------------------------------
@@ -416,6 +517,9 @@ TEXTS = [
     with_base('"amount": "1.5", "comments": "\\ud800"'),
     with_base('"amount": "1.5", "productExternalId": "\\n"'),
     with_base('"amount": {"a": 1.5, "a": 2}'),
+    with_base('"\\u0061mount": "1.5"'),
+    with_base('"amount": "1.5", "\\u0063omments": "x"'),
+    with_base('"amount": "1.5", "currency": "\\u0055SD"'),
     with_base(""),
     b"{}",
     b"[]",

@@ -42,8 +42,10 @@ from pendingtx.domain.transactions import (
 
 # msgspec applies `pattern` with re.search: anchored with \Z, since $ would also match before a final
 # newline. The same character class and length as the slow path's _EXTERNAL_ID.
-_ExternalId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+_ExternalId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._:-]{1,64}\Z")]
 # Lengths count code points in msgspec as in len(), so these match _is_id_length / _is_comment_length.
+# NUL, which the slow path refuses in any string, is looked for in _accept: a pattern here would cost
+# about four times as much (a re.search call per member).
 _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 _Comment = Annotated[str, msgspec.Meta(max_length=MAX_COMMENT_LENGTH)]
 
@@ -135,13 +137,12 @@ def _type_rules() -> dict[str, _TypeRule]:
 def _plain_quantity(places: int) -> re.Pattern[str]:
     """Positive quantities below MAX_QUANTITY written plainly, in groups that spell the canonical form.
 
-    Group 1 is the integer part without leading zeros (at most 13 digits, so below 10^13); group 2 the
-    fraction without its trailing zeros, at most `places` digits. An all-zero fraction is dropped.
+    Group 1 is the integer part without leading zeros, with fewer digits than MAX_QUANTITY has (13 for
+    10^13), so the number is below it; group 2 the fraction without its trailing zeros, at most
+    `places` digits. An all-zero fraction is dropped. Zero itself matches: the caller refuses it.
     """
-    digits = len(str(MAX_QUANTITY)) - 1
-    return re.compile(
-        rf"(0|[1-9][0-9]{{0,{digits - 1}}})(?:\.(?:([0-9]{{0,{places - 1}}}[1-9])0*|0+))?", re.ASCII
-    )
+    digits = len(str(int(MAX_QUANTITY))) - 1
+    return re.compile(rf"(0|[1-9][0-9]{{0,{digits - 1}}})(?:\.(?:([0-9]{{0,{places - 1}}}[1-9])0*|0+))?")
 
 
 def _quantity(value: object, places: int) -> Decimal | None:
@@ -149,20 +150,18 @@ def _quantity(value: object, places: int) -> Decimal | None:
 
     Plain spellings (the common case) are read here; every other value is left to parse_quantity.
     """
-    kind = type(value)
-    if kind is str or kind is _FloatText:
-        text: str = value  # type: ignore[assignment]  # narrowed by the exact type test above
-        match = _plain_quantity(places).fullmatch(text)
+    if isinstance(value, str):  # a JSON string, or a float literal's _FloatText
+        match = _plain_quantity(places).fullmatch(value)
         if match is not None:
             whole, fraction = match.groups()
             if fraction is not None:
                 return Decimal(f"{whole}.{fraction}")
             if whole != "0":
                 return Decimal(whole)
-        # The slow path's decoder would have made a float literal a Decimal of its text.
-        value = Decimal(text) if kind is _FloatText else text
-    elif kind is int and 0 < value < MAX_QUANTITY:  # type: ignore[operator]  # value is an int here
-        return Decimal(value)  # type: ignore[arg-type]
+        if type(value) is _FloatText:
+            value = Decimal(value)  # what the slow path's decoder makes of a float literal
+    elif type(value) is int and 0 < value < MAX_QUANTITY:  # not bool, which is never a quantity
+        return Decimal(value)
     parsed = parse_quantity(value, places)
     return None if isinstance(parsed, str) else parsed
 
@@ -203,6 +202,17 @@ def _accept(record: _Record, *, transfers_only: bool) -> PendingTransaction | No
             return None
     elif rule.amount_required and amount is None:
         return None
+    # The slow path refuses NUL in every string member; externalId, type and currency cannot hold one.
+    for text in (
+        record.product_external_id,
+        record.investor_external_id,
+        record.contact_external_id,
+        to_product,
+        to_investor,
+        record.comments,
+    ):
+        if text is not None and "\x00" in text:
+            return None
     currency = record.currency
     if currency is not None and not _is_currency(currency):
         return None
