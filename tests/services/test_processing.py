@@ -199,7 +199,7 @@ def test_an_internal_error_is_retried_then_fails_with_a_message(
     def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr("pendingtx.domain.transactions.validate_record", broken)
+    monkeypatch.setattr("pendingtx.services.processing.validate_raw", broken)
     worker = runtime.new_worker()
     for _ in range(runtime.settings.worker_max_attempts):
         assert worker.run_once()

@@ -270,7 +270,8 @@ ODD_DATES = st.sampled_from(
 )  # fmt: skip
 ODD_STRINGS = st.sampled_from(
     [
-        "", " ", "x" * 64, "x" * 65, "é" * 64, "é" * 65, "😀" * 64, "😀" * 65, "TX-1\n", "TX 1", "TX-1\x00",
+        "", " ", "\x00", "P\x001", "x" * 64, "x" * 65, "é" * 64, "é" * 65, "😀" * 64, "😀" * 65,
+        "TX-1\n", "TX 1", "TX-1\x00",
         "Active", "Cancel", "active", "ACTIVE", "New Subscription", "new subscription", "Dividend ",
         "Full Transfer", "Partial Switch or Exchange", "USD", "usd", "ZZZ", "US", "USDX", "EUR",
         "c" * 499, "c" * 500, "c" * 501, "😀" * 501, "P1", "I1", "P2", "I2", "null", "true",
@@ -301,8 +302,9 @@ KEYS = st.sampled_from(FIELDS) | st.sampled_from(UNKNOWN_NAMES)
 _ID_NEAR = st.one_of(
     OTHER_IDS,
     st.text(min_size=63, max_size=66),
-    st.sampled_from(["", "x" * 65, "😀" * 65, "P1", "I1", "P1\n", "\n"]),
-    st.sampled_from(["", "x" * 65, "P1\n"]).map(escaped),
+    st.text(min_size=1, max_size=64),  # NUL included
+    st.sampled_from(["", "x" * 65, "😀" * 65, "P1", "I1", "P1\n", "\n", "\x00", "P\x001", "\x01"]),
+    st.sampled_from(["", "x" * 65, "P1\n", "P\x001"]).map(escaped),
 )
 _QUANTITY_NEAR = st.one_of(
     valid_quantities(2), valid_quantities(6), ODD_QUANTITIES, ODD_NUMBERS.map(number), st.integers(-2, 2),
@@ -327,7 +329,9 @@ NEAR: dict[str, st.SearchStrategy[object]] = {
     "currency": CURRENCIES | st.sampled_from(["usd", "ZZZ", "US", "USDX", "", "USD\n", "EU€"]),
     "tradeDate": st.dates().map(date.isoformat) | ODD_DATES | ODD_DATES.map(escaped),
     "settlementDate": st.dates().map(date.isoformat) | ODD_DATES | ODD_DATES.map(escaped),
-    "comments": COMMENTS | st.text(min_size=499, max_size=502) | st.sampled_from(["c" * 501, "😀" * 501]),
+    "comments": COMMENTS
+    | st.text(min_size=499, max_size=502)
+    | st.sampled_from(["c" * 501, "😀" * 501, "\x00", "a\x00b", "\x01\x1f"]),
     "createDate": st.sampled_from([None, "", "2024-05-01T00:00:00Z", 0, False, []]),
     "changeDate": st.sampled_from([None, "", "2024-05-01T00:00:00Z", 0, False, {}]),
 }
@@ -516,6 +520,8 @@ TEXTS = [
     with_base('"amount": "1.5", "comments": "\\ud83d\\ude00"'),
     with_base('"amount": "1.5", "comments": "\\ud800"'),
     with_base('"amount": "1.5", "productExternalId": "\\n"'),
+    with_base('"amount": "1.5", "productExternalId": "P\\u00001"'),
+    with_base('"amount": "1.5", "comments": "\\u0000"'),
     with_base('"amount": {"a": 1.5, "a": 2}'),
     with_base('"\\u0061mount": "1.5"'),
     with_base('"amount": "1.5", "\\u0063omments": "x"'),

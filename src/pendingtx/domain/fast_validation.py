@@ -91,7 +91,7 @@ def _record_decoder() -> msgspec.json.Decoder[_Record]:
 
 @functools.cache
 def _untyped_decoder() -> msgspec.json.Decoder[Any]:
-    # Exactly the worker's payload decoder (services.processing._payload_decoder).
+    # Numbers become Decimal (or int): money never passes through a binary float.
     return msgspec.json.Decoder(float_hook=Decimal)
 
 

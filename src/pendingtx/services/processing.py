@@ -9,15 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
 from functools import cache
-from typing import Any
 
 import msgspec
 import sqlalchemy as sa
 
 from pendingtx.clock import Clock
 from pendingtx.domain import transactions as domain
+from pendingtx.domain.fast_validation import validate_raw
 from pendingtx.domain.jobs import LABEL_LIMIT, JobKind, JobStatus, RecordProblem, outcome
 from pendingtx.services.errors import Lease, LeaseLost, PoisonedPayload
 from pendingtx.services.modifying import process_modification
@@ -36,18 +35,18 @@ class _Progress:
 
 
 @cache
-def _payload_decoder() -> msgspec.json.Decoder[Any]:
-    # Numbers become Decimal (or int): money never passes through a binary float.
-    return msgspec.json.Decoder(float_hook=Decimal)
+def _batch_decoder() -> msgspec.json.Decoder[list[msgspec.Raw] | dict[str, msgspec.Raw]]:
+    # Records stay JSON text here: each is decoded once, straight into its typed form when valid.
+    return msgspec.json.Decoder(list[msgspec.Raw] | dict[str, msgspec.Raw])
 
 
-def decode_records(payload: bytes) -> list[Any]:
-    """The records of a stored batch; a single object is a batch of one."""
+def split_records(payload: bytes) -> list[msgspec.Raw]:
+    """The records of a stored batch as JSON texts; a single object is a batch of one."""
     try:
-        decoded = _payload_decoder().decode(payload)
-    except msgspec.DecodeError as exc:
+        decoded = _batch_decoder().decode(payload)
+    except msgspec.MsgspecError as exc:
         raise PoisonedPayload(str(exc)) from None
-    return decoded if isinstance(decoded, list) else [decoded]
+    return decoded if isinstance(decoded, list) else [msgspec.Raw(payload)]
 
 
 def _label(external_id: str | None) -> str | None:
@@ -57,23 +56,45 @@ def _label(external_id: str | None) -> str | None:
     return external_id[:LABEL_LIMIT].replace("\x00", "\ufffd")
 
 
+Checked = tuple[domain.PendingTransaction | list[domain.Problem], str | None]
+
+
+def check_all(records: list[msgspec.Raw], *, transfers_only: bool) -> list[Checked]:
+    """Every record's verdict and externalId (the whole batch: repeats are judged across chunks)."""
+    try:
+        return [validate_raw(raw, transfers_only=transfers_only) for raw in records]
+    except msgspec.DecodeError as exc:
+        raise PoisonedPayload(str(exc)) from None
+
+
+def _repeats(checked: list[Checked]) -> set[int]:
+    seen: set[str] = set()
+    repeated: set[int] = set()
+    for index, (_, external_id) in enumerate(checked):
+        if external_id is None:
+            continue
+        if external_id in seen:
+            repeated.add(index)
+        seen.add(external_id)
+    return repeated
+
+
 def _validate(
-    records: list[Any], start: int, end: int, *, repeats: set[int], transfers_only: bool
+    checked: list[Checked], start: int, end: int, *, repeats: set[int]
 ) -> tuple[list[tuple[int, domain.PendingTransaction]], list[RecordProblem]]:
     valid: list[tuple[int, domain.PendingTransaction]] = []
     problems: list[RecordProblem] = []
     for index in range(start, end):
-        record = records[index]
-        result = domain.validate_record(record, transfers_only=transfers_only)
-        external_id = _label(domain.record_external_id(record))
+        result, external_id = checked[index]
+        label = _label(external_id)
         if index in repeats:
             problems.append(
-                RecordProblem(index, external_id, "externalId", "repeats an earlier record of this batch")
+                RecordProblem(index, label, "externalId", "repeats an earlier record of this batch")
             )
         elif isinstance(result, domain.PendingTransaction):
             valid.append((index, result))
         else:
-            problems.extend(RecordProblem(index, external_id, p.field, p.reason) for p in result)
+            problems.extend(RecordProblem(index, label, p.field, p.reason) for p in result)
     return valid, problems
 
 
@@ -143,18 +164,18 @@ def process_job(
     """
     if job.kind is JobKind.MODIFY:
         return process_modification(uow, job, lease=lease, clock=clock)
-    records = decode_records(job.payload)
+    records = split_records(job.payload)
     if len(records) != job.record_count:
         raise PoisonedPayload(f"holds {len(records)} records, expected {job.record_count}")
-    repeats = domain.repeated_in_batch(records)
-    transfers_only = job.kind is JobKind.TRANSFER
+    checked = check_all(records, transfers_only=job.kind is JobKind.TRANSFER)
+    repeats = _repeats(checked)
     progress = _Progress(job.processed_count, job.created_count)
     while progress.processed < len(records):
         if checkpoint is not None:
             checkpoint()
         end = min(progress.processed + chunk_size, len(records))
-        checked = _validate(records, progress.processed, end, repeats=repeats, transfers_only=transfers_only)
-        progress = _apply_with_retries(uow, job, progress, end, checked, lease=lease, clock=clock)
+        chunk = _validate(checked, progress.processed, end, repeats=repeats)
+        progress = _apply_with_retries(uow, job, progress, end, chunk, lease=lease, clock=clock)
     if job.processed_count < len(records):
         return outcome(record_count=job.record_count, created=progress.created)[0]
     # Taken over after the last chunk committed but before the verdict: only the verdict is left.
