@@ -18,7 +18,7 @@ from pendingtx.storage.unit_of_work import UnitOfWork
 def process_modification(uow: UnitOfWork, job: ClaimedJob, *, lease: Lease, clock: Clock) -> JobStatus:
     """Apply one modification job; its verdict commits together with the change, or not at all."""
     external_id = job.target or ""
-    with uow.write() as conn:
+    with uow.write(redoable=True) as conn:
         stored = tx_repo.find_transaction(conn, job.org_id, external_id, for_update=True)
         result: PendingTransaction | list[Problem]
         if stored is None:

@@ -179,7 +179,7 @@ def process_job(
     if job.processed_count < len(records):
         return outcome(record_count=job.record_count, created=progress.created)[0]
     # Taken over after the last chunk committed but before the verdict: only the verdict is left.
-    with uow.write() as conn:
+    with uow.write(redoable=True) as conn:
         return _finish(conn, job, progress.created, lease=lease, clock=clock)
 
 
@@ -195,7 +195,7 @@ def _apply_with_retries(
 ) -> _Progress:
     for attempt in range(_CHUNK_RETRIES):
         try:
-            with uow.write() as conn:
+            with uow.write(redoable=True) as conn:
                 return _apply_chunk(conn, job, progress, end, checked, lease=lease, clock=clock)
         except sa.exc.DBAPIError as exc:
             # Another job inserted one of these externalIds concurrently, or the database chose this

@@ -11,6 +11,9 @@ from pendingtx.config import Settings
 
 # An execution option on a connection: its transaction will write, so SQLite takes the lock up front.
 WRITE_OPTION = "pendingtx_write"
+# An execution option: this write may be lost in a power cut (never in a process crash) because it
+# can be redone: a worker's progress, which a takeover repeats without applying anything twice.
+REDOABLE_OPTION = "pendingtx_redoable"
 
 
 def normalize_url(url: str) -> str:
@@ -32,7 +35,7 @@ def make_engine(settings: Settings) -> sa.Engine:
     url = normalize_url(settings.database_url)
     if url.startswith("sqlite"):
         return _sqlite_engine(url, settings)
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
         pool_size=settings.database_pool_size,
         max_overflow=0,
@@ -48,6 +51,14 @@ def make_engine(settings: Settings) -> sa.Engine:
             "tcp_user_timeout": 10_000,
         },
     )
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        if conn.get_execution_options().get(REDOABLE_OPTION, False):
+            # Only this transaction: its commit need not wait for the WAL flush.
+            conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+
+    return engine
 
 
 def _sqlite_engine(url: str, settings: Settings) -> sa.Engine:
@@ -71,8 +82,16 @@ def _sqlite_engine(url: str, settings: Settings) -> sa.Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        # BEGIN IMMEDIATE takes the write lock now, so a writer never fails half-way on a busy upgrade.
-        writes = conn.get_execution_options().get(WRITE_OPTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get(WRITE_OPTION, False):
+            wanted = "NORMAL" if options.get(REDOABLE_OPTION, False) else settings.sqlite_synchronous
+            info = conn.connection.info
+            if info.get("synchronous") != wanted:
+                conn.exec_driver_sql(f"PRAGMA synchronous={wanted}")
+                info["synchronous"] = wanted
+            # BEGIN IMMEDIATE takes the write lock now, so a writer never fails half-way on an upgrade.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
 
     return engine

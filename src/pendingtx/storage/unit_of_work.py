@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 
-from pendingtx.storage.engine import WRITE_OPTION
+from pendingtx.storage.engine import REDOABLE_OPTION, WRITE_OPTION
 
 
 class UnitOfWork:
@@ -16,6 +16,7 @@ class UnitOfWork:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
+        self._redoable = engine.execution_options(**{WRITE_OPTION: True, REDOABLE_OPTION: True})
 
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:
@@ -24,9 +25,13 @@ class UnitOfWork:
             yield conn
 
     @contextmanager
-    def write(self) -> Iterator[sa.Connection]:
-        """A write transaction, committed when the block exits normally."""
-        with self._writer.connect() as conn, conn.begin():
+    def write(self, *, redoable: bool = False) -> Iterator[sa.Connection]:
+        """A write transaction, committed when the block exits normally.
+
+        A `redoable` write (a worker's claim or progress) may be lost in a power cut, since a takeover
+        redoes it; every other commit, such as a job's acceptance, is flushed to disk first.
+        """
+        with (self._redoable if redoable else self._writer).connect() as conn, conn.begin():
             yield conn
 
     @property

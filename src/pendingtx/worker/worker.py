@@ -72,13 +72,13 @@ class Worker:
         dead = [w for w in holders if is_dead_local(w)]
         if not dead:
             return 0
-        with self.uow.write() as conn:
+        with self.uow.write(redoable=True) as conn:
             return job_repo.expire_leases(conn, dead, now=self.clock())
 
     def claim(self) -> ClaimedJob | None:
         """Take the next job, if any, under a fresh lease."""
         now = self.clock()
-        with self.uow.write() as conn:
+        with self.uow.write(redoable=True) as conn:
             return claim_next(
                 conn,
                 worker_id=self.lease.worker_id,
@@ -170,7 +170,7 @@ class Worker:
     def _hand_back(self, job: ClaimedJob) -> None:
         """Release a job at a chunk boundary so that any worker resumes it at once (this one is stopping)."""
         now = self.clock()
-        with self.uow.write() as conn:
+        with self.uow.write(redoable=True) as conn:
             released = job_repo.release(
                 conn, job_id=job.id, worker_id=self.lease.worker_id, now=now, retry_at=now
             )
@@ -194,7 +194,7 @@ class Worker:
             return
         backoff = timedelta(seconds=min(2**job.attempts, 60))
         now = self.clock()
-        with self.uow.write() as conn:
+        with self.uow.write(redoable=True) as conn:
             released = job_repo.release(
                 conn, job_id=job.id, worker_id=self.lease.worker_id, now=now, retry_at=now + backoff
             )
@@ -212,7 +212,7 @@ class Worker:
         status, message = abandoned(
             record_count=job.record_count, processed=current[0], created=current[1], reason=reason
         )
-        with self.uow.write() as conn:
+        with self.uow.write(redoable=True) as conn:
             job_repo.finish(
                 conn,
                 job_id=job.id,
