@@ -405,7 +405,6 @@ def test_document_patterns_are_the_server_rules() -> None:
                     assert (re.fullmatch(MOMENT_PATTERN, moment) is not None) == parsed, moment
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: app.py routes GET and POST /v1/transactions separately")
 def test_allow_names_every_method_of_a_path(client: TestClient) -> None:
     answer = client.options("/v1/transactions")
     assert answer.status_code == 405

@@ -39,6 +39,12 @@ class V1Routes:
             clock=self.rt.clock,
         )
 
+    async def transactions(self, request: Request) -> Response:
+        """/v1/transactions: GET lists, POST creates (one route, so a 405 names both methods)."""
+        if request.method == "POST":
+            return await self.create_transactions(request)
+        return await self.list_transactions(request)
+
     async def create_transactions(self, request: Request) -> Response:
         """POST /v1/transactions."""
         return await self._submit(request, JobKind.CREATE)
