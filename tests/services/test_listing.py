@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -122,4 +124,52 @@ def test_paging_forward_and_backward_visits_every_row_once(
         if page.paging.previous is None:
             break
         cursor = [("before", str(page.paging.before_cursor))]
+    assert backward == expected
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    products=st.lists(st.sampled_from(["P0", "P1", "P2"]), min_size=0, max_size=30),
+    limit=st.integers(1, 50),
+    product=st.sampled_from([None, "P0", "P1", "P2"]),
+)
+def test_paging_over_random_data_returns_each_match_once_in_order(
+    runtime: Runtime, caller: Caller, submit: Submit, products: list[str], limit: int, product: str | None
+) -> None:
+    from pendingtx.domain.transactions import validate_record
+    from pendingtx.storage import apps as app_repo
+    from pendingtx.storage import transactions as tx_repo
+    from pendingtx.storage.tables import jobs
+
+    # A fresh organization per example, holding exactly this example's rows.
+    with runtime.uow.read() as conn:
+        seeded = conn.execute(sa.select(sa.func.min(jobs.c.id))).scalar()
+    if seeded is None:
+        submit([record("SEED")])
+    with runtime.uow.write() as conn:
+        job_id = conn.execute(sa.select(sa.func.min(jobs.c.id))).scalar()
+        org_id = app_repo.ensure_organization(conn, f"org-{uuid.uuid4().hex}", now=runtime.clock())
+        rows = [validate_record(record(f"R-{i}", productExternalId=p)) for i, p in enumerate(products)]
+        tx_repo.insert_transactions(conn, org_id=org_id, job_id=job_id, records=rows, now=runtime.clock())  # type: ignore[arg-type]
+    who = Caller(caller.app_id, caller.app_key, caller.app_name, org_id)
+    expected = [f"R-{i}" for i, p in enumerate(products) if product is None or p == product]
+    filters = [("productExternalId", product)] if product else []
+    forward: list[str] = []
+    cursor: list[tuple[str, str]] = []
+    while True:
+        page = list_transactions(runtime.uow, who, [*filters, ("limit", str(limit)), *cursor])
+        assert page.paging.total_count == len(expected)
+        forward += [r.tx.external_id for r in page.rows]
+        if page.paging.next is None:
+            break
+        cursor = [("after", str(page.paging.after_cursor))]
+    assert forward == expected
+    if not expected:
+        return
+    backward = [r.tx.external_id for r in page.rows]
+    while page.paging.previous is not None:
+        page = list_transactions(
+            runtime.uow, who, [*filters, ("limit", str(limit)), ("before", str(page.paging.before_cursor))]
+        )
+        backward = [r.tx.external_id for r in page.rows] + backward
     assert backward == expected
