@@ -8,7 +8,6 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from pendingtx.domain.credentials import PRODUCT
 from pendingtx.domain.networks import Network, allow_list_from_text, allow_list_text
 from pendingtx.storage.tables import apps, entitlements, organizations, tokens
 
@@ -170,50 +169,6 @@ def revoke_token(conn: sa.Connection, *, digest: str, app_id: int, now: datetime
         .values(revoked_at=now)
     )
     return result.rowcount == 1
-
-
-_ENTITLED = (
-    sa.exists()
-    .where(entitlements.c.app_id == apps.c.id, entitlements.c.product == sa.bindparam("product"))
-    .label("entitled")
-)
-_FIND_TOKEN = (
-    sa.select(
-        tokens.c.id,
-        tokens.c.app_id,
-        apps.c.app_key,
-        apps.c.name,
-        apps.c.org_id,
-        apps.c.disabled,
-        _ENTITLED,
-        tokens.c.expires_at,
-        tokens.c.last_used_at,
-        tokens.c.revoked_at,
-        apps.c.allowed_ips,
-    )
-    .join(apps, apps.c.id == tokens.c.app_id)
-    .where(tokens.c.digest == sa.bindparam("digest"))
-)
-
-
-def find_token(conn: sa.Connection, digest: str, *, product: str = PRODUCT) -> TokenRecord | None:
-    """The token with this digest and its application's standing, in one query (the hot path)."""
-    row = conn.execute(_FIND_TOKEN, {"digest": digest, "product": product}).first()
-    if row is None:
-        return None
-    return TokenRecord(
-        id=row[0],
-        app_id=row[1],
-        app_key=row[2],
-        app_name=row[3],
-        org_id=row[4],
-        app_disabled=bool(row[5]),
-        entitled=bool(row[6]),
-        expires_at=row[7],
-        last_used_at=row[8],
-        revoked=row[9] is not None,
-        allowed_networks=allow_list_from_text(row[10]),
-    )
 
 
 def touch_token(conn: sa.Connection, token_id: int, *, now: datetime) -> None:
