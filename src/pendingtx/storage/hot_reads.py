@@ -8,10 +8,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from pendingtx.domain.credentials import PRODUCT
-from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem
+from pendingtx.domain.jobs import RecordProblem
 from pendingtx.domain.networks import allow_list_from_text
 from pendingtx.storage.apps import TokenRecord
-from pendingtx.storage.jobs import JobRecord
+from pendingtx.storage.jobs import JOB_COLUMNS, JobRecord, job_record
 from pendingtx.storage.prepared import DirectReads, utc
 from pendingtx.storage.tables import apps, entitlements, job_problems, jobs, tokens
 
@@ -29,19 +29,6 @@ _TOKEN_COLUMNS = (
     tokens.c.last_used_at,
     tokens.c.revoked_at,
     apps.c.allowed_ips,
-)
-_JOB_COLUMNS = (
-    jobs.c.id,
-    jobs.c.key,
-    jobs.c.kind,
-    jobs.c.status,
-    jobs.c.record_count,
-    jobs.c.processed_count,
-    jobs.c.created_count,
-    jobs.c.failed_count,
-    jobs.c.message,
-    jobs.c.submitted_at,
-    jobs.c.completed_at,
 )
 _TOKEN_WIDTH = len(_TOKEN_COLUMNS)
 
@@ -64,21 +51,7 @@ def _token(row: Any) -> TokenRecord:
 
 
 def _job(row: Any) -> JobRecord | None:
-    if row[0] is None:
-        return None
-    return JobRecord(
-        id=row[0],
-        key=row[1],
-        kind=JobKind(row[2]),
-        status=JobStatus(row[3]),
-        record_count=row[4],
-        processed_count=row[5],
-        created_count=row[6],
-        failed_count=row[7],
-        message=row[8],
-        submitted_at=utc(row[9]),
-        completed_at=utc(row[10]) if row[10] is not None else None,
-    )
+    return None if row[0] is None else job_record(row, utc)
 
 
 class HotReads:
@@ -101,7 +74,7 @@ class HotReads:
         # The job is looked up only within the token's organization: another tenant's key finds nothing.
         job = sa.and_(jobs.c.key == sa.bindparam("key"), jobs.c.org_id == apps.c.org_id)
         query = (
-            sa.select(*_TOKEN_COLUMNS, *_JOB_COLUMNS)
+            sa.select(*_TOKEN_COLUMNS, *JOB_COLUMNS)
             .select_from(tokens.join(apps, apps.c.id == tokens.c.app_id).outerjoin(jobs, job))
             .where(tokens.c.digest == sa.bindparam("digest"))
         )

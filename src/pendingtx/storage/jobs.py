@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -91,7 +92,8 @@ def find_by_idempotency_key(conn: sa.Connection, *, app_id: int, key: str) -> tu
     return (int(row[0]), str(row[1]), str(row[2])) if row is not None else None
 
 
-_FIND_JOB = sa.select(
+# What the status endpoint shows of a job, in the order `job_record` reads it.
+JOB_COLUMNS = (
     jobs.c.id,
     jobs.c.key,
     jobs.c.kind,
@@ -103,14 +105,14 @@ _FIND_JOB = sa.select(
     jobs.c.message,
     jobs.c.submitted_at,
     jobs.c.completed_at,
-).where(jobs.c.key == sa.bindparam("key"), jobs.c.org_id == sa.bindparam("org_id"))
+)
+_FIND_JOB = sa.select(*JOB_COLUMNS).where(
+    jobs.c.key == sa.bindparam("key"), jobs.c.org_id == sa.bindparam("org_id")
+)
 
 
-def find_job(conn: sa.Connection, *, key: str, org_id: int) -> JobRecord | None:
-    """The organization's job with this key; another organization's job is simply not found."""
-    row = conn.execute(_FIND_JOB, {"key": key, "org_id": org_id}).first()
-    if row is None:
-        return None
+def job_record(row: Sequence[Any], utc: Callable[[Any], datetime]) -> JobRecord:
+    """A row of JOB_COLUMNS as a JobRecord; `utc` turns the stored timestamps into aware UTC ones."""
     return JobRecord(
         id=row[0],
         key=row[1],
@@ -121,9 +123,16 @@ def find_job(conn: sa.Connection, *, key: str, org_id: int) -> JobRecord | None:
         created_count=row[6],
         failed_count=row[7],
         message=row[8],
-        submitted_at=row[9],
-        completed_at=row[10],
+        submitted_at=utc(row[9]),
+        completed_at=utc(row[10]) if row[10] is not None else None,
     )
+
+
+def find_job(conn: sa.Connection, *, key: str, org_id: int) -> JobRecord | None:
+    """The organization's job with this key; another organization's job is simply not found."""
+    row = conn.execute(_FIND_JOB, {"key": key, "org_id": org_id}).first()
+    # SQLAlchemy's column types already hand back aware UTC datetimes.
+    return job_record(row, lambda moment: moment) if row is not None else None
 
 
 def problems_of(conn: sa.Connection, job_id: int) -> list[RecordProblem]:
