@@ -5,8 +5,10 @@ request one access log line and its metrics.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import uuid
+from collections.abc import Iterator
 from time import perf_counter
 
 import sqlalchemy as sa
@@ -43,6 +45,39 @@ def tracking_id_of(scope: Scope) -> str:
     return str(scope.get(TRACKING_SCOPE_KEY, ""))
 
 
+# Random version-4 UUIDs are drawn this many at a time: one getrandom call per batch, not per request.
+_BATCH = 256
+_VERSION_BITS = 0xF000 << 64 | 0xC000 << 48
+_VERSION_4 = 0x4000 << 64 | 0x8000 << 48
+
+
+def _uuid4_batch() -> list[str]:
+    data = os.urandom(16 * _BATCH)
+    batch = []
+    for start in range(0, len(data), 16):
+        text = "%032x" % (int.from_bytes(data[start : start + 16]) & ~_VERSION_BITS | _VERSION_4)
+        batch.append(f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}")
+    return batch
+
+
+class _NewIds:
+    """Fresh random (version 4) UUIDs as text, as `str(uuid.uuid4())` makes them."""
+
+    def __init__(self) -> None:
+        self._ids: Iterator[str] = iter(())
+
+    def __call__(self) -> str:
+        # next() on a list iterator is atomic: two threads never get the same id.
+        fresh = next(self._ids, None)
+        if fresh is None:
+            self._ids = iter(_uuid4_batch())
+            fresh = next(self._ids)
+        return fresh
+
+
+new_tracking_id = _NewIds()
+
+
 def _tracking_id(headers: list[tuple[bytes, bytes]]) -> str:
     for name, value in headers:
         if name.lower() == TRACKING_HEADER:
@@ -53,7 +88,7 @@ def _tracking_id(headers: list[tuple[bytes, bytes]]) -> str:
                 break
             # Reused exactly as sent (case included) so that the client can find its own id.
             return text if _CANONICAL_UUID.fullmatch(text) else str(parsed)
-    return str(uuid.uuid4())
+    return new_tracking_id()
 
 
 def route_of(scope: Scope) -> str:
