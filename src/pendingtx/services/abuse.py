@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
 
@@ -24,6 +25,8 @@ from pendingtx.domain.networks import Address
 _LONGEST_KEY = 64
 # One IPv6 host usually holds a whole /64: counting its addresses one by one would let it rotate.
 _IPV6_PREFIX = 64
+# Applications whose counter keys and leases are remembered at once (forgotten all together beyond).
+_MAX_KEPT = 10_000
 
 
 def _retry_after(limiter: FixedWindowRateLimiter, item: RateLimitItem, identity: str, clock: Clock) -> int:
@@ -32,8 +35,29 @@ def _retry_after(limiter: FixedWindowRateLimiter, item: RateLimitItem, identity:
     return max(1, math.ceil(reset - clock().timestamp()))
 
 
+class _Lease:
+    """Requests of one application's window that this process has taken from the shared count."""
+
+    __slots__ = ("expires_at", "left")
+
+    def __init__(self, left: int, expires_at: float) -> None:
+        self.left = left
+        self.expires_at = expires_at
+
+
+# A shared budget is taken from its counter this many requests at a time at most (see Budget).
+MAX_LEASE = 256
+
+
 class Budget:
-    """A number of requests each application may make per window; past it, 429 until the window closes."""
+    """A number of requests each application may make per window; past it, 429 until the window closes.
+
+    Over a storage that counts in bulk (`reserve`, the database counters), a process takes a lease
+    of up to `limit // 100` requests (at most MAX_LEASE) from the shared count at a time and spends it
+    in memory: the budget is never exceeded, but while other processes hold unspent leases a caller
+    may be refused up to that many requests per process early. Under 200 requests a window,
+    every request is counted in the storage.
+    """
 
     def __init__(
         self, limiter: FixedWindowRateLimiter, item: RateLimitItem, *, clock: Clock, what: str
@@ -42,12 +66,54 @@ class Budget:
         self._item = item
         self._clock = clock
         self._what = what
+        self._expiry = item.get_expiry()
+        storage = limiter.storage
+        self._reserve = getattr(storage, "reserve", None)
+        self._lease_size = max(1, min(MAX_LEASE, item.amount // 100)) if self._reserve is not None else 1
+        self._incr = storage.incr
+        self._keys: dict[int, str] = {}
+        self._leases: dict[int, _Lease] = {}
+        self._lock = threading.Lock()
+
+    def _key(self, app_id: int) -> str:
+        key = self._keys.get(app_id)
+        if key is None:
+            if len(self._keys) >= _MAX_KEPT:
+                self._keys.clear()
+            key = self._keys[app_id] = self._item.key_for(str(app_id))
+        return key
+
+    def _admitted(self, app_id: int) -> bool:
+        if self._lease_size == 1:
+            # The limiter's own rule (`hit`), on a key made once per application.
+            return self._incr(self._key(app_id), self._expiry, amount=1) <= self._item.amount
+        now = self._clock().timestamp()
+        with self._lock:
+            lease = self._leases.get(app_id)
+            if lease is not None and lease.left > 0 and lease.expires_at > now:
+                lease.left -= 1
+                return True
+        assert self._reserve is not None
+        hits, expires_at = self._reserve(self._key(app_id), self._expiry, self._lease_size)
+        # Of the requests just taken, those past the limit are not to be spent.
+        granted = self._lease_size - max(0, hits - self._item.amount)
+        if granted <= 0:
+            return False
+        with self._lock:
+            if len(self._leases) >= _MAX_KEPT:
+                self._leases.clear()
+            lease = self._leases.get(app_id)
+            if lease is not None and lease.expires_at == expires_at:
+                lease.left += granted - 1
+            else:
+                self._leases[app_id] = _Lease(granted - 1, expires_at)
+        return True
 
     def charge(self, app_id: int) -> None:
         """Count one request of the application, or RateLimited when its budget is spent."""
-        identity = str(app_id)
-        if self._limiter.hit(self._item, identity):
+        if self._admitted(app_id):
             return
+        identity = str(app_id)
         wait = _retry_after(self._limiter, self._item, identity, self._clock)
         raise errors.RateLimited(
             f"Rate limit of {self._item.amount} {self._what} per minute exceeded; retry in {wait} s",

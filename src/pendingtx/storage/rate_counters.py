@@ -125,7 +125,7 @@ def _upsert(dialect: str) -> Any:
             "hits": sa.case((expired, new.excluded.hits), else_=rate_counters.c.hits + new.excluded.hits),
             "expires_at": sa.case((expired, new.excluded.expires_at), else_=rate_counters.c.expires_at),
         },
-    ).returning(rate_counters.c.hits)
+    ).returning(rate_counters.c.hits, rate_counters.c.expires_at)
 
 
 _LIVE = sa.select(rate_counters.c.hits, rate_counters.c.expires_at).where(
@@ -198,13 +198,20 @@ class DatabaseCounters(Storage):
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         """Count `amount` hits; a window of `expiry` seconds opens at the first hit after the last closed."""
+        return self.reserve(key, expiry, amount)[0]
+
+    def reserve(self, key: str, expiry: int, amount: int) -> tuple[int, float]:
+        """Count `amount` hits as `incr` does; returns the window's hits and when it closes (epoch seconds).
+
+        Budgets (services.abuse) take their leases of requests this way.
+        """
         now = self._now()
         values = {"key": key, "amount": amount, "expires_at": now + expiry, "now": now}
         row, _ = self._run(self._upsert, values, write=True)
         if now >= self._next_sweep:
             self._next_sweep = now + SWEEP_SECONDS
             self.sweep()
-        return int(row[0])
+        return int(row[0]), float(row[1])
 
     def sweep(self) -> int:
         """Delete expired counters (each process does so once a minute); returns how many."""
