@@ -18,14 +18,14 @@ import uvicorn
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route, Router
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pendingtx import errors
 from pendingtx.api.blocking import DatabaseCalls
 from pendingtx.api.context import DATABASE_UNAVAILABLE, RequestContext
 from pendingtx.api.openapi import DOCS_HTML, openapi_document
 from pendingtx.api.responses import json_response
-from pendingtx.api.status import StatusEndpoint
+from pendingtx.api.status import STATUS_TEMPLATE, StatusEndpoint
 from pendingtx.api.token_endpoint import TokenEndpoint
 from pendingtx.api.v1 import V1Routes
 from pendingtx.bootstrap import Runtime
@@ -63,7 +63,7 @@ def routes(runtime: Runtime, metrics: Metrics | None = None) -> list[Route]:
 
     served = [
         Route("/v2/oauthtoken", TokenEndpoint(runtime).handle, methods=["POST"]),
-        Route("/v1/jobs/{appName}/status/{key}", StatusEndpoint(runtime), methods=["GET"]),
+        Route(STATUS_TEMPLATE, StatusEndpoint(runtime), methods=["GET"]),
         Route("/v1/transactions", v1.transactions, methods=["GET", "POST"]),
         Route("/v1/transactions/{externalId}", v1.modify_transaction, methods=["PATCH"]),
         Route("/v1/transfers", v1.create_transfers, methods=["POST"]),
@@ -99,6 +99,40 @@ def _metrics_endpoint(runtime: Runtime, metrics: Metrics) -> Callable[[Request],
     return scrape
 
 
+class _StatusFirst:
+    """The router, except that a status GET goes straight to its endpoint.
+
+    Clients poll the status route far more than any other; the match is the route's own (each
+    parameter one or more characters other than `/`), so the answer is the router's, with the same
+    `route` and `path_params` in the scope.
+    """
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.route = next(r for r in router.routes if isinstance(r, Route) and r.path == STATUS_TEMPLATE)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and not scope.get("root_path"):
+            # "", "v1", "jobs", appName, "status", key
+            parts = scope["path"].split("/", 6)
+            if (
+                len(parts) == 6
+                and parts[1] == "v1"
+                and parts[2] == "jobs"
+                and parts[4] == "status"
+                and parts[3]
+                and parts[5]
+            ):
+                route = self.route
+                scope["router"] = self.router
+                scope["route"] = route
+                scope["endpoint"] = route.endpoint
+                scope["path_params"] = {"appName": parts[3], "key": parts[5]}
+                await route.app(scope, receive, send)
+                return
+        await self.router(scope, receive, send)
+
+
 def create_app(
     runtime: Runtime,
     *,
@@ -130,7 +164,7 @@ def create_app(
     # No redirect from /x/ to /x: a bare 307 would be an answer without the contract's error body.
     router = Router(routes(runtime, metrics), lifespan=lifespan, redirect_slashes=False)
     return RequestContext(
-        router,
+        _StatusFirst(router),
         max_url_length=runtime.settings.max_url_length,
         max_header_bytes=runtime.settings.max_header_bytes,
         metrics=metrics.requests,

@@ -15,6 +15,12 @@ from pendingtx.domain.times import to_eastern_iso
 from pendingtx.services import job_status
 
 STATUS_PATH = "/v1/jobs/insight/status/{key}"
+STATUS_TEMPLATE = "/v1/jobs/{appName}/status/{key}"
+
+
+def render(view: job_status.JobView) -> bytes:
+    """The status answer, encoded."""
+    return encode_json(job_body(view))
 
 
 def job_body(view: job_status.JobView) -> dict[str, object]:
@@ -44,6 +50,7 @@ class StatusEndpoint:
         self.rt = runtime
         self.db = runtime.database_calls()
         self._retry_after = str(runtime.settings.status_retry_after_seconds).encode("ascii")
+        self._answers = job_status.TerminalAnswers()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         authorization = app_key = None
@@ -54,7 +61,7 @@ class StatusEndpoint:
             elif name == b"appkey":
                 app_key = value.decode("latin-1")
         params = scope["path_params"]
-        view = await self.db(
+        answer = await self.db(
             job_status.read_status,
             self.rt.uow,
             self.rt.reads,
@@ -66,13 +73,15 @@ class StatusEndpoint:
             key=params["key"],
             lifetimes=self.rt.lifetimes,
             clock=self.rt.clock,
+            render=render,
+            answers=self._answers,
         )
-        body = encode_json(job_body(view))
+        body = answer.body
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode("ascii")),
         ]
-        if not view.terminal:
+        if not answer.terminal:
             headers.append((b"retry-after", self._retry_after))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})

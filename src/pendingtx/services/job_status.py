@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pendingtx import errors
@@ -31,6 +33,50 @@ class JobView:
     def terminal(self) -> bool:
         """Whether the status will never change again."""
         return self.job.status.terminal
+
+
+class TerminalAnswers:
+    """Encoded answers about terminal jobs (which never change), by organization and job id.
+
+    An answer is handed out only after the caller has been authenticated, budgeted and found to
+    own the job, on every request: only the work of rendering it is saved. Answers are bounded in
+    total size; the oldest are dropped first.
+    """
+
+    def __init__(self, *, max_bytes: int = 16 * 1024 * 1024, max_answer_bytes: int = 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self.max_answer_bytes = max_answer_bytes
+        self._answers: dict[tuple[int, int], bytes] = {}
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, org_id: int, job_id: int) -> bytes | None:
+        """The answer kept for this organization's job, if any."""
+        return self._answers.get((org_id, job_id))
+
+    def put(self, org_id: int, job_id: int, answer: bytes) -> None:
+        """Keep an answer about a terminal job of this organization."""
+        if len(answer) > self.max_answer_bytes:
+            return
+        with self._lock:
+            if (org_id, job_id) in self._answers:
+                return
+            answers = self._answers
+            while answers and self._size + len(answer) > self.max_bytes:
+                self._size -= len(answers.pop(next(iter(answers))))
+            answers[org_id, job_id] = answer
+            self._size += len(answer)
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusAnswer:
+    """The encoded status answer, and whether the job is terminal (no polling hint then)."""
+
+    body: bytes
+    terminal: bool
 
 
 def check_path(app_name: str, key: str) -> None:
@@ -70,14 +116,17 @@ def read_status(
     key: str,
     lifetimes: TokenLifetimes,
     clock: Clock,
-) -> JobView:
+    render: Callable[[JobView], bytes],
+    answers: TerminalAnswers,
+) -> StatusAnswer:
     """The whole status GET: authentication and the job in one read, then the contract's checks in order.
 
     The application's status-read budget is charged once the caller is admitted, before the path is
-    checked: a caller cannot poll unknown keys beyond its budget.
+    checked: a caller cannot poll unknown keys beyond its budget. The job is rendered by `render`,
+    or for a terminal job taken from `answers` once rendered.
     """
     digest = token_digest(credentials.bearer_token(authorization))
-    found, job, problems = reads.token_and_job(digest, key)
+    found, job = reads.token_and_job(digest, key)
     now = clock()
     caller = credentials.admit(found, app_key=app_key, address=address, lifetimes=lifetimes, now=now)
     assert found is not None
@@ -86,7 +135,14 @@ def read_status(
     check_path(app_name, key)
     if job is None:
         raise errors.NotFound(f"No job with key {key}")
-    return _view(job, problems)
+    if not job.status.terminal:
+        return StatusAnswer(render(_view(job, reads.problems(job.id) if job.failed_count else [])), False)
+    # The job was found within the caller's organization (the read joins the token's), and so is kept.
+    body = answers.get(caller.org_id, job.id)
+    if body is None:
+        body = render(_view(job, reads.problems(job.id) if job.failed_count else []))
+        answers.put(caller.org_id, job.id, body)
+    return StatusAnswer(body, True)
 
 
 def _view(job: repo.JobRecord, problems: list[RecordProblem]) -> JobView:

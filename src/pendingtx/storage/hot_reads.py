@@ -1,4 +1,5 @@
-"""The reads every /v1 request makes: its token with its application, and for a status GET its job."""
+"""The reads every /v1 request makes: its token with its application, and for a status GET its job
+(and its problems, when its answer has to be rendered)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,9 @@ class HotReads:
     """One round trip per /v1 request for authentication, and one for a status GET as a whole."""
 
     def __init__(self, engine: sa.Engine) -> None:
-        self._direct = DirectReads(engine)
+        # As many idle reading connections as the pool holds: as many as read at once.
+        size = getattr(engine.pool, "size", None)
+        self._direct = DirectReads(engine, max_idle=size() if callable(size) else 10)
 
     def close(self) -> None:
         """Close the reading connections."""
@@ -96,26 +99,17 @@ class HotReads:
 
     def token(self, digest: str) -> TokenRecord | None:
         """The token with this digest and its application's standing."""
-        with self._direct.cursor() as cursor:
-            cursor.execute(
-                self._token_query.sql, self._token_query.parameters({"digest": digest, "product": PRODUCT})
-            )
-            row = cursor.fetchone()
+        row = self._direct.one(self._token_query, {"digest": digest, "product": PRODUCT})
         return _token(row) if row is not None else None
 
-    def token_and_job(
-        self, digest: str, key: str
-    ) -> tuple[TokenRecord | None, JobRecord | None, list[RecordProblem]]:
-        """The token, the job with this key in the token's organization, and the job's problems."""
-        query = self._status_query
-        with self._direct.cursor() as cursor:
-            cursor.execute(query.sql, query.parameters({"digest": digest, "key": key, "product": PRODUCT}))
-            row = cursor.fetchone()
-            if row is None:
-                return None, None, []
-            job = _job(row[_TOKEN_WIDTH:])
-            problems: list[RecordProblem] = []
-            if job is not None and job.failed_count:
-                cursor.execute(self._problems_query.sql, self._problems_query.parameters({"job_id": job.id}))
-                problems = [RecordProblem(r[0], r[1], r[2], r[3]) for r in cursor.fetchall()]
-        return _token(row), job, problems
+    def token_and_job(self, digest: str, key: str) -> tuple[TokenRecord | None, JobRecord | None]:
+        """The token, and the job with this key in the token's organization."""
+        row = self._direct.one(self._status_query, {"digest": digest, "key": key, "product": PRODUCT})
+        if row is None:
+            return None, None
+        return _token(row), _job(row[_TOKEN_WIDTH:])
+
+    def problems(self, job_id: int) -> list[RecordProblem]:
+        """Every recorded problem of a job, in record order."""
+        rows = self._direct.all(self._problems_query, {"job_id": job_id})
+        return [RecordProblem(r[0], r[1], r[2], r[3]) for r in rows]

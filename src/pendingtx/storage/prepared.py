@@ -8,8 +8,8 @@ compiled once from the same Core constructs and executed directly on the driver.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,84 +32,140 @@ class Prepared:
         return tuple(values[name] for name in self._order)
 
 
+class _Reader:
+    """A reading connection detached from the pool, with the one cursor it reads through."""
+
+    __slots__ = ("connection", "cursor")
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.cursor = connection.cursor()
+
+
 class DirectReads:
     """Runs prepared reads on the driver directly, outside SQLAlchemy's Connection.
 
-    On SQLite each thread keeps one connection, reading in autocommit mode (no BEGIN/ROLLBACK);
-    one that fails is discarded and the next read opens a new one. Elsewhere reads use the pool.
+    Reads run in autocommit mode (no BEGIN/ROLLBACK) on connections detached from the pool. On
+    SQLite each thread keeps one. Elsewhere idle connections wait on a stack for whichever thread
+    reads next, without the pool's liveness ping: a read that fails on a connection that had been
+    idle is retried once on a new one (a read can be repeated), so a restarted server costs no
+    request an error. A connection that fails is closed; the next read opens a new one.
     """
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, *, max_idle: int = 10) -> None:
         self.engine = engine
         self.dialect = engine.dialect
+        self._error: type[Exception] = self.dialect.loaded_dbapi.Error
+        self._per_thread = self.dialect.name == "sqlite"
+        self._max_idle = max_idle
         self._local = threading.local()
-        self._opened: list[Any] = []
+        self._idle: list[_Reader] = []
+        self._opened: list[_Reader] = []
         self._lock = threading.Lock()
 
     def prepare(self, statement: sa.ClauseElement) -> Prepared:
         """Compile a statement for this engine's dialect."""
         return Prepared(statement, self.dialect)
 
-    def _connection(self) -> Any:
-        connection: Any = getattr(self._local, "connection", None)
-        if connection is None:
-            # Detached from the pool: this thread owns it until it fails or the engine closes.
+    def one(self, query: Prepared, values: Mapping[str, Any]) -> Any:
+        """The query's first row, or None."""
+        return self._read(query, values, many=False)
+
+    def all(self, query: Prepared, values: Mapping[str, Any]) -> list[Any]:
+        """Every row of the query."""
+        rows: list[Any] = self._read(query, values, many=True)
+        return rows
+
+    def _read(self, query: Prepared, values: Mapping[str, Any], *, many: bool) -> Any:
+        parameters = query.parameters(values)
+        if self._per_thread:
+            reader = self._local.__dict__.get("reader") or self._thread_reader()
+            try:
+                reader.cursor.execute(query.sql, parameters)
+                return reader.cursor.fetchall() if many else reader.cursor.fetchone()
+            except self._error as exc:
+                self._local.reader = None
+                self._discard(reader)
+                raise sa.exc.DBAPIError.instance(None, None, exc, self._error) from exc
+        try:
+            reader = self._idle.pop()
+        except IndexError:
+            reader = None
+        if reader is not None:
+            try:
+                return self._read_on(reader, query.sql, parameters, many)
+            except self._error:
+                self._discard(reader)  # idle too long, or the server restarted: retried below
+        reader = self._open()
+        try:
+            return self._read_on(reader, query.sql, parameters, many)
+        except self._error as exc:
+            self._discard(reader)
+            raise sa.exc.DBAPIError.instance(None, None, exc, self._error) from exc
+
+    def _read_on(self, reader: _Reader, sql: str, parameters: Any, many: bool) -> Any:
+        reader.cursor.execute(sql, parameters)
+        result = reader.cursor.fetchall() if many else reader.cursor.fetchone()
+        if len(self._idle) < self._max_idle:
+            self._idle.append(reader)
+        else:
+            self._discard(reader)
+        return result
+
+    def _thread_reader(self) -> _Reader:
+        reader = self._open()
+        self._local.reader = reader
+        return reader
+
+    def _open(self) -> _Reader:
+        try:
+            # Detached from the pool: this object owns it until it fails or the engine closes.
             fairy = self.engine.raw_connection()
             fairy.detach()
-            connection = fairy.dbapi_connection
-            self._local.connection = connection
-            with self._lock:
-                self._opened.append(connection)
-        return connection
-
-    @contextmanager
-    def cursor(self) -> Iterator[Any]:
-        """A cursor for one read; driver errors surface as SQLAlchemy's."""
-        error = self.dialect.loaded_dbapi.Error
-        if self.dialect.name != "sqlite":
-            # Over a network, reads run in worker threads: take a pooled connection for each.
-            try:
-                connection = self.engine.raw_connection()
-            except error as exc:
-                raise sa.exc.DBAPIError.instance(None, None, exc, error) from exc
-            try:
-                yield connection.cursor()
-            except error as exc:
-                connection.invalidate()
-                raise sa.exc.DBAPIError.instance(None, None, exc, error) from exc
-            finally:
-                connection.close()
-            return
-        try:
-            local = self._connection()
-        except error as exc:
-            raise sa.exc.DBAPIError.instance(None, None, exc, error) from exc
-        try:
-            yield local.cursor()
-        except error as exc:
-            self._discard(local)
-            raise sa.exc.DBAPIError.instance(None, None, exc, error) from exc
-
-    def _discard(self, connection: Any) -> None:
-        self._local.connection = None
+            connection: Any = fairy.dbapi_connection
+            if not self._per_thread:
+                connection.autocommit = True
+            reader = _Reader(connection)
+        except self._error as exc:
+            raise sa.exc.DBAPIError.instance(None, None, exc, self._error) from exc
         with self._lock:
-            if connection in self._opened:
-                self._opened.remove(connection)
+            self._opened.append(reader)
+        return reader
+
+    def _discard(self, reader: _Reader) -> None:
+        with self._lock:
+            if reader in self._opened:
+                self._opened.remove(reader)
         with suppress(Exception):
-            connection.close()
+            reader.connection.close()
 
     def close(self) -> None:
         """Close every reading connection (when the engine is disposed)."""
         with self._lock:
             opened, self._opened = self._opened, []
-        for connection in opened:
+            self._idle = []
+        for reader in opened:
             with suppress(Exception):
-                connection.close()
+                reader.connection.close()
+
+
+# Parsed timestamp texts: a token's and a polled job's come back on every request.
+_PARSED: dict[str, datetime] = {}
+_MAX_PARSED = 4096
 
 
 def utc(value: Any) -> datetime:
     """A stored timestamp as an aware UTC datetime (SQLite hands back naive UTC text)."""
     if isinstance(value, str):
-        value = datetime.fromisoformat(value)
+        parsed = _PARSED.get(value)
+        if parsed is None:
+            if len(_PARSED) >= _MAX_PARSED:
+                _PARSED.clear()
+            parsed = _PARSED[value] = _aware(datetime.fromisoformat(value))
+        return parsed
     assert isinstance(value, datetime)
+    return _aware(value)
+
+
+def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
