@@ -8,35 +8,99 @@ and a call that overruns answers 503 instead of hanging.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
+import queue
+import threading
 from collections.abc import Callable
 from functools import partial
-from typing import ParamSpec, TypeVar
-
-import anyio
-import anyio.to_thread
+from typing import Any, ParamSpec, TypeVar
 
 from pendingtx import errors
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
+_Call = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", contextvars.Context, Callable[[], Any]]
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():  # its caller gave up at the deadline
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class _Threads:
+    """At most `size` daemon threads taking calls from one queue, started as calls wait for them.
+
+    A lighter hop than anyio's to_thread (a C queue, no capacity limiter or cancel scope per call),
+    which the status GET pays on every request. Daemon threads: one stuck on a hung server never
+    holds up the process's exit.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._calls: queue.SimpleQueue[_Call] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._started = 0
+        self._idle = 0
+
+    def submit(self, function: Callable[[], T]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        # As anyio does: the call sees the request's context variables (the caller note among them).
+        self._calls.put((loop, future, contextvars.copy_context(), function))
+        if self._calls.qsize() > self._idle and self._started < self._size:
+            with self._lock:
+                if self._started < self._size:
+                    self._started += 1
+                    threading.Thread(target=self._work, name="pendingtx-db", daemon=True).start()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            loop, future, context, function = self._calls.get()
+            with self._lock:
+                self._idle -= 1
+            if future.cancelled():  # abandoned at its deadline before a thread was free
+                continue
+            try:
+                result = context.run(function)
+            except BaseException as exc:  # handed to the awaiting request, which raises it
+                self._hand_back(loop, future, None, exc)
+            else:
+                self._hand_back(loop, future, result, None)
+
+    @staticmethod
+    def _hand_back(
+        loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], result: Any, error: BaseException | None
+    ) -> None:
+        # A closed loop raises RuntimeError: nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, future, result, error)
+
 
 class DatabaseCalls:
-    """Calls blocking functions inline or in a bounded thread pool with a deadline."""
+    """Calls blocking functions inline or in a bounded set of threads with a deadline."""
 
     def __init__(self, *, in_threads: bool, timeout: float, threads: int) -> None:
         self.in_threads = in_threads
         self.timeout = timeout
-        self._limiter = anyio.CapacityLimiter(threads)
+        self._threads = _Threads(threads)
 
     async def __call__(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """The function's result; 503 when it does not return within the deadline."""
         if not self.in_threads:
             return function(*args, **kwargs)
         try:
-            with anyio.fail_after(self.timeout):
-                return await anyio.to_thread.run_sync(
-                    partial(function, *args, **kwargs), abandon_on_cancel=True, limiter=self._limiter
-                )
+            async with asyncio.timeout(self.timeout):
+                # A call that overruns is abandoned: its thread finishes it, and nobody waits.
+                return await self._threads.submit(partial(function, *args, **kwargs))
         except TimeoutError:
             raise errors.ServiceUnavailable("The database did not answer in time") from None
