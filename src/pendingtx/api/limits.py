@@ -29,6 +29,13 @@ def check_request_head(scope: Scope, *, max_header_bytes: int, max_value_bytes: 
     """
     value_limit = max_header_bytes // 2 if max_value_bytes is None else max_value_bytes
     headers: list[tuple[bytes, bytes]] = scope.get("headers") or []
+    # Every request passes through here: the common, small head is judged in one quick pass.
+    longest = total = 0
+    for name, value in headers:
+        total += len(name) + len(value)
+        longest = max(longest, len(value))
+    if longest <= value_limit and total + _LINE_OVERHEAD * len(headers) <= max_header_bytes:
+        return
     total = 0
     largest_size, largest_name = -1, b""
     details: list[errors.ErrorDetail] = []
