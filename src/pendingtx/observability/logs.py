@@ -122,7 +122,8 @@ class JsonLinesHandler(logging.Handler):
         self._batch_lines = batch_lines
         # Any value JSON cannot carry is written as its str() rather than losing the batch.
         self._encoder = msgspec.json.Encoder(enc_hook=str)
-        self._closed = threading.Event()
+        # Not `_closed`: logging.Handler keeps a flag of that name and sets it on close.
+        self._stopped = threading.Event()
         self._flusher = threading.Thread(
             target=self._flush_every, args=(interval,), name="pendingtx-log-flush", daemon=True
         )
@@ -174,12 +175,12 @@ class JsonLinesHandler(logging.Handler):
             self._write_pending()
 
     def _flush_every(self, interval: float) -> None:
-        while not self._closed.wait(interval):
+        while not self._stopped.wait(interval):
             self.flush()
 
     def close(self) -> None:
         """Write what is queued and stop the background flushing."""
-        self._closed.set()
+        self._stopped.set()
         self.flush()
         super().close()
 
