@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -13,10 +14,16 @@ from pendingtx.storage.engine import REDOABLE_OPTION, WRITE_OPTION
 class UnitOfWork:
     """Hands out connections inside one database transaction each; repositories never commit."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, *, lock_timeout: float = 5.0) -> None:
         self.engine = engine
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
         self._redoable = engine.execution_options(**{WRITE_OPTION: True, REDOABLE_OPTION: True})
+        # SQLite has one writer at a time, and a writer that finds the database locked sleeps in
+        # SQLite's busy handler for 1 ms or more per try. Writers of this process queue on this
+        # lock instead and take over the moment it is free; other processes still meet the busy
+        # handler. PostgreSQL writers lock rows, not the database, so they never take it.
+        self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else None
+        self._lock_timeout = lock_timeout
 
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:
@@ -31,8 +38,17 @@ class UnitOfWork:
         A `redoable` write (a worker's claim or progress) may be lost in a power cut, since a takeover
         redoes it; every other commit, such as a job's acceptance, is flushed to disk first.
         """
-        with (self._redoable if redoable else self._writer).connect() as conn, conn.begin():
-            yield conn
+        lock = self._write_lock
+        # Past the timeout the transaction goes ahead without the lock: SQLite's own busy timeout
+        # then decides, exactly as it would for a writer in another process.
+        locked = lock is not None and lock.acquire(timeout=self._lock_timeout)
+        try:
+            with (self._redoable if redoable else self._writer).connect() as conn, conn.begin():
+                yield conn
+        finally:
+            if locked:
+                assert lock is not None
+                lock.release()
 
     @property
     def dialect(self) -> str:
