@@ -98,6 +98,34 @@ def _validate(
     return valid, problems
 
 
+def sort_out(
+    valid: list[tuple[int, domain.PendingTransaction]], problems: list[RecordProblem], existing: set[str]
+) -> tuple[list[domain.PendingTransaction], list[RecordProblem]]:
+    """The valid records to create, and every problem, those of records the organization holds included."""
+    fresh = [tx for _, tx in valid if tx.external_id not in existing]
+    problems = problems + [
+        RecordProblem(i, tx.external_id, "externalId", "already exists in the organization")
+        for i, tx in valid
+        if tx.external_id in existing
+    ]
+    return fresh, problems
+
+
+def checked_records(job: ClaimedJob) -> tuple[list[Checked], set[int]]:
+    """Every record's verdict, and the indexes of records that repeat an earlier externalId."""
+    records = split_records(job.payload)
+    if len(records) != job.record_count:
+        raise PoisonedPayload(f"holds {len(records)} records, expected {job.record_count}")
+    checked = check_all(records, transfers_only=job.kind is JobKind.TRANSFER)
+    return checked, _repeats(checked)
+
+
+def validated(job: ClaimedJob) -> tuple[list[tuple[int, domain.PendingTransaction]], list[RecordProblem]]:
+    """A whole job's valid records and problems (before looking at what the organization holds)."""
+    checked, repeats = checked_records(job)
+    return _validate(checked, 0, len(checked), repeats=repeats)
+
+
 def _apply_chunk(
     conn: sa.Connection,
     job: ClaimedJob,
@@ -110,12 +138,7 @@ def _apply_chunk(
 ) -> _Progress:
     valid, problems = checked
     existing = tx_repo.existing_external_ids(conn, job.org_id, [tx.external_id for _, tx in valid])
-    fresh = [tx for _, tx in valid if tx.external_id not in existing]
-    problems = problems + [
-        RecordProblem(i, tx.external_id, "externalId", "already exists in the organization")
-        for i, tx in valid
-        if tx.external_id in existing
-    ]
+    fresh, problems = sort_out(valid, problems, existing)
     after = _Progress(end, progress.created + len(fresh))
     # The last chunk and the verdict commit together: one statement and one commit fewer per job.
     verdict = job_repo.Verdict(*outcome(record_count=job.record_count, created=after.created))
@@ -164,19 +187,15 @@ def process_job(
     """
     if job.kind is JobKind.MODIFY:
         return process_modification(uow, job, lease=lease, clock=clock)
-    records = split_records(job.payload)
-    if len(records) != job.record_count:
-        raise PoisonedPayload(f"holds {len(records)} records, expected {job.record_count}")
-    checked = check_all(records, transfers_only=job.kind is JobKind.TRANSFER)
-    repeats = _repeats(checked)
+    checked, repeats = checked_records(job)
     progress = _Progress(job.processed_count, job.created_count)
-    while progress.processed < len(records):
+    while progress.processed < len(checked):
         if checkpoint is not None:
             checkpoint()
-        end = min(progress.processed + chunk_size, len(records))
+        end = min(progress.processed + chunk_size, len(checked))
         chunk = _validate(checked, progress.processed, end, repeats=repeats)
         progress = _apply_with_retries(uow, job, progress, end, chunk, lease=lease, clock=clock)
-    if job.processed_count < len(records):
+    if job.processed_count < len(checked):
         return outcome(record_count=job.record_count, created=progress.created)[0]
     # Taken over after the last chunk committed but before the verdict: only the verdict is left.
     with uow.write(redoable=True) as conn:

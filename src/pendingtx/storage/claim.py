@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from typing import Any
 
 import sqlalchemy as sa
 
 from pendingtx.domain.jobs import JobKind, JobStatus
+from pendingtx.storage.direct import DirectStatement, run
 from pendingtx.storage.jobs import ClaimedJob
 from pendingtx.storage.tables import job_claims, jobs
 
@@ -31,25 +34,26 @@ def _waits_for_earlier_modification() -> sa.Exists:
         earlier.c.org_id == jobs.c.org_id,
         earlier.c.target == jobs.c.target,
         earlier.c.id < jobs.c.id,
-        earlier.c.status.in_(_UNFINISHED),
+        # Not IN (...): a list of values is expanded at execution, which a statement run directly cannot be.
+        sa.or_(*(earlier.c.status == status for status in _UNFINISHED)),
+    )
+
+
+def _claimable() -> sa.ColumnElement[bool]:
+    now = sa.bindparam("now", type_=jobs.c.lease_until.type)
+    return sa.and_(
+        sa.or_(
+            jobs.c.status == JobStatus.SUBMITTED.value,
+            sa.and_(jobs.c.status == JobStatus.IN_PROGRESS.value, jobs.c.lease_until <= now),
+        ),
+        sa.or_(jobs.c.target.is_(None), ~_waits_for_earlier_modification()),
     )
 
 
 @cache
 def _claim_statement(dialect: str) -> sa.Update:
     now = sa.bindparam("now", type_=jobs.c.lease_until.type)
-    claimable = (
-        sa.select(jobs.c.id)
-        .where(
-            sa.or_(
-                jobs.c.status == JobStatus.SUBMITTED.value,
-                sa.and_(jobs.c.status == JobStatus.IN_PROGRESS.value, jobs.c.lease_until <= now),
-            ),
-            sa.or_(jobs.c.target.is_(None), ~_waits_for_earlier_modification()),
-        )
-        .order_by(jobs.c.id)
-        .limit(1)
-    )
+    claimable = sa.select(jobs.c.id).where(_claimable()).order_by(jobs.c.id).limit(1)
     if dialect == "postgresql":
         # Concurrent claimers skip each other's rows instead of queueing behind them.
         claimable = claimable.with_for_update(skip_locked=True)
@@ -110,3 +114,71 @@ def claim_next(
         attempts=row[8],
         target=row[9],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A claimable job as a batch claim sees it, with its payload when it is small enough to batch."""
+
+    id: int
+    org_id: int
+    status: JobStatus
+    kind: JobKind
+    record_count: int
+    target: str | None
+    payload: bytes | None
+
+    def claimed(self) -> ClaimedJob:
+        """The job as claimed by the transaction that read it (a waiting job: nothing done yet)."""
+        assert self.payload is not None
+        return ClaimedJob(
+            id=self.id,
+            org_id=self.org_id,
+            kind=self.kind,
+            payload=self.payload,
+            record_count=self.record_count,
+            processed_count=0,
+            created_count=0,
+            failed_count=0,
+            attempts=1,
+            target=self.target,
+        )
+
+
+def _candidates_statement(dialect: str) -> sa.Select[Any]:
+    # Only a payload that could be batched is read: a large job's is left for the worker that claims it.
+    small = sa.and_(
+        jobs.c.status == JobStatus.SUBMITTED.value,
+        jobs.c.kind != JobKind.MODIFY.value,
+        jobs.c.record_count <= sa.bindparam("max_records"),
+    )
+    query = (
+        sa.select(
+            jobs.c.id,
+            jobs.c.org_id,
+            jobs.c.status,
+            jobs.c.kind,
+            jobs.c.record_count,
+            jobs.c.target,
+            sa.case((small, jobs.c.payload), else_=sa.null()),
+        )
+        .where(_claimable())
+        .order_by(jobs.c.id)
+        .limit(sa.bindparam("limit"))
+    )
+    # Locked until the batch commits: other workers skip these rows rather than wait on them.
+    return query.with_for_update(skip_locked=True) if dialect == "postgresql" else query
+
+
+_CANDIDATES = DirectStatement(_candidates_statement)
+
+
+def next_candidates(conn: sa.Connection, *, now: datetime, limit: int, max_records: int) -> list[Candidate]:
+    """The oldest claimable jobs, in the order a worker must take them."""
+    rows = run(conn, _CANDIDATES, {"now": now, "limit": limit, "max_records": max_records}).fetchall()
+    return [
+        Candidate(
+            r[0], r[1], JobStatus(r[2]), JobKind(r[3]), r[4], r[5], None if r[6] is None else bytes(r[6])
+        )
+        for r in rows
+    ]

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem
+from pendingtx.storage.direct import DirectStatement, run, run_many
 from pendingtx.storage.tables import job_claims, job_problems, jobs
 
 
@@ -47,6 +48,28 @@ class ClaimedJob:
     target: str | None
 
 
+# Run on the driver: SQLAlchemy's per-execution work cost more than the insert on the submit path.
+_INSERT_JOB = DirectStatement(
+    lambda _: (
+        jobs.insert()
+        .values(
+            key=sa.bindparam("key"),
+            org_id=sa.bindparam("org_id"),
+            app_id=sa.bindparam("app_id"),
+            kind=sa.bindparam("kind"),
+            status=JobStatus.SUBMITTED.value,
+            payload=sa.bindparam("payload"),
+            record_count=sa.bindparam("record_count"),
+            submitted_at=sa.bindparam("submitted_at", type_=jobs.c.submitted_at.type),
+            target=sa.bindparam("target"),
+            idempotency_key=sa.bindparam("idempotency_key"),
+            request_digest=sa.bindparam("request_digest"),
+        )
+        .returning(jobs.c.id)
+    )
+)
+
+
 def insert_job(
     conn: sa.Connection,
     *,
@@ -62,24 +85,23 @@ def insert_job(
     request_digest: str | None = None,
 ) -> int:
     """Store a submitted job with its whole payload; returns its id, the batchId."""
-    result = conn.execute(
-        jobs.insert()
-        .values(
-            key=key,
-            org_id=org_id,
-            app_id=app_id,
-            kind=kind.value,
-            status=JobStatus.SUBMITTED.value,
-            payload=payload,
-            record_count=record_count,
-            submitted_at=now,
-            target=target,
-            idempotency_key=idempotency_key,
-            request_digest=request_digest,
-        )
-        .returning(jobs.c.id)
+    cursor = run(
+        conn,
+        _INSERT_JOB,
+        {
+            "key": key,
+            "org_id": org_id,
+            "app_id": app_id,
+            "kind": kind.value,
+            "payload": payload,
+            "record_count": record_count,
+            "submitted_at": now,
+            "target": target,
+            "idempotency_key": idempotency_key,
+            "request_digest": request_digest,
+        },
     )
-    return int(result.scalar_one())
+    return int(cursor.fetchone()[0])
 
 
 def find_by_idempotency_key(conn: sa.Connection, *, app_id: int, key: str) -> tuple[int, str, str] | None:
@@ -152,20 +174,24 @@ def problems_of(conn: sa.Connection, job_id: int) -> list[RecordProblem]:
 
 def insert_problems(conn: sa.Connection, job_id: int, problems: Sequence[RecordProblem]) -> None:
     """Record why records were rejected."""
-    if problems:
-        conn.execute(
-            job_problems.insert(),
-            [
-                {
-                    "job_id": job_id,
-                    "record_index": p.index,
-                    "external_id": p.external_id,
-                    "field": p.field,
-                    "reason": p.reason,
-                }
-                for p in problems
-            ],
-        )
+    insert_problems_of(conn, [(job_id, problems)])
+
+
+def insert_problems_of(conn: sa.Connection, by_job: Sequence[tuple[int, Sequence[RecordProblem]]]) -> None:
+    """Record why records of several jobs were rejected, in one statement."""
+    rows = [
+        {
+            "job_id": job_id,
+            "record_index": p.index,
+            "external_id": p.external_id,
+            "field": p.field,
+            "reason": p.reason,
+        }
+        for job_id, problems in by_job
+        for p in problems
+    ]
+    if rows:
+        conn.execute(job_problems.insert(), rows)
 
 
 # Named apart from the columns: a column set in .values() gets an implicit parameter of its own name.
@@ -317,3 +343,74 @@ def progress_of(conn: sa.Connection, job_id: int) -> tuple[int, int]:
         sa.select(jobs.c.processed_count, jobs.c.created_count).where(jobs.c.id == job_id)
     ).one()
     return int(row[0]), int(row[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """The counts and verdict of a job claimed and processed whole in one transaction."""
+
+    job_id: int
+    record_count: int
+    created: int
+    failed: int
+    verdict: Verdict
+
+
+def _complete_waiting_statement(_: str) -> sa.Update:
+    now = sa.bindparam("now", type_=jobs.c.completed_at.type)
+    return (
+        jobs.update()
+        .where(jobs.c.id == sa.bindparam("held_job"), jobs.c.status == JobStatus.SUBMITTED.value)
+        .values(
+            status=sa.bindparam("verdict"),
+            message=sa.bindparam("text"),
+            processed_count=sa.bindparam("processed"),
+            created_count=sa.bindparam("created"),
+            failed_count=sa.bindparam("failed"),
+            attempts=jobs.c.attempts + 1,
+            started_at=sa.func.coalesce(jobs.c.started_at, now),
+            completed_at=now,
+            worker_id=None,
+            lease_until=None,
+        )
+    )
+
+
+_COMPLETE_WAITING = DirectStatement(_complete_waiting_statement)
+_OPEN_AND_END_CLAIM = DirectStatement(
+    lambda _: job_claims.insert().values(
+        job_id=sa.bindparam("job_id"),
+        worker_id=sa.bindparam("worker_id"),
+        attempt=1,
+        claimed_at=sa.bindparam("now", type_=job_claims.c.claimed_at.type),
+        lease_until=sa.bindparam("now", type_=job_claims.c.lease_until.type),
+        ended_at=sa.bindparam("now", type_=job_claims.c.ended_at.type),
+    )
+)
+
+
+def complete_waiting(
+    conn: sa.Connection, completions: Sequence[Completion], *, worker_id: str, now: datetime
+) -> None:
+    """Claim and finish waiting jobs at once, each with a claim that ends as it starts (the audit)."""
+    run_many(
+        conn,
+        _COMPLETE_WAITING,
+        [
+            {
+                "held_job": c.job_id,
+                "verdict": c.verdict.status.value,
+                "text": c.verdict.message,
+                "processed": c.record_count,
+                "created": c.created,
+                "failed": c.failed,
+                "now": now,
+            }
+            for c in completions
+        ],
+    )
+    run_many(
+        conn,
+        _OPEN_AND_END_CLAIM,
+        [{"job_id": c.job_id, "worker_id": worker_id, "now": now} for c in completions],
+    )

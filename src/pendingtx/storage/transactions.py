@@ -40,16 +40,11 @@ _INSERTED = (
 )  # fmt: skip
 
 
-def insert_transactions(
-    conn: sa.Connection,
-    *,
-    org_id: int,
-    job_id: int,
-    records: Sequence[PendingTransaction],
-    now: datetime,
-) -> None:
-    """Store validated transactions, created now."""
-    rows = [
+def transaction_rows(
+    *, org_id: int, job_id: int, records: Sequence[PendingTransaction], now: datetime
+) -> list[tuple[object, ...]]:
+    """Validated transactions as rows for `insert_transaction_rows`, created now."""
+    return [
         (
             org_id,
             job_id,
@@ -72,7 +67,23 @@ def insert_transactions(
         )
         for tx in records
     ]
+
+
+def insert_transaction_rows(conn: sa.Connection, rows: Sequence[Sequence[object]]) -> None:
+    """Store rows made by `transaction_rows` (of one job or of several) in one statement."""
     insert_rows(conn, transactions, _INSERTED, rows)
+
+
+def insert_transactions(
+    conn: sa.Connection,
+    *,
+    org_id: int,
+    job_id: int,
+    records: Sequence[PendingTransaction],
+    now: datetime,
+) -> None:
+    """Store validated transactions, created now."""
+    insert_transaction_rows(conn, transaction_rows(org_id=org_id, job_id=job_id, records=records, now=now))
 
 
 def _columns(tx: PendingTransaction) -> dict[str, object]:

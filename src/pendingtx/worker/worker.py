@@ -19,6 +19,7 @@ from pendingtx.domain.jobs import abandoned
 from pendingtx.observability.logs import fields
 from pendingtx.services.errors import Lease, LeaseLost, PoisonedPayload
 from pendingtx.services.processing import process_job
+from pendingtx.services.small_jobs import run_small_jobs
 from pendingtx.storage import jobs as job_repo
 from pendingtx.storage.claim import claim_next
 from pendingtx.storage.jobs import ClaimedJob
@@ -27,6 +28,10 @@ from pendingtx.worker.liveness import is_dead_local, local_prefix, new_worker_id
 from pendingtx.worker.wakeup import Wakeup
 
 log = logging.getLogger("pendingtx.worker")
+
+# At most this many small jobs are claimed and finished in one transaction (and at most a chunk of
+# records in all): enough to make the commit cheap per job, few enough to keep the transaction short.
+_BATCH_JOBS = 64
 
 
 class StopRequested(Exception):
@@ -64,6 +69,8 @@ class Worker:
         self.config = config
         self.clock = clock
         self.lease = Lease(worker_id or new_worker_id(), config.lease_seconds)
+        # After a batch of small jobs failed: how many jobs to take one at a time before batching again.
+        self._one_by_one = 0
 
     def rescue_dead_local_workers(self) -> int:
         """Expire the leases of dead workers of this host, so a restart resumes their jobs at once."""
@@ -87,13 +94,57 @@ class Worker:
             )
 
     def run_once(self, stop: threading.Event | None = None) -> bool:
-        """Claim and process one job; False when there was nothing to do.
+        """Process the next job, or a batch of small ones; False when there was nothing to do.
 
         Once `stop` is set, a job in progress is handed back at its next chunk boundary.
         """
+        if self._one_by_one:
+            self._one_by_one -= 1
+        else:
+            try:
+                done = self._run_small_jobs()
+            except Exception:
+                # Nothing of the batch was committed. Its jobs go through the one-job path, which
+                # counts attempts and isolates the job at fault.
+                log.warning("a batch of small jobs failed; taking them one at a time", exc_info=True)
+                self._one_by_one = _BATCH_JOBS
+            else:
+                if done is not None:
+                    return done
         job = self.claim()
         if job is None:
+            self._one_by_one = 0
             return False
+        self._process(job, stop)
+        return True
+
+    def _run_small_jobs(self) -> bool | None:
+        began = time.perf_counter()
+        finished = run_small_jobs(
+            self.uow,
+            worker_id=self.lease.worker_id,
+            clock=self.clock,
+            max_jobs=_BATCH_JOBS,
+            max_records=self.config.chunk_size,
+        )
+        if finished is None:
+            return False
+        if not finished:
+            return None  # the next job is a large one
+        if log.isEnabledFor(logging.INFO):
+            took = _ms_since(began)
+            for done in finished:
+                job = done.job
+                log.info(
+                    "job %s claimed and finished with %s other(s): %s",
+                    job.id,
+                    len(finished) - 1,
+                    done.status.value,
+                    extra=self._fields(job, "job.finished", status=done.status.value, duration_ms=took),
+                )
+        return True
+
+    def _process(self, job: ClaimedJob, stop: threading.Event | None) -> None:
         began = time.perf_counter()
         log.info(
             "job %s claimed (attempt %s, from record %s of %s)",
@@ -105,7 +156,7 @@ class Worker:
         )
         if job.attempts > self.config.max_attempts:
             self._give_up(job, f"gave up after {job.attempts - 1} attempts that did not finish")
-            return True
+            return
         try:
             status = process_job(
                 self.uow,
@@ -135,7 +186,6 @@ class Worker:
         except Exception:
             log.exception("job %s failed on attempt %s", job.id, job.attempts)
             self._retry_or_give_up(job)
-        return True
 
     def _fields(self, job: ClaimedJob, event: str, **more: Any) -> dict[str, Any]:
         return fields(
