@@ -11,6 +11,7 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from types import FrameType
+from typing import Any
 
 import anyio.to_thread
 import sqlalchemy as sa
@@ -99,19 +100,19 @@ def _metrics_endpoint(runtime: Runtime, metrics: Metrics) -> Callable[[Request],
     return scrape
 
 
-class _StatusFirst:
-    """The router, except that a status GET goes straight to its endpoint.
+class _StatusFirstRouter(Router):
+    """Starlette's router, except that a status GET goes straight to its route.
 
     Clients poll the status route far more than any other; the match is the route's own (each
     parameter one or more characters other than `/`), so the answer is the router's, with the same
     `route` and `path_params` in the scope.
     """
 
-    def __init__(self, router: Router) -> None:
-        self.router = router
-        self.route = next(r for r in router.routes if isinstance(r, Route) and r.path == STATUS_TEMPLATE)
+    def __init__(self, routes: list[Route], **options: Any) -> None:
+        super().__init__(routes, **options)
+        self.status_route = next(r for r in routes if r.path == STATUS_TEMPLATE)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" and not scope.get("root_path"):
             # "", "v1", "jobs", appName, "status", key
             parts = scope["path"].split("/", 6)
@@ -123,14 +124,14 @@ class _StatusFirst:
                 and parts[3]
                 and parts[5]
             ):
-                route = self.route
-                scope["router"] = self.router
+                route = self.status_route
+                scope["router"] = self
                 scope["route"] = route
                 scope["endpoint"] = route.endpoint
                 scope["path_params"] = {"appName": parts[3], "key": parts[5]}
                 await route.app(scope, receive, send)
                 return
-        await self.router(scope, receive, send)
+        await super().app(scope, receive, send)
 
 
 def create_app(
@@ -162,9 +163,9 @@ def create_app(
 
     metrics = Metrics()
     # No redirect from /x/ to /x: a bare 307 would be an answer without the contract's error body.
-    router = Router(routes(runtime, metrics), lifespan=lifespan, redirect_slashes=False)
+    router = _StatusFirstRouter(routes(runtime, metrics), lifespan=lifespan, redirect_slashes=False)
     return RequestContext(
-        _StatusFirst(router),
+        router,
         max_url_length=runtime.settings.max_url_length,
         max_header_bytes=runtime.settings.max_header_bytes,
         metrics=metrics.requests,
