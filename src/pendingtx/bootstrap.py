@@ -12,6 +12,7 @@ from pendingtx.clock import Clock, utc_now
 from pendingtx.config import Settings
 from pendingtx.domain.credentials import TokenLifetimes
 from pendingtx.services.abuse import AbuseLimits
+from pendingtx.services.group_commit import GroupCommit
 from pendingtx.storage.engine import make_engine
 from pendingtx.storage.hot_reads import HotReads
 from pendingtx.storage.migrate import upgrade
@@ -44,6 +45,17 @@ class Runtime:
             else MemoryCounters(self.clock)
         )
         self.abuse = AbuseLimits.from_settings(self.settings, counters, clock=self.clock)
+        # On SQLite each commit is a flush to disk that one writer thread shares among submissions;
+        # PostgreSQL flushes concurrent commits together by itself.
+        self.acceptances = (
+            GroupCommit(self.uow, clock=self.clock, notify=self.notify_workers)
+            if self.settings.is_sqlite
+            else None
+        )
+
+    def notify_workers(self) -> None:
+        """Wake this process's workers: there may be new work (the wake-up may be replaced after start)."""
+        self.wakeup.notify()
 
     def database_calls(self) -> DatabaseCalls:
         """How the API runs blocking database calls for this database (see api.blocking)."""
@@ -64,7 +76,9 @@ class Runtime:
         return Worker(self.uow, config, clock=self.clock, worker_id=worker_id)
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Commit what is waiting and release the database connections."""
+        if self.acceptances is not None:
+            self.acceptances.close()
         self.reads.close()
         self.engine.dispose()
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from pendingtx.services import credentials, job_status, submissions
+from pendingtx.services import credentials, enqueue, job_status, submissions
 from tests.conftest import AppCreds, assert_error, register
 from tests.support import record
 
@@ -106,8 +106,9 @@ def _boom(*_: Any, **__: Any) -> Any:
     ("target", "name", "method", "path"),
     [
         (job_status, "read_status", "GET", STATUS_URL),
-        (submissions, "submit_batch", "POST", "/v1/transactions"),
-        (submissions, "submit_batch", "POST", "/v1/transfers"),
+        (submissions, "batch_job", "POST", "/v1/transactions"),
+        (submissions, "batch_job", "POST", "/v1/transfers"),
+        (enqueue, "store_in", "POST", "/v1/transactions"),
         (credentials, "admit", "GET", STATUS_URL),
     ],
 )

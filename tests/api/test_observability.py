@@ -23,9 +23,8 @@ from pendingtx.api.app import create_app
 from pendingtx.bootstrap import Runtime
 from pendingtx.observability import identify
 from pendingtx.observability.logs import ACCESS_LOGGER, AccessLog, JsonFormatter, JsonLinesHandler, redact
-from pendingtx.services import credentials
+from pendingtx.services import credentials, processing
 from pendingtx.storage.tables import job_claims, jobs, transactions
-from pendingtx.worker import worker as worker_module
 from tests.conftest import AppCreds, mint, register
 from tests.support import FakeClock, basic, record
 
@@ -446,7 +445,8 @@ def test_retries_and_giving_up_are_logged(
     def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(worker_module, "process_job", broken)
+    # Every job's records are judged here, whether it is done alone or in a batch of small jobs.
+    monkeypatch.setattr(processing, "validate_raw", broken)
     caplog.set_level(logging.INFO, logger="pendingtx.worker")
     for _ in range(runtime.settings.worker_max_attempts):
         assert runtime.new_worker().run_once()

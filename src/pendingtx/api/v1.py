@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -15,7 +17,7 @@ from pendingtx.domain import listing as paging
 from pendingtx.domain.jobs import JobKind
 from pendingtx.services import credentials, listing, modifications, submissions
 from pendingtx.services.credentials import Caller
-from pendingtx.services.enqueue import AcceptedJob, Idempotency
+from pendingtx.services.enqueue import AcceptedJob, Idempotency, enqueue
 
 
 class V1Routes:
@@ -60,17 +62,20 @@ class V1Routes:
             raise errors.ValidationFailed(errors=[errors.ErrorDetail("state", "query", "must be 'pending'")])
         require_media_type(request, JSON)
         body = await read_body(request, limit=self.rt.settings.max_body_bytes)
-        accepted = await self.db(
-            submissions.submit_batch,
-            self.rt.uow,
-            caller,
-            body,
-            kind=kind,
-            max_records=self.rt.settings.max_batch_records,
-            clock=self.rt.clock,
-            notify=self.rt.wakeup.notify,
-            idempotency=_idempotency(request, body),
-        )
+        job = submissions.batch_job(body, kind=kind, max_records=self.rt.settings.max_batch_records)
+        idempotency = _idempotency(request, body)
+        if self.rt.acceptances is not None:
+            accepted = await asyncio.wrap_future(self.rt.acceptances.submit(caller, job, idempotency))
+        else:
+            accepted = await self.db(
+                enqueue,
+                self.rt.uow,
+                caller,
+                job,
+                idempotency=idempotency,
+                clock=self.rt.clock,
+                notify=self.rt.wakeup.notify,
+            )
         return _accepted(accepted)
 
     async def modify_transaction(self, request: Request) -> Response:

@@ -84,32 +84,39 @@ def _store(
     uow: UnitOfWork, caller: Caller, job: NewJob, idempotency: Idempotency | None, clock: Clock
 ) -> AcceptedJob:
     with uow.write() as conn:
-        if idempotency is not None:
-            earlier = repo.find_by_idempotency_key(conn, app_id=caller.app_id, key=idempotency.key)
-            if earlier is not None:
-                if earlier[2] != idempotency.digest:
-                    raise errors.ValidationFailed(
-                        "Idempotency-Key was already used with a different request",
-                        errors=[
-                            errors.ErrorDetail(
-                                "Idempotency-Key", "header", "was already used with a different request"
-                            )
-                        ],
-                    )
-                return AcceptedJob(key=earlier[1], batch_id=str(earlier[0]))
-        key = new_job_key()
-        job_id = repo.insert_job(
-            conn,
-            key=key,
-            org_id=caller.org_id,
-            app_id=caller.app_id,
-            kind=job.kind,
-            payload=job.payload,
-            record_count=job.record_count,
-            now=clock(),
-            target=job.target,
-            idempotency_key=idempotency.key if idempotency else None,
-            request_digest=idempotency.digest if idempotency else None,
-        )
-        announce_job(conn)
+        return store_in(conn, caller, job, idempotency, clock)
+
+
+def store_in(
+    conn: sa.Connection, caller: Caller, job: NewJob, idempotency: Idempotency | None, clock: Clock
+) -> AcceptedJob:
+    """Store the job in the connection's transaction, or find the one this Idempotency-Key made."""
+    if idempotency is not None:
+        earlier = repo.find_by_idempotency_key(conn, app_id=caller.app_id, key=idempotency.key)
+        if earlier is not None:
+            if earlier[2] != idempotency.digest:
+                raise errors.ValidationFailed(
+                    "Idempotency-Key was already used with a different request",
+                    errors=[
+                        errors.ErrorDetail(
+                            "Idempotency-Key", "header", "was already used with a different request"
+                        )
+                    ],
+                )
+            return AcceptedJob(key=earlier[1], batch_id=str(earlier[0]))
+    key = new_job_key()
+    job_id = repo.insert_job(
+        conn,
+        key=key,
+        org_id=caller.org_id,
+        app_id=caller.app_id,
+        kind=job.kind,
+        payload=job.payload,
+        record_count=job.record_count,
+        now=clock(),
+        target=job.target,
+        idempotency_key=idempotency.key if idempotency else None,
+        request_digest=idempotency.digest if idempotency else None,
+    )
+    announce_job(conn)
     return AcceptedJob(key=key, batch_id=str(job_id))

@@ -25,7 +25,8 @@ from pendingtx.storage import transactions as tx_repo
 from pendingtx.storage.jobs import ClaimedJob
 from pendingtx.storage.unit_of_work import UnitOfWork
 
-_CHUNK_RETRIES = 3
+# How often a transaction that lost a race (see worth_retrying) is run again before giving up.
+RETRIES = 3
 
 
 @dataclass(slots=True)
@@ -212,19 +213,20 @@ def _apply_with_retries(
     lease: Lease,
     clock: Clock,
 ) -> _Progress:
-    for attempt in range(_CHUNK_RETRIES):
+    for attempt in range(RETRIES):
         try:
             with uow.write(redoable=True) as conn:
                 return _apply_chunk(conn, job, progress, end, checked, lease=lease, clock=clock)
         except sa.exc.DBAPIError as exc:
             # Another job inserted one of these externalIds concurrently, or the database chose this
             # transaction as a deadlock victim: the chunk rolled back whole, so look again.
-            if attempt == _CHUNK_RETRIES - 1 or not _worth_retrying(exc):
+            if attempt == RETRIES - 1 or not worth_retrying(exc):
                 raise
     raise AssertionError("unreachable")
 
 
-def _worth_retrying(exc: sa.exc.DBAPIError) -> bool:
+def worth_retrying(exc: sa.exc.DBAPIError) -> bool:
+    """Whether a transaction that failed so may well succeed at once when run again."""
     if isinstance(exc, sa.exc.IntegrityError):
         return True
     # PostgreSQL: deadlock detected, serialization failure.

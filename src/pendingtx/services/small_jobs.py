@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
 
 from pendingtx.clock import Clock
 from pendingtx.domain.jobs import JobKind, JobStatus, outcome
-from pendingtx.services.processing import sort_out, validated
+from pendingtx.services.processing import RETRIES, sort_out, validated, worth_retrying
 from pendingtx.storage import jobs as job_repo
 from pendingtx.storage import transactions as tx_repo
 from pendingtx.storage.claim import Candidate, next_candidates
@@ -56,7 +59,22 @@ def run_small_jobs(
 
     None when no job is claimable at all; an empty list when the next job is not small.
     """
-    now = clock()
+    for attempt in range(RETRIES):
+        try:
+            return _run_once(
+                uow, worker_id=worker_id, now=clock(), max_jobs=max_jobs, max_records=max_records
+            )
+        except sa.exc.DBAPIError as exc:
+            # Another worker inserted one of these externalIds concurrently, or the database chose
+            # this transaction as a deadlock victim: the batch rolled back whole, so look again.
+            if attempt == RETRIES - 1 or not worth_retrying(exc):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _run_once(
+    uow: UnitOfWork, *, worker_id: str, now: datetime, max_jobs: int, max_records: int
+) -> list[Finished] | None:
     with uow.write(redoable=True) as conn:
         candidates = next_candidates(conn, now=now, limit=max_jobs, max_records=max_records)
         if not candidates:

@@ -128,12 +128,16 @@ def submit_batch(
     idempotency: Idempotency | None = None,
 ) -> AcceptedJob:
     """Commit the batch as one job before answering, then wake a worker."""
-    record_count = count_records(body, max_records=max_records)
     return enqueue(
         uow,
         caller,
-        NewJob(kind, body, record_count),
+        batch_job(body, kind=kind, max_records=max_records),
         idempotency=idempotency,
         clock=clock,
         notify=notify,
     )
+
+
+def batch_job(body: bytes, *, kind: JobKind, max_records: int) -> NewJob:
+    """The job that stores a batch body, once its shape is checked (400 otherwise)."""
+    return NewJob(kind, body, count_records(body, max_records=max_records))

@@ -98,6 +98,9 @@ class Worker:
 
         Once `stop` is set, a job in progress is handed back at its next chunk boundary.
         """
+        return self._step(stop) > 0
+
+    def _step(self, stop: threading.Event | None) -> int:
         if self._one_by_one:
             self._one_by_one -= 1
         else:
@@ -114,11 +117,11 @@ class Worker:
         job = self.claim()
         if job is None:
             self._one_by_one = 0
-            return False
+            return 0
         self._process(job, stop)
-        return True
+        return 1
 
-    def _run_small_jobs(self) -> bool | None:
+    def _run_small_jobs(self) -> int | None:
         began = time.perf_counter()
         finished = run_small_jobs(
             self.uow,
@@ -128,7 +131,7 @@ class Worker:
             max_records=self.config.chunk_size,
         )
         if finished is None:
-            return False
+            return 0
         if not finished:
             return None  # the next job is a large one
         if log.isEnabledFor(logging.INFO):
@@ -136,13 +139,19 @@ class Worker:
             for done in finished:
                 job = done.job
                 log.info(
-                    "job %s claimed and finished with %s other(s): %s",
+                    "job %s claimed with %s other(s) (attempt 1, from record 0 of %s)",
                     job.id,
                     len(finished) - 1,
+                    job.record_count,
+                    extra=self._fields(job, "job.claimed", processed=0),
+                )
+                log.info(
+                    "job %s finished: %s",
+                    job.id,
                     done.status.value,
                     extra=self._fields(job, "job.finished", status=done.status.value, duration_ms=took),
                 )
-        return True
+        return len(finished)
 
     def _process(self, job: ClaimedJob, stop: threading.Event | None) -> None:
         began = time.perf_counter()
@@ -202,8 +211,8 @@ class Worker:
     def run_until_idle(self) -> int:
         """Process jobs until none is waiting; returns how many were handled."""
         handled = 0
-        while self.run_once():
-            handled += 1
+        while done := self._step(None):
+            handled += done
         return handled
 
     def run(self, stop: threading.Event, wakeup: Wakeup) -> None:

@@ -1,0 +1,123 @@
+"""Acceptances committed together: concurrent submissions share one transaction and one flush to disk.
+
+Every acceptance is on disk before its 202, and on SQLite the flush costs several times the insert
+and, run inline, would hold the event loop for its whole length. One writer thread instead takes
+every acceptance waiting at that moment, stores them in one transaction and flushes once; each
+submitter gets its own answer, or its own error, once that commit has returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from pendingtx import errors
+from pendingtx.clock import Clock
+from pendingtx.services import enqueue as storing
+from pendingtx.services.credentials import Caller
+from pendingtx.services.enqueue import AcceptedJob, Idempotency, NewJob
+from pendingtx.storage.unit_of_work import UnitOfWork
+
+log = logging.getLogger("pendingtx.api")
+
+
+@dataclass(frozen=True, slots=True)
+class _Waiting:
+    caller: Caller
+    job: NewJob
+    idempotency: Idempotency | None
+    answer: Future[AcceptedJob]
+
+
+class GroupCommit:
+    """A writer thread that stores the jobs submitted to it in shared transactions."""
+
+    def __init__(
+        self, uow: UnitOfWork, *, clock: Clock, notify: Callable[[], None], max_group: int = 256
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._notify = notify
+        self._max_group = max_group
+        self._waiting: list[_Waiting] = []
+        self._changed = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def submit(self, caller: Caller, job: NewJob, idempotency: Idempotency | None) -> Future[AcceptedJob]:
+        """The job's acceptance, answered once it is committed (or with the error that stopped it)."""
+        answer: Future[AcceptedJob] = Future()
+        with self._changed:
+            if self._closed:
+                raise errors.ServiceUnavailable("The service is stopping")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="pendingtx-acceptances", daemon=True)
+                self._thread.start()
+            self._waiting.append(_Waiting(caller, job, idempotency, answer))
+            self._changed.notify()
+        return answer
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Commit what is waiting, then stop the writer thread."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._waiting and not self._closed:
+                    self._changed.wait()
+                if not self._waiting:
+                    return
+                group = self._waiting[: self._max_group]
+                del self._waiting[: self._max_group]
+            self._commit(group)
+
+    def _commit(self, group: list[_Waiting]) -> None:
+        results: list[AcceptedJob | errors.ApiError] = []
+        try:
+            with self._uow.write() as conn:
+                for waiting in group:
+                    try:
+                        results.append(
+                            storing.store_in(
+                                conn, waiting.caller, waiting.job, waiting.idempotency, self._clock
+                            )
+                        )
+                    except errors.ApiError as exc:  # a refusal that wrote nothing: the others go on
+                        results.append(exc)
+        except Exception:
+            # The shared transaction failed (a database error, a race on an Idempotency-Key with
+            # another process): each acceptance is tried alone, so one's error is nobody else's.
+            log.warning("a group of %d acceptances failed together; storing each alone", len(group))
+            for waiting in group:
+                self._alone(waiting)
+            return
+        self._notify()
+        for waiting, result in zip(group, results, strict=True):
+            if isinstance(result, AcceptedJob):
+                waiting.answer.set_result(result)
+            else:
+                waiting.answer.set_exception(result)
+
+    def _alone(self, waiting: _Waiting) -> None:
+        try:
+            accepted = storing.enqueue(
+                self._uow,
+                waiting.caller,
+                waiting.job,
+                idempotency=waiting.idempotency,
+                clock=self._clock,
+                notify=self._notify,
+            )
+        except Exception as exc:  # answered to its own request, which reports it
+            waiting.answer.set_exception(exc)
+        else:
+            waiting.answer.set_result(accepted)
