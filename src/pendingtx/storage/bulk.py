@@ -45,8 +45,14 @@ def insert_rows(
     sql, processors = _plan(table, columns, conn.dialect)
     if conn.dialect.name == "postgresql":
         _copy(conn, table, columns, _bound(rows, processors))
-    else:
-        conn.exec_driver_sql(sql, _bound(rows, processors))
+        return
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    error = conn.dialect.loaded_dbapi.Error
+    try:
+        driver.executemany(sql, _bound(rows, processors))
+    except error as exc:
+        raise sa.exc.DBAPIError.instance(sql, None, exc, error) from exc
 
 
 def _copy(

@@ -83,15 +83,28 @@ def _sqlite_engine(url: str, settings: Settings) -> sa.Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         options = conn.get_execution_options()
+        # Straight on the driver: these run once per transaction, where SQLAlchemy's statement
+        # machinery would cost more than SQLite does.
+        driver = conn.connection.driver_connection
+        assert driver is not None
         if options.get(WRITE_OPTION, False):
             wanted = "NORMAL" if options.get(REDOABLE_OPTION, False) else settings.sqlite_synchronous
             info = conn.connection.info
             if info.get("synchronous") != wanted:
-                conn.exec_driver_sql(f"PRAGMA synchronous={wanted}")
+                driver.execute(f"PRAGMA synchronous={wanted}")
                 info["synchronous"] = wanted
             # BEGIN IMMEDIATE takes the write lock now, so a writer never fails half-way on an upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            _begin(conn, driver, "BEGIN IMMEDIATE")
         else:
-            conn.exec_driver_sql("BEGIN")
+            _begin(conn, driver, "BEGIN")
 
     return engine
+
+
+def _begin(conn: sa.Connection, driver: Any, statement: str) -> None:
+    error = conn.dialect.loaded_dbapi.Error
+    try:
+        driver.execute(statement)
+    except error as exc:
+        # A busy database must surface as SQLAlchemy's OperationalError, which the API answers with 503.
+        raise sa.exc.DBAPIError.instance(statement, None, exc, error) from exc
