@@ -25,15 +25,37 @@ def _plan(table: sa.Table, columns: tuple[str, ...], dialect: sa.Dialect) -> tup
 def _bound(
     rows: Sequence[Sequence[Any]], processors: list[Callable[[Any], Any] | None]
 ) -> list[tuple[Any, ...]]:
-    if not any(processors):
+    converting = [(i, _Repeating(p)) for i, p in enumerate(processors) if p is not None]
+    if not converting:
         return [tuple(row) for row in rows]
-    return [
-        tuple(
-            value if p is None or value is None else p(value)
-            for p, value in zip(processors, row, strict=True)
-        )
-        for row in rows
-    ]
+    bound = [list(row) for row in rows]
+    # Column by column: most columns need no conversion, and a row-wide generator would visit them all.
+    for i, convert in converting:
+        for row in bound:
+            value = row[i]
+            if value is not None:
+                row[i] = convert(value)
+    return [tuple(row) for row in bound]
+
+
+class _Repeating:
+    """A bind processor that converts a value it has just converted (the same object) only once.
+
+    Rows of one chunk share some values, such as its creation time in two columns of every row.
+    """
+
+    __slots__ = ("_last", "_out", "_processor")
+
+    def __init__(self, processor: Callable[[Any], Any]) -> None:
+        self._processor = processor
+        self._last: Any = _Repeating
+        self._out: Any = None
+
+    def __call__(self, value: Any) -> Any:
+        if value is not self._last:
+            self._last = value
+            self._out = self._processor(value)
+        return self._out
 
 
 def insert_rows(
