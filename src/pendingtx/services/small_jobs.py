@@ -1,20 +1,24 @@
-"""Small jobs claimed, applied and finished together: one transaction and one commit for many jobs.
+"""Small jobs done together: claimed in one transaction, applied and finished in one more.
 
 A job of a few records costs far more in transactions than in records. Waiting jobs at the head of
-the queue are therefore taken in a batch and done inside the transaction that claims them: if the
-worker dies on the way, nothing of the batch is committed and the jobs are simply still waiting.
+the queue are therefore claimed together (each attempt counted, as for any claim), judged outside
+any transaction, then applied and finished in a single commit. A worker that dies on the way leaves
+claimed jobs that are resumed one at a time like any other, so a job that kills its worker is still
+given up after its attempts run out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import timedelta
 
 import sqlalchemy as sa
 
 from pendingtx.clock import Clock
-from pendingtx.domain.jobs import JobKind, JobStatus, outcome
+from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem, abandoned, outcome
+from pendingtx.domain.transactions import PendingTransaction
+from pendingtx.services.errors import LeaseLost, PoisonedPayload
 from pendingtx.services.processing import RETRIES, sort_out, validated, worth_retrying
 from pendingtx.storage import jobs as job_repo
 from pendingtx.storage import transactions as tx_repo
@@ -22,14 +26,18 @@ from pendingtx.storage.claim import Candidate, next_candidates
 from pendingtx.storage.jobs import ClaimedJob
 from pendingtx.storage.unit_of_work import UnitOfWork
 
+# Why a job is given up without processing a record, as the one-job path says it.
+UNDECODABLE = "the stored batch could not be decoded"
+
 
 @dataclass(frozen=True, slots=True)
 class Finished:
-    """A job of a batch, with the status it ended in."""
+    """A job of a batch, with the status it ended in (and why, when it was given up)."""
 
     job: ClaimedJob
     status: JobStatus
     created: int
+    given_up: str | None = None
 
 
 def pick_small(candidates: Sequence[Candidate], *, max_records: int) -> list[ClaimedJob]:
@@ -53,57 +61,92 @@ def pick_small(candidates: Sequence[Candidate], *, max_records: int) -> list[Cla
 
 
 def run_small_jobs(
-    uow: UnitOfWork, *, worker_id: str, clock: Clock, max_jobs: int, max_records: int
+    uow: UnitOfWork, *, worker_id: str, clock: Clock, lease_seconds: float, max_jobs: int, max_records: int
 ) -> list[Finished] | None:
-    """Claim, apply and finish the oldest small waiting jobs in one transaction.
+    """Claim the oldest small waiting jobs together, then apply and finish them in one transaction.
 
-    None when no job is claimable at all; an empty list when the next job is not small.
+    None when no job is claimable at all; an empty list when the next job is not small. If the
+    batch fails, its jobs are handed back as never claimed and the error is raised: the caller then
+    takes them one at a time. Should the process die instead, its jobs are resumed like any other
+    claimed job, with the attempt counted.
     """
-    for attempt in range(RETRIES):
-        try:
-            return _run_once(
-                uow, worker_id=worker_id, now=clock(), max_jobs=max_jobs, max_records=max_records
-            )
-        except sa.exc.DBAPIError as exc:
-            # Another worker inserted one of these externalIds concurrently, or the database chose
-            # this transaction as a deadlock victim: the batch rolled back whole, so look again.
-            if attempt == RETRIES - 1 or not worth_retrying(exc):
-                raise
-    raise AssertionError("unreachable")
-
-
-def _run_once(
-    uow: UnitOfWork, *, worker_id: str, now: datetime, max_jobs: int, max_records: int
-) -> list[Finished] | None:
     with uow.write(redoable=True) as conn:
+        now = clock()
         candidates = next_candidates(conn, now=now, limit=max_jobs, max_records=max_records)
         if not candidates:
             return None
         taken = pick_small(candidates, max_records=max_records)
         if not taken:
             return []
-        judged = [(job, *validated(job)) for job in taken]
+        lease_until = now + timedelta(seconds=lease_seconds)
+        job_repo.claim_waiting(
+            conn, [j.id for j in taken], worker_id=worker_id, now=now, lease_until=lease_until
+        )
+    try:
+        # Judged outside any transaction: other writers need not wait for it.
+        judged = [(job, _judge(job)) for job in taken]
+        for attempt in range(RETRIES):
+            try:
+                return _apply(uow, judged, worker_id=worker_id, clock=clock)
+            except sa.exc.DBAPIError as exc:
+                # Another worker inserted one of these externalIds concurrently, or the database
+                # chose this transaction as a deadlock victim: it rolled back whole, so look again.
+                if attempt == RETRIES - 1 or not worth_retrying(exc):
+                    raise
+        raise AssertionError("unreachable")
+    except BaseException:
+        with uow.write(redoable=True) as conn:
+            job_repo.unclaim(conn, [j.id for j in taken], worker_id=worker_id)
+        raise
+
+
+_Judged = tuple[list[tuple[int, PendingTransaction]], list[RecordProblem]] | str
+
+
+def _judge(job: ClaimedJob) -> _Judged:
+    """The job's valid records and problems, or why it cannot be processed at all."""
+    try:
+        return validated(job)
+    except PoisonedPayload:
+        return UNDECODABLE
+
+
+def _apply(
+    uow: UnitOfWork, judged: list[tuple[ClaimedJob, _Judged]], *, worker_id: str, clock: Clock
+) -> list[Finished]:
+    with uow.write(redoable=True) as conn:
+        now = clock()
         # What each organization holds already, read once for the whole batch; what earlier jobs of
         # the batch create joins it as they go, exactly as if the jobs ran one after the other.
         wanted: dict[int, list[str]] = {}
-        for job, valid, _ in judged:
-            wanted.setdefault(job.org_id, []).extend(tx.external_id for _, tx in valid)
+        for job, verdict in judged:
+            if not isinstance(verdict, str):
+                wanted.setdefault(job.org_id, []).extend(tx.external_id for _, tx in verdict[0])
         known = {org: tx_repo.existing_external_ids(conn, org, ids) for org, ids in wanted.items()}
         rows: list[tuple[object, ...]] = []
         problems_by_job = []
         completions = []
         finished = []
-        for job, valid, invalid in judged:
+        for job, verdict in judged:
+            if isinstance(verdict, str):
+                given_up = job_repo.Verdict(
+                    *abandoned(record_count=job.record_count, processed=0, created=0, reason=verdict)
+                )
+                completions.append(job_repo.Completion(job.id, 0, 0, 0, given_up))
+                finished.append(Finished(job, given_up.status, 0, verdict))
+                continue
             held = known.setdefault(job.org_id, set())
-            fresh, problems = sort_out(valid, invalid, held)
+            fresh, problems = sort_out(*verdict, held)
             held.update(tx.external_id for tx in fresh)
             rows += tx_repo.transaction_rows(org_id=job.org_id, job_id=job.id, records=fresh, now=now)
             problems_by_job.append((job.id, sorted(problems, key=lambda p: p.index)))
-            verdict = job_repo.Verdict(*outcome(record_count=job.record_count, created=len(fresh)))
+            done = job_repo.Verdict(*outcome(record_count=job.record_count, created=len(fresh)))
             failed = len({p.index for p in problems})
-            completions.append(job_repo.Completion(job.id, job.record_count, len(fresh), failed, verdict))
-            finished.append(Finished(job, verdict.status, len(fresh)))
-        job_repo.complete_waiting(conn, completions, worker_id=worker_id, now=now)
+            completions.append(job_repo.Completion(job.id, job.record_count, len(fresh), failed, done))
+            finished.append(Finished(job, done.status, len(fresh)))
+        # First, as in a chunk: a worker whose lease ran out stops here, before writing anything.
+        if not job_repo.complete_held(conn, completions, worker_id=worker_id, now=now):
+            raise LeaseLost()
         tx_repo.insert_transaction_rows(conn, rows)
         job_repo.insert_problems_of(conn, problems_by_job)
     return finished

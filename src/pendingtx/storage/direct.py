@@ -80,15 +80,16 @@ def run(conn: sa.Connection, statement: DirectStatement, values: Mapping[str, An
     return cursor
 
 
-def run_many(conn: sa.Connection, statement: DirectStatement, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Execute once per row of values on the connection's driver connection."""
+def run_many(conn: sa.Connection, statement: DirectStatement, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Execute once per row of values on the connection's driver connection; returns the rows affected."""
     if not rows:
-        return
+        return 0
     compiled = statement.compiled(conn.dialect)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     error = _driver_error(conn)
     try:
         cursor.executemany(compiled.sql, [compiled.parameters(row) for row in rows])
+        return int(cursor.rowcount)
     except error as exc:
         raise sa.exc.DBAPIError.instance(compiled.sql, None, exc, error) from exc
     finally:

@@ -347,61 +347,106 @@ def progress_of(conn: sa.Connection, job_id: int) -> tuple[int, int]:
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """The counts and verdict of a job claimed and processed whole in one transaction."""
+    """The counts and verdict of a job processed whole in one transaction."""
 
     job_id: int
-    record_count: int
+    processed: int
     created: int
     failed: int
     verdict: Verdict
 
 
-def _complete_waiting_statement(_: str) -> sa.Update:
-    now = sa.bindparam("now", type_=jobs.c.completed_at.type)
-    return (
+_LEASE = sa.bindparam("lease", type_=jobs.c.lease_until.type)
+_NOW = sa.bindparam("now", type_=jobs.c.completed_at.type)
+_CLAIM_WAITING = DirectStatement(
+    lambda _: (
         jobs.update()
         .where(jobs.c.id == sa.bindparam("held_job"), jobs.c.status == JobStatus.SUBMITTED.value)
+        .values(
+            status=JobStatus.IN_PROGRESS.value,
+            worker_id=sa.bindparam("held_by"),
+            lease_until=_LEASE,
+            attempts=jobs.c.attempts + 1,
+            started_at=sa.func.coalesce(jobs.c.started_at, _NOW),
+        )
+    )
+)
+_OPEN_CLAIMS = DirectStatement(
+    # Inline: without it PostgreSQL's compilation asks for the new ids back, which nobody reads.
+    lambda _: (
+        job_claims.insert()
+        .inline()
+        .values(
+            job_id=sa.bindparam("held_job"),
+            worker_id=sa.bindparam("held_by"),
+            attempt=1,
+            claimed_at=sa.bindparam("now", type_=job_claims.c.claimed_at.type),
+            lease_until=sa.bindparam("lease", type_=job_claims.c.lease_until.type),
+        )
+    )
+)
+_COMPLETE_HELD = DirectStatement(
+    lambda _: (
+        jobs.update()
+        .where(_HELD)
         .values(
             status=sa.bindparam("verdict"),
             message=sa.bindparam("text"),
             processed_count=sa.bindparam("processed"),
             created_count=sa.bindparam("created"),
             failed_count=sa.bindparam("failed"),
-            attempts=jobs.c.attempts + 1,
-            started_at=sa.func.coalesce(jobs.c.started_at, now),
-            completed_at=now,
+            completed_at=_NOW,
             worker_id=None,
             lease_until=None,
         )
     )
-
-
-_COMPLETE_WAITING = DirectStatement(_complete_waiting_statement)
-_OPEN_AND_END_CLAIM = DirectStatement(
-    lambda _: job_claims.insert().values(
-        job_id=sa.bindparam("job_id"),
-        worker_id=sa.bindparam("worker_id"),
-        attempt=1,
-        claimed_at=sa.bindparam("now", type_=job_claims.c.claimed_at.type),
-        lease_until=sa.bindparam("now", type_=job_claims.c.lease_until.type),
-        ended_at=sa.bindparam("now", type_=job_claims.c.ended_at.type),
+)
+_UNCLAIM = DirectStatement(
+    lambda _: (
+        jobs.update()
+        .where(_HELD)
+        .values(
+            status=JobStatus.SUBMITTED.value,
+            worker_id=None,
+            lease_until=None,
+            attempts=jobs.c.attempts - 1,
+            started_at=None,
+        )
+    )
+)
+_DROP_CLAIMS = DirectStatement(lambda _: job_claims.delete().where(_OPEN_CLAIM))
+_END_CLAIMS = DirectStatement(
+    lambda _: (
+        job_claims.update()
+        .where(_OPEN_CLAIM)
+        .values(ended_at=sa.bindparam("now", type_=job_claims.c.ended_at.type))
     )
 )
 
 
-def complete_waiting(
-    conn: sa.Connection, completions: Sequence[Completion], *, worker_id: str, now: datetime
+def claim_waiting(
+    conn: sa.Connection, job_ids: Sequence[int], *, worker_id: str, now: datetime, lease_until: datetime
 ) -> None:
-    """Claim and finish waiting jobs at once, each with a claim that ends as it starts (the audit)."""
-    run_many(
+    """Claim waiting jobs (locked by this transaction) under one lease, counting an attempt for each."""
+    held = [{"held_job": i, "held_by": worker_id, "now": now, "lease": lease_until} for i in job_ids]
+    run_many(conn, _CLAIM_WAITING, held)
+    run_many(conn, _OPEN_CLAIMS, held)
+
+
+def complete_held(
+    conn: sa.Connection, completions: Sequence[Completion], *, worker_id: str, now: datetime
+) -> bool:
+    """Give held jobs their counts and terminal status; False if any lease was lost (roll back then)."""
+    updated = run_many(
         conn,
-        _COMPLETE_WAITING,
+        _COMPLETE_HELD,
         [
             {
                 "held_job": c.job_id,
+                "held_by": worker_id,
                 "verdict": c.verdict.status.value,
                 "text": c.verdict.message,
-                "processed": c.record_count,
+                "processed": c.processed,
                 "created": c.created,
                 "failed": c.failed,
                 "now": now,
@@ -409,8 +454,17 @@ def complete_waiting(
             for c in completions
         ],
     )
+    if updated != len(completions):
+        return False
     run_many(
-        conn,
-        _OPEN_AND_END_CLAIM,
-        [{"job_id": c.job_id, "worker_id": worker_id, "now": now} for c in completions],
+        conn, _END_CLAIMS, [{"held_job": c.job_id, "held_by": worker_id, "now": now} for c in completions]
     )
+    return True
+
+
+def unclaim(conn: sa.Connection, job_ids: Sequence[int], *, worker_id: str) -> None:
+    """Give back held jobs nothing was done for, waiting again as if never claimed: the attempt and
+    the claim's audit row are undone."""
+    held = [{"held_job": i, "held_by": worker_id} for i in job_ids]
+    run_many(conn, _UNCLAIM, held)
+    run_many(conn, _DROP_CLAIMS, held)

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
+
 from pendingtx.clock import Clock
 from pendingtx.domain.jobs import abandoned
 from pendingtx.observability.logs import fields
 from pendingtx.services.errors import Lease, LeaseLost, PoisonedPayload
-from pendingtx.services.processing import process_job
-from pendingtx.services.small_jobs import run_small_jobs
+from pendingtx.services.processing import process_job, worth_retrying
+from pendingtx.services.small_jobs import UNDECODABLE, run_small_jobs
 from pendingtx.storage import jobs as job_repo
 from pendingtx.storage.claim import claim_next
 from pendingtx.storage.jobs import ClaimedJob
@@ -106,10 +108,15 @@ class Worker:
         else:
             try:
                 done = self._run_small_jobs()
-            except Exception:
-                # Nothing of the batch was committed. Its jobs go through the one-job path, which
+            except Exception as exc:
+                # The batch was handed back unclaimed. Its jobs go through the one-job path, which
                 # counts attempts and isolates the job at fault.
-                log.warning("a batch of small jobs failed; taking them one at a time", exc_info=True)
+                if isinstance(exc, sa.exc.DBAPIError) and worth_retrying(exc):
+                    # It lost a race on externalIds with other workers each time it ran: no fault of
+                    # its own, so no traceback; one at a time, each chunk retries on its own.
+                    log.info("a batch of small jobs lost races with other workers; taking them one at a time")
+                else:
+                    log.warning("a batch of small jobs failed; taking them one at a time", exc_info=True)
                 self._one_by_one = _BATCH_JOBS
             else:
                 if done is not None:
@@ -127,6 +134,7 @@ class Worker:
             self.uow,
             worker_id=self.lease.worker_id,
             clock=self.clock,
+            lease_seconds=self.lease.seconds,
             max_jobs=_BATCH_JOBS,
             max_records=self.config.chunk_size,
         )
@@ -145,11 +153,23 @@ class Worker:
                     job.record_count,
                     extra=self._fields(job, "job.claimed", processed=0),
                 )
-                log.info(
-                    "job %s finished: %s",
-                    job.id,
+                if done.given_up is None:
+                    log.info(
+                        "job %s finished: %s",
+                        job.id,
+                        done.status.value,
+                        extra=self._fields(job, "job.finished", status=done.status.value, duration_ms=took),
+                    )
+        for done in finished:
+            if done.given_up is not None:
+                log.error(
+                    "job %s ended %s: %s",
+                    done.job.id,
                     done.status.value,
-                    extra=self._fields(job, "job.finished", status=done.status.value, duration_ms=took),
+                    done.given_up,
+                    extra=self._fields(
+                        done.job, "job.given_up", status=done.status.value, reason=done.given_up
+                    ),
                 )
         return len(finished)
 
@@ -191,7 +211,7 @@ class Worker:
             )
         except PoisonedPayload as exc:
             log.error("job %s has an undecodable payload: %s", job.id, exc)
-            self._give_up(job, "the stored batch could not be decoded")
+            self._give_up(job, UNDECODABLE)
         except Exception:
             log.exception("job %s failed on attempt %s", job.id, job.attempts)
             self._retry_or_give_up(job)
