@@ -108,3 +108,23 @@ def test_closing_commits_what_is_waiting_then_refuses(
     assert stored_keys(runtime) == {w.result(0).key for w in waiting}
     with pytest.raises(errors.ServiceUnavailable):
         group.submit(caller, job("C-late"), None)
+
+
+def test_a_request_cancelled_while_waiting_is_not_stored_and_the_writer_goes_on(
+    runtime: Runtime, caller: Caller, clock: FakeClock
+) -> None:
+    held = HeldClock(clock)
+    group = GroupCommit(runtime.uow, clock=held, notify=lambda: None)
+    try:
+        held.armed = True
+        first = group.submit(caller, job("X-1"), None)
+        assert held.reading.wait(10)
+        cancelled = group.submit(caller, job("X-2"), None)
+        assert cancelled.cancel()  # as when the server gives up on the request's task
+        waiting = group.submit(caller, job("X-3"), None)
+        held.release.set()
+        keys = {first.result(10).key, waiting.result(10).key}
+        later = group.submit(caller, job("X-4"), None).result(10)
+    finally:
+        group.close()
+    assert stored_keys(runtime) == keys | {later.key}

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+
 from pendingtx import errors
 from pendingtx.clock import Clock
 from pendingtx.services import enqueue as storing
@@ -76,9 +78,21 @@ class GroupCommit:
                     self._changed.wait()
                 if not self._waiting:
                     return
-                group = self._waiting[: self._max_group]
+                taken = self._waiting[: self._max_group]
                 del self._waiting[: self._max_group]
-            self._commit(group)
+            # A request cancelled while waiting (its server gave up on it) is dropped: no answer
+            # was sent, so nothing may be stored for it. The rest can no longer be cancelled.
+            group = [w for w in taken if w.answer.set_running_or_notify_cancel()]
+            if not group:
+                continue
+            try:
+                self._commit(group)
+            except BaseException as exc:
+                # Never leave a submitter waiting, nor this thread dead for the next ones.
+                log.exception("storing a group of acceptances failed")
+                for waiting in group:
+                    if not waiting.answer.done():
+                        waiting.answer.set_exception(exc)
 
     def _commit(self, group: list[_Waiting]) -> None:
         results: list[AcceptedJob | errors.ApiError] = []
@@ -93,9 +107,15 @@ class GroupCommit:
                         )
                     except errors.ApiError as exc:  # a refusal that wrote nothing: the others go on
                         results.append(exc)
+        except sa.exc.OperationalError as exc:
+            # The database is unavailable or locked by another process: so it is for every one of
+            # them, and each is answered so at once (503) rather than after a retry of its own.
+            for waiting in group:
+                waiting.answer.set_exception(exc)
+            return
         except Exception:
-            # The shared transaction failed (a database error, a race on an Idempotency-Key with
-            # another process): each acceptance is tried alone, so one's error is nobody else's.
+            # The shared transaction failed (a race on an Idempotency-Key with another process, a
+            # fault in one request): each is tried alone, so one's error is nobody else's.
             log.warning("a group of %d acceptances failed together; storing each alone", len(group))
             for waiting in group:
                 self._alone(waiting)
