@@ -97,3 +97,30 @@ def test_a_job_whose_workers_keep_dying_ends_failed(
     assert f"gave up after {runtime.settings.worker_max_attempts} attempts" in view.message
     with runtime.uow.read() as conn:
         assert job_repo.progress_of(conn, view.job.id) == (0, 0)
+
+
+class StopAfter(threading.Event):
+    """A stop signal that turns on after `checks` looks at it: a stop request arriving mid-job."""
+
+    def __init__(self, checks: int) -> None:
+        super().__init__()
+        self.left = checks
+
+    def is_set(self) -> bool:
+        self.left -= 1
+        return self.left < 0
+
+
+def test_a_job_handed_back_by_stopping_workers_keeps_its_attempts(
+    runtime: Runtime, caller: Caller, submit: Submit
+) -> None:
+    # Each restart of the service hands the job back at a chunk boundary: that is no failed attempt.
+    chunk = runtime.settings.worker_chunk_size
+    restarts = runtime.settings.worker_max_attempts + 2
+    accepted = submit([record(f"R-{i}") for i in range(chunk * (restarts + 1))])
+    for _ in range(restarts):
+        assert runtime.new_worker().run_once(StopAfter(1))
+    assert runtime.new_worker().run_once()
+    view = job_status.job_status(runtime.uow, caller, accepted.key)
+    assert view.job.status.value == "Completed", view.message
+    assert view.job.created_count == chunk * (restarts + 1)

@@ -231,6 +231,9 @@ def _statements() -> dict[str, sa.Update]:
         "complete": jobs.update().where(_HELD, unchanged).values(**progress, **verdict),
         "finish": jobs.update().where(_HELD).values(**verdict),
         "release": jobs.update().where(_HELD).values(worker_id=None, lease_until=sa.bindparam("retry_at")),
+        "hand_back": jobs.update()
+        .where(_HELD)
+        .values(worker_id=None, lease_until=sa.bindparam("retry_at"), attempts=jobs.c.attempts - 1),
         "renew_claim": claims.values(lease_until=sa.bindparam("lease")),
         "end_claim": claims.values(ended_at=sa.bindparam("now", type_=job_claims.c.ended_at.type)),
     }
@@ -301,10 +304,22 @@ def finish(
     return _run(conn, "end_claim", **held, now=now)
 
 
-def release(conn: sa.Connection, *, job_id: int, worker_id: str, now: datetime, retry_at: datetime) -> bool:
-    """Give up a held job so that any worker may retry it from `retry_at` on."""
+def release(
+    conn: sa.Connection,
+    *,
+    job_id: int,
+    worker_id: str,
+    now: datetime,
+    retry_at: datetime,
+    failed: bool = True,
+) -> bool:
+    """Give up a held job so that any worker may retry it from `retry_at` on.
+
+    A job released without having `failed` (its worker is stopping) gets its attempt back: restarts
+    of the service must not use up a long job's attempts.
+    """
     held = {"held_job": job_id, "held_by": worker_id}
-    if not _run(conn, "release", **held, retry_at=retry_at):
+    if not _run(conn, "release" if failed else "hand_back", **held, retry_at=retry_at):
         return False
     return _run(conn, "end_claim", **held, now=now)
 

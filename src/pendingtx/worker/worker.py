@@ -251,7 +251,7 @@ class Worker:
         now = self.clock()
         with self.uow.write(redoable=True) as conn:
             released = job_repo.release(
-                conn, job_id=job.id, worker_id=self.lease.worker_id, now=now, retry_at=now
+                conn, job_id=job.id, worker_id=self.lease.worker_id, now=now, retry_at=now, failed=False
             )
             processed = job_repo.progress_of(conn, job.id)[0]
         if not released:
