@@ -8,12 +8,14 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from pendingtx.domain.listing import ListQuery
 from pendingtx.domain.transactions import PendingTransaction, TransactionStatus, TransactionType
 from pendingtx.storage.bulk import insert_rows
+from pendingtx.storage.direct import DirectStatement, run
 from pendingtx.storage.tables import transactions
 
 _MILLISECOND = timedelta(milliseconds=1)
@@ -23,8 +25,24 @@ def existing_external_ids(conn: sa.Connection, org_id: int, external_ids: Collec
     """Which of these externalIds the organization already holds."""
     if not external_ids:
         return set()
+    if conn.dialect.name == "sqlite":
+        # The ids travel as one JSON array: no statement to expand per call, run on the driver.
+        found = run(
+            conn, _EXISTING_SQLITE, {"org_id": org_id, "ids": msgspec.json.encode(list(external_ids))}
+        )
+        return {str(r[0]) for r in found.fetchall()}
     rows = conn.execute(_existing_statement(conn.dialect.name), {"org_id": org_id, "ids": list(external_ids)})
     return {str(r[0]) for r in rows}
+
+
+_EXISTING_SQLITE = DirectStatement(
+    lambda _: sa.select(transactions.c.external_id).where(
+        transactions.c.org_id == sa.bindparam("org_id"),
+        transactions.c.external_id.in_(
+            sa.select(sa.column("value", sa.String)).select_from(sa.func.json_each(sa.bindparam("ids")))
+        ),
+    )
+)
 
 
 @cache
