@@ -107,3 +107,23 @@ def test_in_memory_every_request_is_counted(clock: FakeClock) -> None:
     for _ in range(5):
         alone.charge(APP)
     assert counters.get(f"test-budget/{APP}/{10**6}/1/minute") == 5
+
+
+def test_spending_a_lease_needs_no_storage_and_stops_when_it_runs_out(
+    db_engines: Engines, clock: FakeClock
+) -> None:
+    limit = 1000  # leases of 10
+    process = budget(DatabaseCounters(db_engines(), clock), limit, clock)
+    assert not process.spend_leased(APP)  # no lease taken yet
+    process.charge(APP)  # takes a lease of 10 and spends one
+    assert [process.spend_leased(APP) for _ in range(10)] == [True] * 9 + [False]
+    clock.advance(seconds=61)
+    process.charge(APP)
+    clock.advance(seconds=61)
+    assert not process.spend_leased(APP)  # the lease ended with its window
+
+
+def test_spending_a_lease_never_admits_when_every_request_is_counted(clock: FakeClock) -> None:
+    process = budget(MemoryCounters(clock), 1000, clock)
+    process.charge(APP)
+    assert not process.spend_leased(APP)

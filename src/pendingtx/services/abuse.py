@@ -87,12 +87,8 @@ class Budget:
         if self._lease_size == 1:
             # The limiter's own rule (`hit`), on a key made once per application.
             return self._incr(self._key(app_id), self._expiry, amount=1) <= self._item.amount
-        now = self._clock().timestamp()
-        with self._lock:
-            lease = self._leases.get(app_id)
-            if lease is not None and lease.left > 0 and lease.expires_at > now:
-                lease.left -= 1
-                return True
+        if self.spend_leased(app_id):
+            return True
         assert self._reserve is not None
         hits, expires_at = self._reserve(self._key(app_id), self._expiry, self._lease_size)
         # Of the requests just taken, those past the limit are not to be spent.
@@ -108,6 +104,21 @@ class Budget:
             else:
                 self._leases[app_id] = _Lease(granted - 1, expires_at)
         return True
+
+    def spend_leased(self, app_id: int) -> bool:
+        """Count one request from this process's unspent lease, without the storage; False when none is left.
+
+        Callers that must not block (the event loop) try this first and `charge` elsewhere otherwise.
+        """
+        if self._lease_size == 1:
+            return False
+        now = self._clock().timestamp()
+        with self._lock:
+            lease = self._leases.get(app_id)
+            if lease is not None and lease.left > 0 and lease.expires_at > now:
+                lease.left -= 1
+                return True
+        return False
 
     def charge(self, app_id: int) -> None:
         """Count one request of the application, or RateLimited when its budget is spent."""
