@@ -1,14 +1,16 @@
-"""The hot reads' own connections (storage.prepared.DirectReads): a connection lost while idle costs no
-request an error, and a failed read surfaces as SQLAlchemy's error.
+"""The hot reads' own connections (storage.prepared.DirectReads, and AsyncReads on PostgreSQL): a
+connection lost while idle costs no request an error, and a failed read surfaces as SQLAlchemy's error.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 import sqlalchemy as sa
 
 from pendingtx.bootstrap import Runtime
-from pendingtx.storage.prepared import DirectReads
+from pendingtx.storage.prepared import AsyncReads, DirectReads, Prepared
 from pendingtx.storage.tables import apps
 
 pytestmark = pytest.mark.usefixtures("app_creds")
@@ -58,5 +60,73 @@ def test_a_failing_read_raises_sqlalchemys_error(runtime: Runtime) -> None:
         with pytest.raises(sa.exc.DBAPIError):
             reads.one(broken, {})
         assert reads.one(reads.prepare(_APP_KEYS), {}) is not None
+    finally:
+        reads.close()
+
+
+def _async_reads(runtime: Runtime, size: int) -> tuple[AsyncReads, Prepared]:
+    return AsyncReads(runtime.engine, size=size), Prepared(_APP_KEYS, runtime.engine.dialect)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.postgres
+def test_async_reads_share_at_most_size_connections(runtime: Runtime) -> None:
+    reads, query = _async_reads(runtime, size=2)
+
+    async def main() -> list[object]:
+        return await asyncio.gather(*(reads.one(query, {}) for _ in range(20)))
+
+    try:
+        assert all(row is not None for row in asyncio.run(main()))
+        assert reads._open == 2
+        assert len(reads._idle) == 2
+    finally:
+        reads.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.postgres
+def test_async_reads_cancelled_give_their_connection_back(runtime: Runtime) -> None:
+    reads, query = _async_reads(runtime, size=1)
+    slow = Prepared(sa.select(sa.func.pg_sleep(30)), runtime.engine.dialect)
+
+    async def main() -> object:
+        reading = asyncio.ensure_future(reads.one(slow, {}))
+        waiting = asyncio.ensure_future(reads.one(query, {}))  # waits for the one connection
+        await asyncio.sleep(0.1)
+        waiting.cancel()
+        reading.cancel()
+        await asyncio.gather(reading, waiting, return_exceptions=True)
+        return await reads.one(query, {})
+
+    try:
+        assert asyncio.run(main()) is not None
+        assert reads._open == 1
+    finally:
+        reads.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.postgres
+def test_an_async_connection_dropped_while_idle_is_replaced_without_an_error(runtime: Runtime) -> None:
+    reads, query = _async_reads(runtime, size=2)
+    try:
+        assert asyncio.run(reads.one(query, {})) is not None
+        assert _server_drops_other_connections(runtime) >= 1
+        assert asyncio.run(reads.one(query, {})) is not None
+        assert reads._open == 1
+    finally:
+        reads.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.postgres
+def test_a_failing_async_read_raises_sqlalchemys_error(runtime: Runtime) -> None:
+    reads, query = _async_reads(runtime, size=1)
+    broken = Prepared(sa.select(sa.text("no_such_column")).select_from(apps), runtime.engine.dialect)
+    try:
+        with pytest.raises(sa.exc.DBAPIError):
+            asyncio.run(reads.one(broken, {}))
+        assert asyncio.run(reads.one(query, {})) is not None
     finally:
         reads.close()

@@ -13,7 +13,7 @@ from pendingtx.domain.jobs import RecordProblem
 from pendingtx.domain.networks import allow_list_from_text
 from pendingtx.storage.apps import TokenRecord
 from pendingtx.storage.jobs import JOB_COLUMNS, JobRecord, job_record
-from pendingtx.storage.prepared import DirectReads, utc
+from pendingtx.storage.prepared import AsyncReads, DirectReads, utc
 from pendingtx.storage.tables import apps, entitlements, job_problems, jobs, tokens
 
 _TOKEN_COLUMNS = (
@@ -61,11 +61,20 @@ class HotReads:
     def __init__(self, engine: sa.Engine) -> None:
         # As many idle reading connections as the pool holds: as many as read at once.
         size = getattr(engine.pool, "size", None)
-        self._direct = DirectReads(engine, max_idle=size() if callable(size) else 10)
+        max_idle = size() if callable(size) else 10
+        self._direct = DirectReads(engine, max_idle=max_idle)
+        self._async = AsyncReads(engine, size=max_idle) if engine.dialect.name == "postgresql" else None
+
+    @property
+    def reads_async(self) -> bool:
+        """Whether `token_and_job_async` is available (PostgreSQL): the status GET reads on the event loop."""
+        return self._async is not None
 
     def close(self) -> None:
         """Close the reading connections."""
         self._direct.close()
+        if self._async is not None:
+            self._async.close()
 
     @cached_property
     def _token_query(self) -> Any:
@@ -105,6 +114,14 @@ class HotReads:
     def token_and_job(self, digest: str, key: str) -> tuple[TokenRecord | None, JobRecord | None]:
         """The token, and the job with this key in the token's organization."""
         row = self._direct.one(self._status_query, {"digest": digest, "key": key, "product": PRODUCT})
+        if row is None:
+            return None, None
+        return _token(row), _job(row[_TOKEN_WIDTH:])
+
+    async def token_and_job_async(self, digest: str, key: str) -> tuple[TokenRecord | None, JobRecord | None]:
+        """As `token_and_job`, awaited on the event loop (PostgreSQL only)."""
+        assert self._async is not None
+        row = await self._async.one(self._status_query, {"digest": digest, "key": key, "product": PRODUCT})
         if row is None:
             return None, None
         return _token(row), _job(row[_TOKEN_WIDTH:])

@@ -7,12 +7,15 @@ compiled once from the same Core constructs and executed directly on the driver.
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from collections import deque
 from collections.abc import Mapping
 from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 
 
@@ -147,6 +150,100 @@ class DirectReads:
         for reader in opened:
             with suppress(Exception):
                 reader.connection.close()
+
+
+class AsyncReads:
+    """Prepared reads on PostgreSQL from the event loop itself, over psycopg's asynchronous connections.
+
+    A thread hop per read costs the status GET its tail: with the API pinned to one core, the event
+    loop competes with every database thread for the CPU and the GIL. Here the loop waits on the
+    socket instead. At most `size` connections are open; a read waits for a free one (within its
+    caller's deadline). Idle ones wait on a stack as in DirectReads (autocommit, a stale one retried
+    once on a new one); a read that fails or is cancelled closes its connection, whose state is
+    then unknown.
+    """
+
+    def __init__(self, engine: sa.Engine, *, size: int = 10) -> None:
+        self._conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        self._size = size
+        self._open = 0
+        self._idle: list[Any] = []
+        # Reads waiting for a connection; each is handed one, or None: leave to open a new one.
+        self._waiters: deque[asyncio.Future[Any]] = deque()
+
+    async def one(self, query: Prepared, values: Mapping[str, Any]) -> Any:
+        """The query's first row, or None."""
+        parameters = query.parameters(values)
+        connection = await self._take()
+        if connection is not None:
+            try:
+                return await self._read_on(connection, query.sql, parameters)
+            except self._error:
+                pass  # idle too long, or the server restarted: retried below on a new one
+            except BaseException:
+                self._give(None)
+                raise
+        try:
+            connection = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+            return await self._read_on(connection, query.sql, parameters)
+        except BaseException as exc:
+            self._give(None)
+            if isinstance(exc, self._error):
+                raise sa.exc.DBAPIError.instance(None, None, exc, self._error) from exc
+            raise
+
+    async def _take(self) -> Any:
+        """An idle connection, or None with leave to open one (counted as open already)."""
+        if self._idle:
+            return self._idle.pop()
+        if self._open < self._size:
+            self._open += 1
+            return None
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # handed over just as the deadline passed
+                self._give(waiter.result())
+            raise
+
+    def _give(self, connection: Any) -> None:
+        """Hand a connection (or, for one closed, the leave to open another) to a waiting read."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)
+                return
+        if connection is None:
+            self._open -= 1
+        else:
+            self._idle.append(connection)
+
+    async def _read_on(self, connection: Any, sql: str, parameters: Any) -> Any:
+        try:
+            cursor = await connection.execute(sql, parameters)
+            row = await cursor.fetchone()
+        except BaseException:
+            _close(connection)
+            raise
+        self._give(connection)
+        return row
+
+    def close(self) -> None:
+        """Close the idle connections (those reading now are closed when their read ends or fails)."""
+        idle, self._idle = self._idle, []
+        self._open -= len(idle)
+        for connection in idle:
+            _close(connection)
+
+
+def _close(connection: Any) -> None:
+    # Synchronous on purpose: it only closes the socket, and runs where awaiting is not possible
+    # (a cancelled read, Runtime.close).
+    with suppress(Exception):
+        connection.pgconn.finish()
 
 
 # Parsed timestamp texts: a token's and a polled job's come back on every request.
