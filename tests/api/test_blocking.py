@@ -92,3 +92,25 @@ def test_calls_beyond_the_threads_wait_for_one_and_all_complete() -> None:
 
     assert asyncio.run(main()) == list(range(12))
     assert most == 3
+
+
+def test_an_awaited_read_is_503_at_the_deadline_without_waiting_for_its_cleanup() -> None:
+    calls = DatabaseCalls(in_threads=True, timeout=0.1, threads=1)
+    cleaned = asyncio.Event()
+
+    async def read() -> int:
+        try:
+            await asyncio.sleep(10)
+        finally:
+            await asyncio.sleep(0.5)  # as psycopg asks a hung server to cancel the query
+            cleaned.set()
+        return 1
+
+    async def main() -> tuple[bool, bool]:
+        with pytest.raises(errors.ServiceUnavailable):
+            await calls.wait(read())
+        answered_before_cleanup = not cleaned.is_set()
+        await asyncio.wait_for(cleaned.wait(), 5)
+        return answered_before_cleanup, await calls.wait(asyncio.sleep(0, result=True))
+
+    assert asyncio.run(main()) == (True, True)

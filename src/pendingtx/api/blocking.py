@@ -13,7 +13,7 @@ import contextlib
 import contextvars
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
@@ -104,3 +104,27 @@ class DatabaseCalls:
                 return await self._threads.submit(partial(function, *args, **kwargs))
         except TimeoutError:
             raise errors.ServiceUnavailable("The database did not answer in time") from None
+
+    async def wait(self, awaitable: Awaitable[T]) -> T:
+        """The awaitable's result (a read on the event loop); 503 when it does not come in time.
+
+        A read that overruns is cancelled but not waited for: psycopg then spends up to seconds
+        asking a possibly hung server to cancel the query, which must not hold the answer up.
+        """
+        read = asyncio.ensure_future(awaitable)
+        try:
+            done, _ = await asyncio.wait((read,), timeout=self.timeout)
+        except asyncio.CancelledError:  # the request itself was abandoned
+            read.cancel()
+            raise
+        if not done:
+            read.cancel()
+            read.add_done_callback(_retrieve)
+            raise errors.ServiceUnavailable("The database did not answer in time")
+        return read.result()
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    # An abandoned read's error has nobody to go to; retrieving it keeps asyncio from logging it.
+    if not task.cancelled():
+        task.exception()
