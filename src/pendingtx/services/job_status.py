@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import ParamSpec, Protocol, TypeVar
 
 from pendingtx import errors
 from pendingtx.clock import Clock
@@ -19,6 +20,9 @@ from pendingtx.storage.hot_reads import HotReads
 from pendingtx.storage.unit_of_work import UnitOfWork
 
 APP_NAME = "insight"
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,14 +139,73 @@ def read_status(
     check_path(app_name, key)
     if job is None:
         raise errors.NotFound(f"No job with key {key}")
-    if not job.status.terminal:
-        return StatusAnswer(render(_view(job, reads.problems(job.id) if job.failed_count else [])), False)
-    # The job was found within the caller's organization (the read joins the token's), and so is kept.
-    body = answers.get(caller.org_id, job.id)
-    if body is None:
-        body = render(_view(job, reads.problems(job.id) if job.failed_count else []))
+    kept = answers.get(caller.org_id, job.id) if job.status.terminal else None
+    return StatusAnswer(kept, True) if kept is not None else _render(reads, caller, job, render, answers)
+
+
+class Database(Protocol):
+    """How a coroutine on the event loop waits on the database (api.blocking.DatabaseCalls)."""
+
+    async def __call__(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """The blocking function's result, computed off the event loop within the deadline."""
+
+    async def wait(self, awaitable: Awaitable[T]) -> T:
+        """The awaitable's result within the deadline."""
+
+
+async def read_status_async(
+    uow: UnitOfWork,
+    reads: HotReads,
+    db: Database,
+    *,
+    authorization: str | None,
+    app_key: str | None,
+    address: Address | None,
+    budget: Budget,
+    app_name: str,
+    key: str,
+    lifetimes: TokenLifetimes,
+    clock: Clock,
+    render: Callable[[JobView], bytes],
+    answers: TerminalAnswers,
+) -> StatusAnswer:
+    """`read_status` on PostgreSQL: the same steps in the same order, the read awaited on the event loop.
+
+    The steps that may block on the database (a new budget lease, the last-use stamp, reading
+    problems to render an answer) run through `db` in a thread, and only when they are due.
+    """
+    digest = token_digest(credentials.bearer_token(authorization))
+    found, job = await db.wait(reads.token_and_job_async(digest, key))
+    now = clock()
+    caller = credentials.admit(found, app_key=app_key, address=address, lifetimes=lifetimes, now=now)
+    assert found is not None
+    if not budget.spend_leased(caller.app_id):
+        await db(budget.charge, caller.app_id)
+    if lifetimes.needs_touch(last_used_at=found.last_used_at, now=now):
+        await db(credentials.note_use, uow, found, lifetimes=lifetimes, now=now)
+    check_path(app_name, key)
+    if job is None:
+        raise errors.NotFound(f"No job with key {key}")
+    kept = answers.get(caller.org_id, job.id) if job.status.terminal else None
+    if kept is not None:
+        return StatusAnswer(kept, True)
+    if not job.failed_count:  # nothing more to read: rendering does not block
+        return _render(reads, caller, job, render, answers)
+    return await db(_render, reads, caller, job, render, answers)
+
+
+def _render(
+    reads: HotReads,
+    caller: Caller,
+    job: repo.JobRecord,
+    render: Callable[[JobView], bytes],
+    answers: TerminalAnswers,
+) -> StatusAnswer:
+    body = render(_view(job, reads.problems(job.id) if job.failed_count else []))
+    if job.status.terminal:
+        # The job was found within the caller's organization (the read joins the token's), and so is kept.
         answers.put(caller.org_id, job.id, body)
-    return StatusAnswer(body, True)
+    return StatusAnswer(body, job.status.terminal)
 
 
 def _view(job: repo.JobRecord, problems: list[RecordProblem]) -> JobView:
