@@ -16,6 +16,18 @@ WRITE_OPTION = "pendingtx_write"
 REDOABLE_OPTION = "pendingtx_redoable"
 
 
+# Every PostgreSQL connection's options. A dead or silent server must fail fast: requests answer
+# 503 instead of waiting on it.
+PG_CONNECT_ARGS: dict[str, int] = {
+    "connect_timeout": 3,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
+
+
 def normalize_url(url: str) -> str:
     """Let users write `postgresql://`; we always drive PostgreSQL through psycopg 3."""
     if url.startswith("postgres://"):
@@ -41,15 +53,7 @@ def make_engine(settings: Settings) -> sa.Engine:
         max_overflow=0,
         pool_pre_ping=True,
         pool_timeout=5,
-        # A dead or silent server must fail fast: requests answer 503 instead of waiting on it.
-        connect_args={
-            "connect_timeout": 3,
-            "keepalives": 1,
-            "keepalives_idle": 5,
-            "keepalives_interval": 2,
-            "keepalives_count": 3,
-            "tcp_user_timeout": 10_000,
-        },
+        connect_args=dict(PG_CONNECT_ARGS),
     )
 
     @event.listens_for(engine, "begin")

@@ -17,6 +17,9 @@ from typing import Any
 
 import psycopg
 import sqlalchemy as sa
+from psycopg.conninfo import make_conninfo
+
+from pendingtx.storage.engine import PG_CONNECT_ARGS
 
 
 class Prepared:
@@ -164,7 +167,10 @@ class AsyncReads:
     """
 
     def __init__(self, engine: sa.Engine, *, size: int = 10) -> None:
-        self._conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        # With the engine's connection options: a dead server must fail as fast here as anywhere.
+        self._conninfo = make_conninfo(
+            engine.url.set(drivername="postgresql").render_as_string(hide_password=False), **PG_CONNECT_ARGS
+        )
         self._error: type[Exception] = engine.dialect.loaded_dbapi.Error
         self._size = size
         self._open = 0
@@ -185,7 +191,9 @@ class AsyncReads:
                 self._give(None)
                 raise
         try:
-            connection = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+            connection = await psycopg.AsyncConnection.connect(
+                self._conninfo, autocommit=True, **PG_CONNECT_ARGS
+            )
             return await self._read_on(connection, query.sql, parameters)
         except BaseException as exc:
             self._give(None)
