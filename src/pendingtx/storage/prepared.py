@@ -191,9 +191,7 @@ class AsyncReads:
                 self._give(None)
                 raise
         try:
-            connection = await psycopg.AsyncConnection.connect(
-                self._conninfo, autocommit=True, **PG_CONNECT_ARGS
-            )
+            connection = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
             return await self._read_on(connection, query.sql, parameters)
         except BaseException as exc:
             self._give(None)
