@@ -50,7 +50,15 @@ class StatusEndpoint:
         self.rt = runtime
         self.db = runtime.database_calls()
         self._retry_after = str(runtime.settings.status_retry_after_seconds).encode("ascii")
-        self._answers = job_status.TerminalAnswers()
+        self._service = job_status.StatusService(
+            uow=runtime.uow,
+            reads=runtime.reads,
+            budget=runtime.abuse.status_reads,
+            lifetimes=runtime.lifetimes,
+            clock=runtime.clock,
+            render=render,
+            answers=job_status.TerminalAnswers(),
+        )
         # On PostgreSQL the read is awaited on the event loop: no thread hop on the hot path.
         self._read_async = self.db.in_threads and runtime.reads.reads_async
 
@@ -63,38 +71,17 @@ class StatusEndpoint:
             elif name == b"appkey":
                 app_key = value.decode("latin-1")
         params = scope["path_params"]
+        request = job_status.StatusRequest(
+            authorization=authorization,
+            app_key=app_key,
+            address=client_address(scope, self.rt.trusted_proxies),
+            app_name=params["appName"],
+            key=params["key"],
+        )
         if self._read_async:
-            answer = await job_status.read_status_async(
-                self.rt.uow,
-                self.rt.reads,
-                self.db,
-                authorization=authorization,
-                app_key=app_key,
-                address=client_address(scope, self.rt.trusted_proxies),
-                budget=self.rt.abuse.status_reads,
-                app_name=params["appName"],
-                key=params["key"],
-                lifetimes=self.rt.lifetimes,
-                clock=self.rt.clock,
-                render=render,
-                answers=self._answers,
-            )
+            answer = await job_status.read_status_async(self._service, request, self.db)
         else:
-            answer = await self.db(
-                job_status.read_status,
-                self.rt.uow,
-                self.rt.reads,
-                authorization=authorization,
-                app_key=app_key,
-                address=client_address(scope, self.rt.trusted_proxies),
-                budget=self.rt.abuse.status_reads,
-                app_name=params["appName"],
-                key=params["key"],
-                lifetimes=self.rt.lifetimes,
-                clock=self.rt.clock,
-                render=render,
-                answers=self._answers,
-            )
+            answer = await self.db(job_status.read_status, self._service, request)
         body = answer.body
         headers = [
             (b"content-type", b"application/json"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import ParamSpec, Protocol, TypeVar
 
 from pendingtx import errors
@@ -16,6 +17,7 @@ from pendingtx.services import credentials
 from pendingtx.services.abuse import Budget
 from pendingtx.services.credentials import Caller
 from pendingtx.storage import jobs as repo
+from pendingtx.storage.apps import TokenRecord
 from pendingtx.storage.hot_reads import HotReads
 from pendingtx.storage.unit_of_work import UnitOfWork
 
@@ -108,39 +110,45 @@ def job_status(uow: UnitOfWork, caller: Caller, key: str) -> JobView:
     return _view(job, problems)
 
 
-def read_status(
-    uow: UnitOfWork,
-    reads: HotReads,
-    *,
-    authorization: str | None,
-    app_key: str | None,
-    address: Address | None,
-    budget: Budget,
-    app_name: str,
-    key: str,
-    lifetimes: TokenLifetimes,
-    clock: Clock,
-    render: Callable[[JobView], bytes],
-    answers: TerminalAnswers,
-) -> StatusAnswer:
+@dataclass(frozen=True, slots=True)
+class StatusRequest:
+    """What a status GET carries: its credentials, where it comes from, and its path."""
+
+    authorization: str | None
+    app_key: str | None
+    address: Address | None
+    app_name: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusService:
+    """What answering status GETs uses, made once per process."""
+
+    uow: UnitOfWork
+    reads: HotReads
+    budget: Budget
+    lifetimes: TokenLifetimes
+    clock: Clock
+    render: Callable[[JobView], bytes]
+    answers: TerminalAnswers
+
+
+def read_status(service: StatusService, request: StatusRequest) -> StatusAnswer:
     """The whole status GET: authentication and the job in one read, then the contract's checks in order.
 
     The application's status-read budget is charged once the caller is admitted, before the path is
-    checked: a caller cannot poll unknown keys beyond its budget. The job is rendered by `render`,
-    or for a terminal job taken from `answers` once rendered.
+    checked: a caller cannot poll unknown keys beyond its budget. The job is rendered by the
+    service's `render`, or for a terminal job taken from its `answers` once rendered.
     """
-    digest = token_digest(credentials.bearer_token(authorization))
-    found, job = reads.token_and_job(digest, key)
-    now = clock()
-    caller = credentials.admit(found, app_key=app_key, address=address, lifetimes=lifetimes, now=now)
+    found, job = service.reads.token_and_job(_digest(request), request.key)
+    now = service.clock()
+    caller = _admit(service, request, found, now)
     assert found is not None
-    budget.charge(caller.app_id)
-    credentials.note_use(uow, found, lifetimes=lifetimes, now=now)
-    check_path(app_name, key)
-    if job is None:
-        raise errors.NotFound(f"No job with key {key}")
-    kept = answers.get(caller.org_id, job.id) if job.status.terminal else None
-    return StatusAnswer(kept, True) if kept is not None else _render(reads, caller, job, render, answers)
+    service.budget.charge(caller.app_id)
+    credentials.note_use(service.uow, found, lifetimes=service.lifetimes, now=now)
+    job = _owned(request, job)
+    return _kept(service, caller, job) or _render(service, caller, job)
 
 
 class Database(Protocol):
@@ -153,58 +161,60 @@ class Database(Protocol):
         """The awaitable's result within the deadline."""
 
 
-async def read_status_async(
-    uow: UnitOfWork,
-    reads: HotReads,
-    db: Database,
-    *,
-    authorization: str | None,
-    app_key: str | None,
-    address: Address | None,
-    budget: Budget,
-    app_name: str,
-    key: str,
-    lifetimes: TokenLifetimes,
-    clock: Clock,
-    render: Callable[[JobView], bytes],
-    answers: TerminalAnswers,
-) -> StatusAnswer:
+async def read_status_async(service: StatusService, request: StatusRequest, db: Database) -> StatusAnswer:
     """`read_status` on PostgreSQL: the same steps in the same order, the read awaited on the event loop.
 
     The steps that may block on the database (a new budget lease, the last-use stamp, reading
     problems to render an answer) run through `db` in a thread, and only when they are due.
     """
-    digest = token_digest(credentials.bearer_token(authorization))
-    found, job = await db.wait(reads.token_and_job_async(digest, key))
-    now = clock()
-    caller = credentials.admit(found, app_key=app_key, address=address, lifetimes=lifetimes, now=now)
+    found, job = await db.wait(service.reads.token_and_job_async(_digest(request), request.key))
+    now = service.clock()
+    caller = _admit(service, request, found, now)
     assert found is not None
-    if not budget.spend_leased(caller.app_id):
-        await db(budget.charge, caller.app_id)
-    if lifetimes.needs_touch(last_used_at=found.last_used_at, now=now):
-        await db(credentials.note_use, uow, found, lifetimes=lifetimes, now=now)
-    check_path(app_name, key)
-    if job is None:
-        raise errors.NotFound(f"No job with key {key}")
-    kept = answers.get(caller.org_id, job.id) if job.status.terminal else None
+    if not service.budget.spend_leased(caller.app_id):
+        await db(service.budget.charge, caller.app_id)
+    if service.lifetimes.needs_touch(last_used_at=found.last_used_at, now=now):
+        await db(credentials.note_use, service.uow, found, lifetimes=service.lifetimes, now=now)
+    job = _owned(request, job)
+    kept = _kept(service, caller, job)
     if kept is not None:
-        return StatusAnswer(kept, True)
+        return kept
     if not job.failed_count:  # nothing more to read: rendering does not block
-        return _render(reads, caller, job, render, answers)
-    return await db(_render, reads, caller, job, render, answers)
+        return _render(service, caller, job)
+    return await db(_render, service, caller, job)
 
 
-def _render(
-    reads: HotReads,
-    caller: Caller,
-    job: repo.JobRecord,
-    render: Callable[[JobView], bytes],
-    answers: TerminalAnswers,
-) -> StatusAnswer:
-    body = render(_view(job, reads.problems(job.id) if job.failed_count else []))
+def _digest(request: StatusRequest) -> str:
+    return token_digest(credentials.bearer_token(request.authorization))
+
+
+def _admit(
+    service: StatusService, request: StatusRequest, found: TokenRecord | None, now: datetime
+) -> Caller:
+    return credentials.admit(
+        found, app_key=request.app_key, address=request.address, lifetimes=service.lifetimes, now=now
+    )
+
+
+def _owned(request: StatusRequest, job: repo.JobRecord | None) -> repo.JobRecord:
+    """The job the path names, found in the caller's organization; 404 otherwise."""
+    check_path(request.app_name, request.key)
+    if job is None:
+        raise errors.NotFound(f"No job with key {request.key}")
+    return job
+
+
+def _kept(service: StatusService, caller: Caller, job: repo.JobRecord) -> StatusAnswer | None:
+    kept = service.answers.get(caller.org_id, job.id) if job.status.terminal else None
+    return StatusAnswer(kept, True) if kept is not None else None
+
+
+def _render(service: StatusService, caller: Caller, job: repo.JobRecord) -> StatusAnswer:
+    problems = service.reads.problems(job.id) if job.failed_count else []
+    body = service.render(_view(job, problems))
     if job.status.terminal:
         # The job was found within the caller's organization (the read joins the token's), and so is kept.
-        answers.put(caller.org_id, job.id, body)
+        service.answers.put(caller.org_id, job.id, body)
     return StatusAnswer(body, job.status.terminal)
 
 
