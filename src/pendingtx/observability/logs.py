@@ -236,35 +236,27 @@ class AccessLog:
         if not logger.isEnabledFor(logging.INFO):
             return
         sink = self.sink
-        duration_ms = int(seconds * 1_000_000) / 1000
+        values: dict[str, Any] = {
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": int(seconds * 1_000_000) / 1000,
+            "trackingId": tracking_id,
+        }
+        if caller is not None and caller.app is not None:
+            values["app"] = caller.app
+            values["org"] = caller.org
         if sink is not None:
             line = {
                 "ts": sink.json.timestamp(time.time()),
                 "level": "INFO",
                 "logger": ACCESS_LOGGER,
                 "msg": "request",
-                "method": method,
-                "route": route,
-                "status": status,
-                "duration_ms": duration_ms,
-                "trackingId": tracking_id,
+                **values,
             }
-            if caller is not None and caller.app is not None:
-                line["app"] = caller.app
-                line["org"] = caller.org
             sink.write_entry(line)
             return
         # An ordinary record, built directly rather than through logger.info: no caller lookup.
         record = logging.LogRecord(logger.name, logging.INFO, "", 0, "request", None, None)
-        values: dict[str, Any] = {
-            "method": method,
-            "route": route,
-            "status": status,
-            "duration_ms": duration_ms,
-            "trackingId": tracking_id,
-        }
-        if caller is not None and caller.app is not None:
-            values["app"] = caller.app
-            values["org"] = caller.org
         record.__dict__["fields"] = values
         logger.handle(record)
