@@ -26,7 +26,7 @@ from pendingtx.observability.logs import ACCESS_LOGGER, AccessLog, JsonFormatter
 from pendingtx.services import credentials, processing
 from pendingtx.storage.tables import job_claims, jobs, transactions
 from tests.conftest import AppCreds, mint, register
-from tests.support import FakeClock, basic, record
+from tests.support import FakeClock, StopAfter, basic, record
 
 pytestmark = pytest.mark.usefixtures("cheap_argon2")
 
@@ -372,18 +372,6 @@ def test_claimed_and_finished_are_logged_with_their_fields(
     assert finished["status"] == "Partially Completed"
     assert {k: finished[k] for k in common} == common
     assert finished["duration_ms"] >= 0
-
-
-class StopAfter(threading.Event):
-    """A stop signal that turns on after `checks` looks at it: a stop request arriving mid-job."""
-
-    def __init__(self, checks: int) -> None:
-        super().__init__()
-        self.left = checks
-
-    def is_set(self) -> bool:
-        self.left -= 1
-        return self.left < 0
 
 
 def test_a_stopping_worker_hands_its_job_back_at_a_chunk_boundary(

@@ -16,7 +16,7 @@ from pendingtx.worker.liveness import is_dead_local, local_prefix, new_worker_id
 from pendingtx.worker.wakeup import Wakeup
 from pendingtx.worker.worker import WorkerThread
 from tests.services.conftest import Submit
-from tests.support import FakeClock, record
+from tests.support import FakeClock, StopAfter, record
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -97,18 +97,6 @@ def test_a_job_whose_workers_keep_dying_ends_failed(
     assert f"gave up after {runtime.settings.worker_max_attempts} attempts" in view.message
     with runtime.uow.read() as conn:
         assert job_repo.progress_of(conn, view.job.id) == (0, 0)
-
-
-class StopAfter(threading.Event):
-    """A stop signal that turns on after `checks` looks at it: a stop request arriving mid-job."""
-
-    def __init__(self, checks: int) -> None:
-        super().__init__()
-        self.left = checks
-
-    def is_set(self) -> bool:
-        self.left -= 1
-        return self.left < 0
 
 
 def test_a_job_handed_back_by_stopping_workers_keeps_its_attempts(
