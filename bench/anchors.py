@@ -79,14 +79,14 @@ def service_table_rate(database_url: str, count: int) -> float:
         with engine.begin() as conn:
             org_id, app_id = conn.exec_driver_sql("SELECT org_id, id FROM apps").one()
             job_id = conn.exec_driver_sql(
-                "INSERT INTO jobs (key, org_id, app_id, kind, status, payload, record_count, processed_count, "
-                "created_count, failed_count, attempts, submitted_at) VALUES ('anchor', "
+                "INSERT INTO jobs (key, org_id, app_id, kind, status, payload, record_count, "
+                "processed_count, created_count, failed_count, attempts, submitted_at) VALUES ('anchor', "
                 f"{int(org_id)}, {int(app_id)}, 'create', 'Completed', '', {count}, 0, 0, 0, 0, "
                 "CURRENT_TIMESTAMP) RETURNING id"
             ).scalar_one()
+        rest = (None, None, None, "100.5", None, "USD", trade, None, None)
         rows = [
-            (org_id, job_id, now, now, f"A-{i}", "New Subscription", "Active", "FUND-A", "INV-1")
-            + (None, None, None, "100.5", None, "USD", trade, None, None)
+            (org_id, job_id, now, now, f"A-{i}", "New Subscription", "Active", "FUND-A", "INV-1", *rest)
             for i in range(count)
         ]
         mark = "?" if sqlite else "%s"
