@@ -46,4 +46,3 @@ def test_one_record_of_another_tenant_finishes_while_a_large_backlog_drains(
     assert waited < 3.0, f"B's one-record job took {waited:.2f} s"
     # A's backlog (60,000 records) is still being worked through: B was not queued behind it.
     assert sum(s not in TERMINAL_STATUSES for s in a_statuses) >= 3, a_statuses
-

@@ -124,5 +124,6 @@ def test_modifications_of_one_transaction_keep_their_order_across_turns(
     runtime.new_worker().run_until_idle()
     assert [_status(runtime, caller, key) for key in keys] == [JobStatus.COMPLETED] * 3
     with runtime.uow.read() as conn:
-        comments = conn.exec_driver_sql("SELECT comments FROM transactions WHERE external_id = 'M-1'").scalar()
+        query = "SELECT comments FROM transactions WHERE external_id = 'M-1'"
+        comments = conn.exec_driver_sql(query).scalar()
     assert comments == "edit 2"
