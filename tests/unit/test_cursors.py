@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from pendingtx.domain.cursors import (
     CURSOR_LENGTH,
+    CURSOR_PATTERN,
     KEY_BYTES,
     MAX_POSITION,
     CursorKey,
@@ -38,6 +39,7 @@ def test_every_cursor_is_short_url_safe_and_of_one_length(position: int) -> None
     cursor = CURSORS.seal(position)
     assert len(cursor) == CURSOR_LENGTH == 32
     assert URL_SAFE.fullmatch(cursor)
+    assert re.fullmatch(CURSOR_PATTERN, cursor)
 
 
 @settings(database=None)

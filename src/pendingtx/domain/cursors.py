@@ -21,7 +21,9 @@ _POSITION_BYTES = 8
 # URL-safe base64 without padding of the 16-byte tag and the 8-byte position. Every cursor is this
 # long: one that grew with its position would tell roughly how many rows exist.
 CURSOR_LENGTH = 32
-_CURSOR_TEXT = re.compile(rf"[A-Za-z0-9_-]{{{CURSOR_LENGTH}}}", re.ASCII)
+# What every cursor looks like (for the API document); only a sealed one is valid.
+CURSOR_PATTERN = rf"[A-Za-z0-9_-]{{{CURSOR_LENGTH}}}"
+_CURSOR_TEXT = re.compile(CURSOR_PATTERN, re.ASCII)
 
 
 class ListKind(StrEnum):
