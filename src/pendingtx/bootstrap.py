@@ -17,6 +17,7 @@ from pendingtx.storage.engine import make_engine
 from pendingtx.storage.hot_reads import HotReads
 from pendingtx.storage.migrate import upgrade
 from pendingtx.storage.rate_counters import DatabaseCounters, MemoryCounters
+from pendingtx.storage.server_keys import ServerKeys
 from pendingtx.storage.unit_of_work import UnitOfWork
 from pendingtx.worker.wakeup import Wakeup
 from pendingtx.worker.worker import Worker, WorkerConfig
@@ -34,6 +35,8 @@ class Runtime:
     def __post_init__(self) -> None:
         self.uow = UnitOfWork(self.engine)
         self.reads = HotReads(self.engine)
+        # Read from the database on first use, not here: building a runtime touches no table.
+        self.keys = ServerKeys(self.uow, self.clock)
         self.lifetimes = TokenLifetimes(
             absolute=timedelta(seconds=self.settings.token_ttl_seconds),
             idle=timedelta(seconds=self.settings.token_idle_seconds),

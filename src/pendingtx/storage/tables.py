@@ -161,3 +161,13 @@ rate_counters = sa.Table(
     sa.Column("hits", sa.BigInteger(), nullable=False),
     sa.Column("expires_at", sa.Double(), nullable=False),
 )
+
+# The service's own secret keys (storage/server_keys.py), one row per use, made on first use. Anyone who
+# can read this table can read every other one too, so it holds the keys in the clear.
+server_keys = sa.Table(
+    "server_keys",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("secret", sa.LargeBinary(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
