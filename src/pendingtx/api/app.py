@@ -174,6 +174,16 @@ def create_app(
     )
 
 
+def server_config(app: ASGIApp, *, host: str, port: int, log_level: str, **options: Any) -> uvicorn.Config:
+    """uvicorn's configuration for serving `app`; `options` are more of uvicorn.Config's arguments.
+
+    uvicorn's own proxy-header handling is off: by default it believes `X-Forwarded-For` from
+    loopback and rewrites the client address before the service sees it. Only the proxies of
+    PENDINGTX_TRUSTED_PROXIES may name the client (api/client_address.py).
+    """
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, proxy_headers=False, **options)
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server, which also tells the workers to stop claiming the moment a stop signal arrives
     (rather than after the open connections have been served)."""
@@ -218,7 +228,7 @@ def run_server(
         shutdown_timeout=shutdown_timeout,
         access_log=access_log,
     )
-    config = uvicorn.Config(
+    config = server_config(
         app,
         host=host,
         port=port,
