@@ -28,7 +28,7 @@ from pendingtx.api.context import DATABASE_UNAVAILABLE, RequestContext
 from pendingtx.api.openapi import DOCS_HTML, openapi_document
 from pendingtx.api.responses import json_response
 from pendingtx.api.status import STATUS_TEMPLATE, StatusEndpoint
-from pendingtx.api.token_endpoint import TokenEndpoint
+from pendingtx.api.token_endpoint import OAUTH_PATH, TokenEndpoint
 from pendingtx.api.v1 import V1Routes
 from pendingtx.bootstrap import Runtime
 from pendingtx.observability.logs import AccessLog
@@ -64,7 +64,7 @@ def routes(runtime: Runtime, metrics: Metrics | None = None) -> list[Route]:
         return HTMLResponse(DOCS_HTML)
 
     served = [
-        Route("/v2/oauthtoken", TokenEndpoint(runtime).handle, methods=["POST"]),
+        Route(OAUTH_PATH, TokenEndpoint(runtime).handle, methods=["POST"]),
         Route(STATUS_TEMPLATE, StatusEndpoint(runtime), methods=["GET"]),
         Route("/v1/transactions", v1.transactions, methods=["GET", "POST"]),
         Route("/v1/transactions/{externalId}", v1.modify_transaction, methods=["PATCH"]),
@@ -171,6 +171,7 @@ def create_app(
         max_header_bytes=runtime.settings.max_header_bytes,
         metrics=metrics.requests,
         access_log=access_log,
+        oauth_paths=(OAUTH_PATH,),
     )
 
 

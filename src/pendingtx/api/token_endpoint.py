@@ -13,13 +13,14 @@ from starlette.responses import Response
 from pendingtx import errors
 from pendingtx.api.client_address import client_address
 from pendingtx.api.context import OAUTH_SCOPE_KEY
-from pendingtx.api.requests import read_body, require_media_type
+from pendingtx.api.requests import given_once, read_body, require_media_type
 from pendingtx.api.responses import json_response
 from pendingtx.bootstrap import Runtime
 from pendingtx.domain.networks import Address
 from pendingtx.services import credentials
 from pendingtx.storage.apps import AppRecord
 
+OAUTH_PATH = "/v2/oauthtoken"
 FORM = "application/x-www-form-urlencoded"
 MAX_FORM_BYTES = 16 * 1024
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -88,7 +89,8 @@ class TokenEndpoint:
         request.scope[OAUTH_SCOPE_KEY] = True
         require_media_type(request, FORM)
         body = await read_body(request, limit=MAX_FORM_BYTES)
-        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        # RFC 6749, 3.2: a parameter may not be included more than once.
+        form = given_once(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True), location="body")
         key, secret = client_credentials(request.headers.get("authorization"), form)
         app = await self._authenticate(
             key, secret, client_address(request.scope, self.runtime.trusted_proxies)
