@@ -53,7 +53,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # a few hundred milliseconds of CPU. A token request that finds no slot free within the wait
     # answers 503 with Retry-After (and is not counted as a failure).
     max_concurrent_secret_checks: Positive = 4
-    secret_check_wait_seconds: PositiveSeconds = 2.0
+    secret_check_wait_seconds: PositiveSeconds = 5.0
     # Each application's request budget on /v1 per minute; status reads have their own, larger one.
     app_requests_per_minute: Positive = 6000
     app_status_reads_per_minute: Positive = 120_000

@@ -51,6 +51,13 @@ def test_any_repeated_form_field_is_400(client: TestClient, app_creds: AppCreds,
     repeated(assert_error(answer, 400, VALIDATION, oauth=True), field, "body")
 
 
+def test_repeated_unknown_form_fields_are_ignored(client: TestClient, app_creds: AppCreds) -> None:
+    # RFC 6749, 3.2: the server ignores parameters it does not know, repeated or not.
+    body = "grant_type=client_credentials&scope=a&scope=b&x=1&x=2"
+    answer = client.post("/v2/oauthtoken", content=body, headers={**FORM, "Authorization": app_creds.basic})
+    assert answer.status_code == 200, answer.text
+
+
 # --- headers, on every route ------------------------------------------------------------------------
 
 

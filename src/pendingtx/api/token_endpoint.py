@@ -23,6 +23,8 @@ from pendingtx.storage.apps import AppRecord
 OAUTH_PATH = "/v2/oauthtoken"
 FORM = "application/x-www-form-urlencoded"
 MAX_FORM_BYTES = 16 * 1024
+# The form fields this endpoint reads.
+FORM_FIELDS = frozenset({"grant_type", "client_id", "client_secret", "token"})
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -89,8 +91,9 @@ class TokenEndpoint:
         request.scope[OAUTH_SCOPE_KEY] = True
         require_media_type(request, FORM)
         body = await read_body(request, limit=MAX_FORM_BYTES)
-        # RFC 6749, 3.2: a parameter may not be included more than once.
-        form = given_once(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True), location="body")
+        # RFC 6749, 3.2: a parameter may not be included more than once; unknown ones are ignored.
+        fields = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        form = given_once(fields, location="body", names=FORM_FIELDS)
         key, secret = client_credentials(request.headers.get("authorization"), form)
         app = await self._authenticate(
             key, secret, client_address(request.scope, self.runtime.trusted_proxies)
