@@ -44,9 +44,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "info"
     # Failed client authentications at the token endpoint tolerated per AppKey and per client address;
     # once reached, that key or address gets 429 (even with the right secret) until the window that
-    # began with its first failure passes. The window counts failures, but an attempt counts as one
-    # from before its secret is checked until it succeeds: at most this many secrets are ever
-    # checked per window for one AppKey or address, however many requests arrive at once.
+    # began with its first failure passes. The window counts failures; attempts whose secret is
+    # being checked count against the limit too (beyond what is left of it, 429 with Retry-After: 1),
+    # so no more secrets than this are checked per window for one AppKey or address, however many
+    # requests arrive at once.
     auth_failure_limit: Positive = 10
     auth_failure_window_seconds: Positive = 300
     # Client secrets checked at once in one process: each Argon2id check holds 64 MiB of memory for

@@ -1,9 +1,9 @@
 """Abuse limits: failed client authentications at the token endpoint, the secret checks a process runs
 at once, and each application's /v1 budget.
 
-Both counts are kept in one of the fixed-window storages of storage.rate_counters (budgets through
-`limits`' fixed-window strategy), which run on the service's clock: a window opens at a counter's
-first hit and lasts its length.
+Failures, authentications in flight and budgets are counted in one of the fixed-window storages of
+storage.rate_counters (budgets through `limits`' fixed-window strategy), which run on the service's
+clock: a window opens at a counter's first hit and lasts its length.
 """
 
 from __future__ import annotations

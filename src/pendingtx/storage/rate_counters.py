@@ -6,9 +6,9 @@ limits' own storages read `time.time()`; these read the injected clock instead, 
 at a counter's first hit on the same clock as everything else, and tests move that clock instead
 of sleeping.
 
-Beyond limits' interface, `release` gives hits back (services.abuse counts an authentication as
-failed before it is judged, and gives the count back when it succeeds). A window whose hits have
-all been given back is no window: the next hit opens a new one.
+Beyond limits' interface, `release` gives hits back (services.abuse counts a client authentication
+in flight while its secret is checked, and gives the count back when it is over). A window whose
+hits have all been given back is no window: the next hit opens a new one.
 
 `MemoryCounters` serves one process (the SQLite deployment) for a dictionary lookup per hit.
 `DatabaseCounters` keeps the counts in the `rate_counters` table, so that every API process on one
