@@ -68,7 +68,7 @@ def test_apps_create_json_prints_exactly_key_secret_and_organization(db_url: str
     assert list(created) == ["appKey", "appSecret", "organization"]
     assert created["organization"] == "default"
     found = credentials.authenticate_client(
-        rt.uow, app_key=created["appKey"], app_secret=created["appSecret"]
+        rt.uow, rt.abuse.secret_checks, app_key=created["appKey"], app_secret=created["appSecret"]
     )
     assert (found.name, found.org_name, found.products) == ("ops-app", "default", (PRODUCT,))
 
@@ -81,7 +81,7 @@ def test_apps_create_text_shows_the_secret_once(db_url: str, rt: Runtime) -> Non
     app_key, app_secret = fields["AppKey"].strip(), fields["AppSecret"].strip()
     assert "text-app (organization acme; products pending-transactions)" in out
     assert "cannot be shown again" in out
-    credentials.authenticate_client(rt.uow, app_key=app_key, app_secret=app_secret)
+    credentials.authenticate_client(rt.uow, rt.abuse.secret_checks, app_key=app_key, app_secret=app_secret)
 
 
 def test_org_is_created_on_first_use_and_reused(db_url: str, rt: Runtime) -> None:
@@ -139,12 +139,16 @@ def test_apps_list_of_an_empty_database_prints_nothing(db_url: str) -> None:
 
 def test_apps_disable_stops_the_credentials(db_url: str, rt: Runtime) -> None:
     app = create_json(db_url)
-    credentials.authenticate_client(rt.uow, app_key=app["appKey"], app_secret=app["appSecret"])
+    credentials.authenticate_client(
+        rt.uow, rt.abuse.secret_checks, app_key=app["appKey"], app_secret=app["appSecret"]
+    )
     assert (
         ok("apps", "disable", app["appKey"], "--database-url", db_url).strip() == f"disabled {app['appKey']}"
     )
     with pytest.raises(errors.InvalidClient):
-        credentials.authenticate_client(rt.uow, app_key=app["appKey"], app_secret=app["appSecret"])
+        credentials.authenticate_client(
+            rt.uow, rt.abuse.secret_checks, app_key=app["appKey"], app_secret=app["appSecret"]
+        )
     assert listed(db_url)[0]["disabled"] is True
 
 

@@ -47,9 +47,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "info"
     # Failed client authentications at the token endpoint tolerated per AppKey and per client address;
     # once reached, that key or address gets 429 (even with the right secret) until the window that
-    # began with its first failure passes.
+    # began with its first failure passes. The window counts failures; attempts whose secret is
+    # being checked count against the limit too (beyond what is left of it, 429 with Retry-After: 1),
+    # so no more secrets than this are checked per window for one AppKey or address, however many
+    # requests arrive at once.
     auth_failure_limit: Positive = 10
     auth_failure_window_seconds: Positive = 300
+    # Client secrets checked at once in one process: each Argon2id check holds 64 MiB of memory for
+    # a few hundred milliseconds of CPU. A token request that finds no slot free within the wait
+    # answers 503 with Retry-After (and is not counted as a failure).
+    max_concurrent_secret_checks: Positive = 4
+    secret_check_wait_seconds: PositiveSeconds = 5.0
     # Each application's request budget on /v1 per minute; status reads have their own, larger one.
     app_requests_per_minute: Positive = 6000
     app_status_reads_per_minute: Positive = 120_000

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from pendingtx.api.app import create_app
+from pendingtx.api.app import create_app, server_config
 from pendingtx.bootstrap import build_runtime
 from pendingtx.config import Settings
 from pendingtx.domain.credentials import PRODUCT
@@ -75,7 +75,7 @@ def run_demo(echo: Callable[[str], None], *, timeout: float = 30.0) -> int:
         echo(f"registered application demo-app: AppKey {app.app_key}")
         port = _free_port()
         server = uvicorn.Server(
-            uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
+            server_config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
         )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()

@@ -147,13 +147,28 @@ class Server(Process):
         wait_until(self._healthy, timeout, interval=0.05, what=f"{self.base_url}/healthz")
 
 
-def caller_headers(http: httpx.Client, app: Mapping[str, str]) -> dict[str, str]:
-    """Mint a token for the application; the Authorization and AppKey headers of a /v1 call."""
-    minted = http.post(
-        "/v2/oauthtoken", data={"grant_type": "client_credentials"}, auth=(app["appKey"], app["appSecret"])
-    )
-    assert minted.status_code == 200, minted.text
-    return {"Authorization": f"Bearer {minted.json()['access_token']}", "AppKey": app["appKey"]}
+def caller_headers(http: httpx.Client, app: Mapping[str, str], *, timeout: float = 60) -> dict[str, str]:
+    """Mint a token for the application; the Authorization and AppKey headers of a /v1 call.
+
+    As a client does, a mint refused for a moment (429 or 503 with `Retry-After: 1`: too many
+    mints at once) is tried again; a lockout (a longer `Retry-After`) is not.
+    """
+    answers: list[httpx.Response] = []
+
+    def minted() -> bool:
+        answers.append(
+            http.post(
+                "/v2/oauthtoken",
+                data={"grant_type": "client_credentials"},
+                auth=(app["appKey"], app["appSecret"]),
+            )
+        )
+        answer = answers[-1]
+        return answer.status_code not in (429, 503) or answer.headers.get("retry-after") != "1"
+
+    wait_until(minted, timeout, interval=1.0, what="a token")
+    assert answers[-1].status_code == 200, answers[-1].text
+    return {"Authorization": f"Bearer {answers[-1].json()['access_token']}", "AppKey": app["appKey"]}
 
 
 # --- PostgreSQL end-to-end helpers (appended) -------------------------------------------------------

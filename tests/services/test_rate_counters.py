@@ -18,7 +18,7 @@ from limits.strategies import FixedWindowRateLimiter
 
 from pendingtx.config import Settings
 from pendingtx.storage.engine import make_engine
-from pendingtx.storage.rate_counters import SWEEP_SECONDS, DatabaseCounters, MemoryCounters
+from pendingtx.storage.rate_counters import SWEEP_SECONDS, Counters, DatabaseCounters, MemoryCounters
 from pendingtx.storage.tables import rate_counters
 from tests import databases
 from tests.support import FakeClock
@@ -67,17 +67,17 @@ def db_engines(db_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> 
 
 
 @pytest.fixture
-def make_counters(kind: str, engines: Engines, clock: FakeClock) -> Callable[[], Storage]:
+def make_counters(kind: str, engines: Engines, clock: FakeClock) -> Callable[[], Counters]:
     """Counters as one process sees them (the database kinds share their counts between calls)."""
 
-    def make() -> Storage:
+    def make() -> Counters:
         return MemoryCounters(clock) if kind == "memory" else DatabaseCounters(engines(), clock)
 
     return make
 
 
 @pytest.fixture
-def counters(make_counters: Callable[[], Storage]) -> Storage:
+def counters(make_counters: Callable[[], Counters]) -> Counters:
     return make_counters()
 
 
@@ -128,6 +128,39 @@ def test_clear_and_reset(counters: Storage) -> None:
     assert counters.reset() == 2
     assert (counters.get("b"), counters.get("c")) == (0, 0)
     assert counters.check() is True
+
+
+# --- giving hits back ---------------------------------------------------------------------------------
+
+
+def test_release_gives_hits_back_within_the_window(counters: Counters, clock: FakeClock) -> None:
+    start = clock().timestamp()
+    for _ in range(3):
+        counters.incr("k", 60)
+    counters.release("k")
+    assert counters.get("k") == 2
+    counters.release("k", amount=5)  # never below zero
+    assert counters.get("k") == 0
+    counters.release("missing")  # no window: nothing to give back, none opened
+    assert counters.get("missing") == 0
+    assert counters.get_expiry("missing") == pytest.approx(start)
+
+
+def test_a_window_whose_hits_were_all_given_back_is_no_window(counters: Counters, clock: FakeClock) -> None:
+    counters.incr("k", 60)
+    counters.release("k")
+    clock.advance(30)
+    reopened = clock().timestamp()
+    assert counters.incr("k", 60) == 1
+    assert counters.get_expiry("k") == pytest.approx(reopened + 60)
+
+
+def test_release_does_not_reach_into_a_closed_window(counters: Counters, clock: FakeClock) -> None:
+    counters.incr("k", 60)
+    clock.advance(60)
+    counters.release("k")
+    assert counters.incr("k", 60) == 1
+    assert counters.get("k") == 1
 
 
 # --- through limits' fixed-window strategy ---------------------------------------------------------

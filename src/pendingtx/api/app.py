@@ -28,7 +28,7 @@ from pendingtx.api.context import DATABASE_UNAVAILABLE, RequestContext
 from pendingtx.api.openapi import DOCS_HTML, openapi_document
 from pendingtx.api.responses import json_response
 from pendingtx.api.status import STATUS_TEMPLATE, StatusEndpoint
-from pendingtx.api.token_endpoint import TokenEndpoint
+from pendingtx.api.token_endpoint import OAUTH_PATH, TokenEndpoint
 from pendingtx.api.v1 import V1Routes
 from pendingtx.bootstrap import Runtime
 from pendingtx.observability.logs import AccessLog
@@ -64,7 +64,7 @@ def routes(runtime: Runtime, metrics: Metrics | None = None) -> list[Route]:
         return HTMLResponse(DOCS_HTML)
 
     served = [
-        Route("/v2/oauthtoken", TokenEndpoint(runtime).handle, methods=["POST"]),
+        Route(OAUTH_PATH, TokenEndpoint(runtime).handle, methods=["POST"]),
         Route(STATUS_TEMPLATE, StatusEndpoint(runtime), methods=["GET"]),
         Route("/v1/transactions", v1.transactions, methods=["GET", "POST"]),
         Route("/v1/transactions/{externalId}", v1.modify_transaction, methods=["PATCH"]),
@@ -171,7 +171,18 @@ def create_app(
         max_header_bytes=runtime.settings.max_header_bytes,
         metrics=metrics.requests,
         access_log=access_log,
+        oauth_paths=(OAUTH_PATH,),
     )
+
+
+def server_config(app: ASGIApp, *, host: str, port: int, log_level: str, **options: Any) -> uvicorn.Config:
+    """uvicorn's configuration for serving `app`; `options` are more of uvicorn.Config's arguments.
+
+    uvicorn's own proxy-header handling is off: by default it believes `X-Forwarded-For` from
+    loopback and rewrites the client address before the service sees it. Only the proxies of
+    PENDINGTX_TRUSTED_PROXIES may name the client (api/client_address.py).
+    """
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, proxy_headers=False, **options)
 
 
 class _Server(uvicorn.Server):
@@ -218,7 +229,7 @@ def run_server(
         shutdown_timeout=shutdown_timeout,
         access_log=access_log,
     )
-    config = uvicorn.Config(
+    config = server_config(
         app,
         host=host,
         port=port,

@@ -8,7 +8,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from time import perf_counter
 
 import sqlalchemy as sa
@@ -116,8 +116,8 @@ def _as_api_error(exc: Exception, scope: Scope) -> errors.ApiError:
 
 
 class RequestContext:
-    """Tags each request with a tracking id, answers every failure in the contract's format, and
-    records each request in the access log and in `metrics`.
+    """Tags each request with a tracking id, answers every failure in the contract's format (with
+    RFC 6749's members on `oauth_paths`), and records each request in the access log and in `metrics`.
     """
 
     def __init__(
@@ -128,8 +128,11 @@ class RequestContext:
         max_header_bytes: int = MAX_HEADER_BYTES,
         metrics: RequestMetrics | None = None,
         access_log: AccessLog | None = None,
+        oauth_paths: Collection[str] = (),
     ) -> None:
         self.app = app
+        # Errors on these paths also carry RFC 6749's members, those found before the route included.
+        self.oauth_paths = frozenset(oauth_paths)
         self.max_url_length = max_url_length
         self.max_header_bytes = max_header_bytes
         self.metrics = metrics
@@ -168,9 +171,8 @@ class RequestContext:
         except Exception as exc:
             if status:
                 raise
-            response = error_response(
-                _as_api_error(exc, scope), tracking, oauth=bool(scope.get(OAUTH_SCOPE_KEY))
-            )
+            oauth = bool(scope.get(OAUTH_SCOPE_KEY)) or scope["path"] in self.oauth_paths
+            response = error_response(_as_api_error(exc, scope), tracking, oauth=oauth)
             await response(scope, receive, send_with_tracking)
         finally:
             close_note(token)

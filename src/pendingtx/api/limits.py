@@ -1,4 +1,5 @@
-"""Limits on the request head, checked before any route: the size of its headers, and NUL in its target.
+"""Limits on the request head, checked before any route: the size of its headers, headers that may
+be sent only once, and NUL in its target.
 
 The lead calls these from the outermost layer (api/context.py). Each raises `errors.ValidationFailed`
 (400 `request.validation.failure`) naming what is refused, so that the answer is the contract's error
@@ -8,6 +9,7 @@ body. The depth limit of JSON bodies lives with the body's shape check (services
 from __future__ import annotations
 
 import re
+from typing import NoReturn
 from urllib.parse import parse_qsl
 
 from starlette.types import Scope
@@ -19,23 +21,48 @@ from pendingtx import errors
 MAX_HEADER_BYTES = 16 * 1024
 
 _LINE_OVERHEAD = len(b": \r\n")
+# Headers that may be sent only once (ASGI names, lower case), as they are usually written. When one
+# is repeated, which copy wins differs from one HTTP stack to the next, so none is chosen: 400.
+SINGLE_HEADERS = {
+    b"authorization": "Authorization",
+    b"appkey": "AppKey",
+    b"idempotency-key": "Idempotency-Key",
+}
 _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
 
 
 def check_request_head(scope: Scope, *, max_header_bytes: int, max_value_bytes: int | None = None) -> None:
     """400 when the request's headers total more than `max_header_bytes`, counted as sent (each line
     `name: value` and CRLF), or a header's value is longer than `max_value_bytes` (by default half of
-    `max_header_bytes`). The error names each oversized header, or else the largest one.
+    `max_header_bytes`), or one of SINGLE_HEADERS is repeated. The error names each oversized or
+    repeated header, or else the largest one.
     """
     value_limit = max_header_bytes // 2 if max_value_bytes is None else max_value_bytes
     headers: list[tuple[bytes, bytes]] = scope.get("headers") or []
     # Every request passes through here: the common, small head is judged in one quick pass.
     longest = total = 0
+    singles: list[bytes] = []
     for name, value in headers:
-        total += len(name) + len(value)
-        longest = max(longest, len(value))
-    if longest <= value_limit and total + _LINE_OVERHEAD * len(headers) <= max_header_bytes:
-        return
+        size = len(value)
+        total += len(name) + size
+        longest = max(longest, size)
+        if name in SINGLE_HEADERS:
+            singles.append(name)
+    if longest > value_limit or total + _LINE_OVERHEAD * len(headers) > max_header_bytes:
+        _refuse_oversized(headers, max_header_bytes, value_limit)
+    if len(singles) > 1 and len(set(singles)) < len(singles):
+        repeated = dict.fromkeys(name for name in singles if singles.count(name) > 1)
+        raise errors.ValidationFailed(
+            "Repeated request header",
+            errors=[
+                errors.ErrorDetail(SINGLE_HEADERS[name], "header", "must be given once") for name in repeated
+            ],
+        )
+
+
+def _refuse_oversized(
+    headers: list[tuple[bytes, bytes]], max_header_bytes: int, value_limit: int
+) -> NoReturn:
     total = 0
     largest_size, largest_name = -1, b""
     details: list[errors.ErrorDetail] = []
@@ -49,14 +76,13 @@ def check_request_head(scope: Scope, *, max_header_bytes: int, max_value_bytes: 
             details.append(errors.ErrorDetail(_shown(name), "header", reason))
     if details:
         raise errors.ValidationFailed("Request header too large", errors=details)
-    if total > max_header_bytes:
-        reason = (
-            f"is the largest of request headers totalling {total} bytes; "
-            f"they may total at most {max_header_bytes} bytes"
-        )
-        raise errors.ValidationFailed(
-            "Request headers too large", errors=[errors.ErrorDetail(_shown(largest_name), "header", reason)]
-        )
+    reason = (
+        f"is the largest of request headers totalling {total} bytes; "
+        f"they may total at most {max_header_bytes} bytes"
+    )
+    raise errors.ValidationFailed(
+        "Request headers too large", errors=[errors.ErrorDetail(_shown(largest_name), "header", reason)]
+    )
 
 
 def _shown(name: bytes) -> str:

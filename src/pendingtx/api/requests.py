@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
+
 from starlette.requests import Request
 
 from pendingtx import errors
+
+GIVEN_ONCE = "must be given once"
 
 
 def media_type(request: Request) -> str:
@@ -34,3 +38,22 @@ async def read_body(request: Request, *, limit: int) -> bytes:
             raise errors.TooLarge(f"Request body is larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def given_once(
+    items: Iterable[tuple[str, str]], *, location: str, names: Collection[str] | None = None
+) -> dict[str, str]:
+    """The (name, value) items as a mapping; 400 naming each of `names` (by default, any name) that is
+    given more than once, rather than letting the first or the last one win.
+    """
+    values: dict[str, str] = {}
+    repeated: list[str] = []
+    for name, value in items:
+        if name in values and (names is None or name in names) and name not in repeated:
+            repeated.append(name)
+        values.setdefault(name, value)
+    if repeated:
+        raise errors.ValidationFailed(
+            errors=[errors.ErrorDetail(name, location, GIVEN_ONCE) for name in repeated]
+        )
+    return values

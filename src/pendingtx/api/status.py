@@ -64,7 +64,8 @@ class StatusEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         authorization = app_key = None
-        # ASGI servers hand header names over in lower case.
+        # ASGI servers hand header names over in lower case; the request layer has refused a
+        # repeated one (api.limits.SINGLE_HEADERS), so each is seen at most once here.
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value.decode("latin-1")

@@ -13,13 +13,18 @@ from starlette.responses import Response
 from pendingtx import errors
 from pendingtx.api.client_address import client_address
 from pendingtx.api.context import OAUTH_SCOPE_KEY
-from pendingtx.api.requests import read_body, require_media_type
+from pendingtx.api.requests import given_once, read_body, require_media_type
 from pendingtx.api.responses import json_response
 from pendingtx.bootstrap import Runtime
+from pendingtx.domain.networks import Address
 from pendingtx.services import credentials
+from pendingtx.storage.apps import AppRecord
 
+OAUTH_PATH = "/v2/oauthtoken"
 FORM = "application/x-www-form-urlencoded"
 MAX_FORM_BYTES = 16 * 1024
+# The form fields this endpoint reads.
+FORM_FIELDS = frozenset({"grant_type", "client_id", "client_secret", "token"})
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -56,26 +61,44 @@ class TokenEndpoint:
         self.runtime = runtime
         self.db = runtime.database_calls()
 
+    async def _authenticate(self, key: str, secret: str, address: Address | None) -> AppRecord:
+        # The attempt counts before its secret is checked: a locked-out AppKey or address gets 429
+        # before the secret is even looked at, and a burst cannot check more secrets than the limit.
+        failures = self.runtime.abuse.auth_failures
+        attempt = await self.db(failures.reserve, key, address)
+        checks = self.runtime.abuse.secret_checks
+        try:
+            # Argon2 takes a few hundred milliseconds: off the event loop, in one of a few slots.
+            app = await run_in_threadpool(
+                credentials.authenticate_client,
+                self.runtime.uow,
+                checks,
+                app_key=key,
+                app_secret=secret,
+                deadline=checks.deadline(),
+            )
+        except errors.InvalidClient:
+            await self.db(failures.finish, attempt, failed=True)
+            raise
+        except Exception:
+            await self.db(failures.finish, attempt, failed=False)  # never judged (no slot, the database)
+            raise
+        await self.db(failures.finish, attempt, failed=False)
+        return app
+
     async def handle(self, request: Request) -> Response:
         """Answer one token request."""
         request.scope[OAUTH_SCOPE_KEY] = True
         require_media_type(request, FORM)
         body = await read_body(request, limit=MAX_FORM_BYTES)
-        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        # RFC 6749, 3.2: a parameter may not be included more than once; unknown ones are ignored.
+        fields = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        form = given_once(fields, location="body", names=FORM_FIELDS)
         key, secret = client_credentials(request.headers.get("authorization"), form)
+        app = await self._authenticate(
+            key, secret, client_address(request.scope, self.runtime.trusted_proxies)
+        )
         rt = self.runtime
-        # A locked-out AppKey or address gets 429 before its secret is even looked at.
-        failures = rt.abuse.auth_failures
-        address = client_address(request.scope, rt.trusted_proxies)
-        await self.db(failures.check, key, address)
-        try:
-            # Argon2 takes tens of milliseconds: keep it off the event loop.
-            app = await run_in_threadpool(
-                credentials.authenticate_client, rt.uow, app_key=key, app_secret=secret
-            )
-        except errors.InvalidClient:
-            await self.db(failures.record_failure, key, address)
-            raise
         grant = form.get("grant_type", "")
         if grant == "client_credentials":
             minted = await self.db(

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from pendingtx import errors
 from pendingtx.api.client_address import client_address
-from pendingtx.api.requests import media_type, read_body, require_media_type
+from pendingtx.api.requests import given_once, media_type, read_body, require_media_type
 from pendingtx.api.responses import JSON, json_response
 from pendingtx.api.status import STATUS_PATH
 from pendingtx.bootstrap import Runtime
@@ -57,7 +57,8 @@ class V1Routes:
 
     async def _submit(self, request: Request, kind: JobKind) -> Response:
         caller = await self._caller(request)
-        state = request.query_params.get("state")
+        query = given_once(request.query_params.multi_items(), location="query", names=("state",))
+        state = query.get("state")
         if state is not None and state != "pending":
             raise errors.ValidationFailed(errors=[errors.ErrorDetail("state", "query", "must be 'pending'")])
         require_media_type(request, JSON)

@@ -1,7 +1,9 @@
-"""Abuse limits: failed client authentications at the token endpoint, and each application's /v1 budget.
+"""Abuse limits: failed client authentications at the token endpoint, the secret checks a process runs
+at once, and each application's /v1 budget.
 
-The counting is `limits`' fixed-window strategy over one of the storages of storage.rate_counters,
-which run on the service's clock: a window opens at a counter's first hit and lasts its length.
+Failures, authentications in flight and budgets are counted in one of the fixed-window storages of
+storage.rate_counters (budgets through `limits`' fixed-window strategy), which run on the service's
+clock: a window opens at a counter's first hit and lasts its length.
 """
 
 from __future__ import annotations
@@ -9,17 +11,20 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
 
-from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
-from limits.storage import Storage
+from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.strategies import FixedWindowRateLimiter
 
 from pendingtx import errors
 from pendingtx.clock import Clock
 from pendingtx.config import Settings
 from pendingtx.domain.networks import Address
+from pendingtx.storage.rate_counters import Counters
 
 # Longer AppKeys than any issued one (a guesser's) are counted by digest, to bound the key's size.
 _LONGEST_KEY = 64
@@ -144,44 +149,131 @@ def _address_identity(address: Address) -> str:
     return str(address)
 
 
+# An attempt in flight is counted for at most this long (one that never finishes, say in a process
+# that died, stops counting then); in practice it finishes within seconds.
+IN_FLIGHT_SECONDS = 60
+
+
+@dataclass(frozen=True, slots=True)
+class _Counter:
+    """One identity's failures and attempts in flight (an AppKey's, or an address's)."""
+
+    failures: str
+    in_flight: str
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A client authentication whose secret is being checked, counted among the attempts in flight."""
+
+    counters: tuple[_Counter, ...]
+
+
 class AuthFailures:
     """Failed client authentications, counted per AppKey and per client address.
 
     Once either has `limit` failures in its window, every attempt with that AppKey or from that
     address, the right secret included, is refused with 429 until the window that opened at the
-    first failure closes; the attempts refused so do not count.
+    first failure closes; the attempts refused so do not count. Attempts whose secret is being
+    checked count against the limit too (`reserve` until `finish`): however many arrive at once,
+    no more than `limit` secrets are checked per window for one AppKey or address, unless some of
+    them were right. An attempt refused because too many are in flight gets 429 with a short wait.
     """
 
-    def __init__(self, limiter: FixedWindowRateLimiter, *, limit: int, window_seconds: int, clock: Clock):
-        self._limiter = limiter
-        self._per_key = RateLimitItemPerSecond(limit, window_seconds, namespace="auth-failures-key")
-        self._per_address = RateLimitItemPerSecond(limit, window_seconds, namespace="auth-failures-address")
+    def __init__(self, counters: Counters, *, limit: int, window_seconds: int, clock: Clock):
+        self._counters = counters
+        self._limit = limit
+        self._window = window_seconds
         self._clock = clock
 
-    def _counters(self, app_key: str, address: Address | None) -> list[tuple[RateLimitItem, str]]:
-        counters: list[tuple[RateLimitItem, str]] = [(self._per_key, _key_identity(app_key))]
+    @staticmethod
+    def _counters_of(app_key: str, address: Address | None) -> tuple[_Counter, ...]:
+        identities = [f"key/{_key_identity(app_key)}"]
         if address is not None:  # an unknown address (a Unix socket peer) is counted by key only
-            counters.append((self._per_address, _address_identity(address)))
-        return counters
+            identities.append(f"address/{_address_identity(address)}")
+        return tuple(_Counter(f"auth-failures/{i}", f"auth-in-flight/{i}") for i in identities)
 
-    def check(self, app_key: str, address: Address | None) -> None:
-        """RateLimited when this AppKey or this address is locked out."""
-        waits = [
-            _retry_after(self._limiter, item, identity, self._clock)
-            for item, identity in self._counters(app_key, address)
-            if not self._limiter.test(item, identity)
-        ]
-        if waits:
-            wait = max(waits)
+    def reserve(self, app_key: str, address: Address | None) -> Attempt:
+        """Count an attempt in flight before its secret is checked; RateLimited (and nothing counted)
+        when this AppKey or this address is locked out, or has as many attempts in flight as it
+        has failures left.
+        """
+        attempt = Attempt(self._counters_of(app_key, address))
+        lockouts: list[int] = []
+        crowded = False
+        for counter in attempt.counters:
+            # In flight first, failures after: `finish` counts a failure before the attempt leaves
+            # the flight, so concurrent attempts always see each other in one count or the other.
+            in_flight = self._counters.incr(counter.in_flight, IN_FLIGHT_SECONDS)
+            failed = self._counters.get(counter.failures)
+            if failed >= self._limit:
+                lockouts.append(self._lockout_left(counter))
+            crowded = crowded or failed + in_flight > self._limit
+        if lockouts or crowded:
+            self.finish(attempt, failed=False)
+        if lockouts:
+            wait = max(lockouts)
             raise errors.RateLimited(
                 f"Too many failed client authentications; retry in {wait} s",
                 headers={"Retry-After": str(wait)},
             )
+        if crowded:
+            # The attempts in flight are over within seconds; one of them may have been right.
+            raise errors.RateLimited(
+                "Too many client authentications in progress; retry in 1 s", headers={"Retry-After": "1"}
+            )
+        return attempt
 
-    def record_failure(self, app_key: str, address: Address | None) -> None:
-        """Count one failed authentication against the AppKey and the address."""
-        for item, identity in self._counters(app_key, address):
-            self._limiter.hit(item, identity)
+    def _lockout_left(self, counter: _Counter) -> int:
+        closes = self._counters.get_expiry(counter.failures)
+        return max(1, math.ceil(closes - self._clock().timestamp()))
+
+    def finish(self, attempt: Attempt, *, failed: bool) -> None:
+        """The attempt is over: count it as a failure when `failed` (a wrong secret, not an unchecked one)."""
+        for counter in attempt.counters:
+            if failed:
+                self._counters.incr(counter.failures, self._window)
+            self._counters.release(counter.in_flight)
+
+
+class SecretChecks:
+    """At most `limit` client secrets checked at once in the process: each Argon2 check holds 64 MiB.
+
+    A check that finds no slot free before its deadline is refused with 503 and `Retry-After`.
+    """
+
+    def __init__(self, limit: int, *, wait_seconds: float) -> None:
+        self.limit = limit
+        self._slots = threading.BoundedSemaphore(limit)
+        self._wait_seconds = wait_seconds
+        self._lock = threading.Lock()
+        self._waiting = 0
+
+    @property
+    def waiting(self) -> int:
+        """Checks waiting for a slot right now."""
+        return self._waiting
+
+    def deadline(self) -> float:
+        """The latest moment (`time.monotonic()`) by which a check asked for now may start."""
+        return time.monotonic() + self._wait_seconds
+
+    @contextmanager
+    def slot(self, deadline: float) -> Iterator[None]:
+        """Hold a slot while checking a secret; ServiceUnavailable when none frees up by `deadline`."""
+        with self._lock:
+            self._waiting += 1
+        try:
+            acquired = self._slots.acquire(timeout=max(0.0, deadline - time.monotonic()))
+        finally:
+            with self._lock:
+                self._waiting -= 1
+        if not acquired:
+            raise errors.ServiceUnavailable("Too many client authentications in progress; retry shortly")
+        try:
+            yield
+        finally:
+            self._slots.release()
 
 
 @dataclass(frozen=True)
@@ -189,19 +281,23 @@ class AbuseLimits:
     """Every abuse limit of one process, over one counter storage."""
 
     auth_failures: AuthFailures
+    secret_checks: SecretChecks
     requests: Budget
     status_reads: Budget
 
     @classmethod
-    def from_settings(cls, settings: Settings, storage: Storage, *, clock: Clock) -> AbuseLimits:
+    def from_settings(cls, settings: Settings, storage: Counters, *, clock: Clock) -> AbuseLimits:
         """The limits the settings ask for, counted in `storage` (see storage.rate_counters)."""
         limiter = FixedWindowRateLimiter(storage)
         return cls(
             auth_failures=AuthFailures(
-                limiter,
+                storage,
                 limit=settings.auth_failure_limit,
                 window_seconds=settings.auth_failure_window_seconds,
                 clock=clock,
+            ),
+            secret_checks=SecretChecks(
+                settings.max_concurrent_secret_checks, wait_seconds=settings.secret_check_wait_seconds
             ),
             requests=Budget(
                 limiter,

@@ -16,7 +16,7 @@ from pendingtx.clock import Clock
 from pendingtx.domain import credentials as cred
 from pendingtx.domain.networks import Address, Network, contains
 from pendingtx.observability import identify
-from pendingtx.services.abuse import Budget
+from pendingtx.services.abuse import Budget, SecretChecks
 from pendingtx.storage import apps as repo
 from pendingtx.storage.hot_reads import HotReads
 from pendingtx.storage.unit_of_work import UnitOfWork
@@ -93,16 +93,23 @@ def create_app(
     return NewApp(app_key, secret, name, organization, tuple(sorted(set(products))), tuple(allowed_networks))
 
 
-def authenticate_client(uow: UnitOfWork, *, app_key: str, app_secret: str) -> repo.AppRecord:
-    """The enabled application these client credentials belong to, or InvalidClient."""
+def authenticate_client(
+    uow: UnitOfWork, checks: SecretChecks, *, app_key: str, app_secret: str, deadline: float | None = None
+) -> repo.AppRecord:
+    """The enabled application these client credentials belong to, or InvalidClient.
+
+    The secret is checked in one of `checks`' slots, or ServiceUnavailable when none is free by
+    `deadline` (`time.monotonic()`; by default the checks' wait from now).
+    """
     if "\x00" in app_key:
         # No AppKey holds one, and PostgreSQL cannot even compare text holding one.
         raise errors.InvalidClient()
     with uow.read() as conn:
         app = repo.find_app(conn, app_key)
-    stored = app.secret_hash if app is not None else _decoy_hash()
     try:
-        _hasher().verify(stored, app_secret)
+        # The decoy is hashed once, at the first unknown key: with as much memory as a check.
+        with checks.slot(checks.deadline() if deadline is None else deadline):
+            _hasher().verify(app.secret_hash if app is not None else _decoy_hash(), app_secret)
     except (VerificationError, InvalidHashError):
         raise errors.InvalidClient() from None
     if app is None or app.disabled:

@@ -6,6 +6,10 @@ limits' own storages read `time.time()`; these read the injected clock instead, 
 at a counter's first hit on the same clock as everything else, and tests move that clock instead
 of sleeping.
 
+Beyond limits' interface, `release` gives hits back (services.abuse counts a client authentication
+in flight while its secret is checked, and gives the count back when it is over). A window whose
+hits have all been given back is no window: the next hit opens a new one.
+
 `MemoryCounters` serves one process (the SQLite deployment) for a dictionary lookup per hit.
 `DatabaseCounters` keeps the counts in the `rate_counters` table, so that every API process on one
 PostgreSQL shares them: a hit is one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING`. This module
@@ -15,6 +19,7 @@ is the only place where the two databases' upserts differ.
 from __future__ import annotations
 
 import threading
+from abc import abstractmethod
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,7 +43,15 @@ class _Window:
         self.expires_at = expires_at
 
 
-class MemoryCounters(Storage):
+class Counters(Storage):
+    """A storage for limits' fixed-window strategy that can also give hits back."""
+
+    @abstractmethod
+    def release(self, key: str, amount: int = 1) -> None:
+        """Take back up to `amount` hits from the key's open window (none when no window is open)."""
+
+
+class MemoryCounters(Counters):
     """Fixed-window counters in this process's memory; safe to use from several threads."""
 
     def __init__(self, clock: Clock) -> None:
@@ -60,12 +73,19 @@ class MemoryCounters(Storage):
         now = self._now()
         with self._lock:
             window = self._windows.get(key)
-            if window is None or window.expires_at <= now:
+            if window is None or window.expires_at <= now or window.hits <= 0:
                 if now >= self._next_sweep:
                     self._sweep(now)
                 window = self._windows[key] = _Window(0, now + expiry)
             window.hits += amount
             return window.hits
+
+    def release(self, key: str, amount: int = 1) -> None:
+        """Take back up to `amount` hits from the key's open window (none when no window is open)."""
+        with self._lock:
+            window = self._live(key)
+            if window is not None:
+                window.hits = max(0, window.hits - amount)
 
     def _sweep(self, now: float) -> None:
         self._next_sweep = now + SWEEP_SECONDS
@@ -106,8 +126,12 @@ class MemoryCounters(Storage):
         return len(self._windows)
 
 
+# Inline, not a parameter: Prepared statements take only named parameters.
+_ZERO: sa.ColumnClause[int] = sa.literal_column("0")
+
+
 def _upsert(dialect: str) -> Any:
-    """Count hits in one statement: a new or expired row starts a window, a live one adds to its count."""
+    """Count hits in one statement: a new, expired or emptied row starts a window, a live one adds to it."""
     insert: Any
     if dialect == "postgresql":
         insert = postgresql.insert
@@ -118,7 +142,7 @@ def _upsert(dialect: str) -> Any:
     new = insert(rate_counters).values(
         key=sa.bindparam("key"), hits=sa.bindparam("amount"), expires_at=sa.bindparam("expires_at")
     )
-    expired = rate_counters.c.expires_at <= sa.bindparam("now")
+    expired = sa.or_(rate_counters.c.expires_at <= sa.bindparam("now"), rate_counters.c.hits <= _ZERO)
     return new.on_conflict_do_update(
         index_elements=[rate_counters.c.key],
         set_={
@@ -128,6 +152,21 @@ def _upsert(dialect: str) -> Any:
     ).returning(rate_counters.c.hits, rate_counters.c.expires_at)
 
 
+# Never below zero, and never in a window that has closed (its hits no longer count).
+_RELEASE = (
+    rate_counters.update()
+    .where(
+        rate_counters.c.key == sa.bindparam("key"),
+        rate_counters.c.expires_at > sa.bindparam("now"),
+        rate_counters.c.hits > _ZERO,
+    )
+    .values(
+        hits=sa.case(
+            (rate_counters.c.hits > sa.bindparam("amount"), rate_counters.c.hits - sa.bindparam("amount")),
+            else_=_ZERO,
+        )
+    )
+)
 _LIVE = sa.select(rate_counters.c.hits, rate_counters.c.expires_at).where(
     rate_counters.c.key == sa.bindparam("key"), rate_counters.c.expires_at > sa.bindparam("now")
 )
@@ -143,7 +182,7 @@ _SWEEP = rate_counters.delete().where(
 )
 
 
-class DatabaseCounters(Storage):
+class DatabaseCounters(Counters):
     """Fixed-window counters in the `rate_counters` table, shared by every process on the database.
 
     On PostgreSQL each call is one statement on a pooled connection in autocommit, run on the driver
@@ -160,6 +199,7 @@ class DatabaseCounters(Storage):
         self._clock = clock
         self._upsert = Prepared(_upsert(engine.dialect.name), engine.dialect)
         self._live = Prepared(_LIVE, engine.dialect)
+        self._release = Prepared(_RELEASE, engine.dialect)
         self._sweep = Prepared(_SWEEP, engine.dialect)
         self._next_sweep = 0.0
 
@@ -212,6 +252,10 @@ class DatabaseCounters(Storage):
             self._next_sweep = now + SWEEP_SECONDS
             self.sweep()
         return int(row[0]), float(row[1])
+
+    def release(self, key: str, amount: int = 1) -> None:
+        """Take back up to `amount` hits from the key's open window (none when no window is open)."""
+        self._run(self._release, {"key": key, "amount": amount, "now": self._now()}, write=True)
 
     def sweep(self) -> int:
         """Delete expired counters (each process does so once a minute); returns how many."""
