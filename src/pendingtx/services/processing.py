@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from pendingtx.clock import Clock
 from pendingtx.domain import transactions as domain
 from pendingtx.domain.fast_validation import validate_raw
-from pendingtx.domain.jobs import LABEL_LIMIT, JobKind, JobStatus, RecordProblem, outcome
+from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem, outcome, record_problems
 from pendingtx.services.errors import Lease, LeaseLost, PoisonedPayload
 from pendingtx.services.modifying import process_modification
 from pendingtx.storage import jobs as job_repo
@@ -50,13 +50,6 @@ def split_records(payload: bytes) -> list[msgspec.Raw]:
     return decoded if isinstance(decoded, list) else [msgspec.Raw(payload)]
 
 
-def _label(external_id: str | None) -> str | None:
-    """A rejected record's externalId as stored with its problems: bounded, and storable anywhere."""
-    if external_id is None:
-        return None
-    return external_id[:LABEL_LIMIT].replace("\x00", "\ufffd")
-
-
 Checked = tuple[domain.PendingTransaction | list[domain.Problem], str | None]
 
 
@@ -87,15 +80,12 @@ def _validate(
     problems: list[RecordProblem] = []
     for index in range(start, end):
         result, external_id = checked[index]
-        label = _label(external_id)
         if index in repeats:
-            problems.append(
-                RecordProblem(index, label, "externalId", "repeats an earlier record of this batch")
-            )
+            result = [domain.Problem("externalId", "repeats an earlier record of this batch")]
         elif isinstance(result, domain.PendingTransaction):
             valid.append((index, result))
-        else:
-            problems.extend(RecordProblem(index, label, p.field, p.reason) for p in result)
+            continue
+        problems.extend(record_problems(index, external_id, result))
     return valid, problems
 
 

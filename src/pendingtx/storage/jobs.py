@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem
+from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem, storable
 from pendingtx.storage.direct import DirectStatement, run, run_many
 from pendingtx.storage.tables import job_claims, job_problems, jobs
 
@@ -178,14 +178,17 @@ def insert_problems(conn: sa.Connection, job_id: int, problems: Sequence[RecordP
 
 
 def insert_problems_of(conn: sa.Connection, by_job: Sequence[tuple[int, Sequence[RecordProblem]]]) -> None:
-    """Record why records of several jobs were rejected, in one statement."""
+    """Record why records of several jobs were rejected, in one statement.
+
+    Every text is made storable first: PostgreSQL refuses NUL in text, and a member name may hold one.
+    """
     rows = [
         {
             "job_id": job_id,
             "record_index": p.index,
-            "external_id": p.external_id,
-            "field": p.field,
-            "reason": p.reason,
+            "external_id": None if p.external_id is None else storable(p.external_id),
+            "field": storable(p.field),
+            "reason": storable(p.reason),
         }
         for job_id, problems in by_job
         for p in problems
