@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from pendingtx.domain.networks import Network, parse_networks, split_list
+from pendingtx.domain.patching import PatchLimits
 
 ENV_PREFIX = "PENDINGTX_"
 
@@ -55,6 +56,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_storage: Literal["auto", "memory", "database"] = "auto"
     # Comma-separated CIDRs of the proxies whose X-Forwarded-For is believed (none by default).
     trusted_proxies: str = ""
+    # A JSON Patch may hold at most this many operations (more: 400 at PATCH time).
+    max_patch_operations: Positive = 100
+    # While a JSON Patch is applied, the transaction counted as its JSON size plus every value added,
+    # replaced or copied in may not grow past this; the operation that would make it so fails the job.
+    max_patch_document_bytes: Positive = 64 * 1024
+    # A status answer lists at most this many problems, then says `"truncated": true`.
+    status_max_problems: Positive = 1000
 
     def __post_init__(self) -> None:
         try:
@@ -85,6 +93,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def is_sqlite(self) -> bool:
         """Whether the database is the embedded SQLite file."""
         return self.database_url.startswith("sqlite")
+
+    @property
+    def patch_limits(self) -> PatchLimits:
+        """The bounds on a JSON Patch."""
+        return PatchLimits(self.max_patch_operations, self.max_patch_document_bytes)
 
     @property
     def trusted_proxy_networks(self) -> tuple[Network, ...]:

@@ -18,7 +18,9 @@ from pendingtx.clock import Clock
 from pendingtx.domain import transactions as domain
 from pendingtx.domain.fast_validation import validate_raw
 from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem, outcome, record_problems
+from pendingtx.domain.patching import PatchLimits
 from pendingtx.services.errors import Lease, LeaseLost, PoisonedPayload
+from pendingtx.services.modifications import DEFAULT_LIMITS
 from pendingtx.services.modifying import process_modification
 from pendingtx.storage import jobs as job_repo
 from pendingtx.storage import transactions as tx_repo
@@ -170,6 +172,7 @@ def process_job(
     chunk_size: int,
     clock: Clock,
     checkpoint: Callable[[], None] | None = None,
+    patch_limits: PatchLimits = DEFAULT_LIMITS,
 ) -> JobStatus:
     """Run a claimed job to its terminal status, resuming after the last committed chunk.
 
@@ -177,7 +180,7 @@ def process_job(
     it raises stops the job there (a stopping worker hands the job back this way).
     """
     if job.kind is JobKind.MODIFY:
-        return process_modification(uow, job, lease=lease, clock=clock)
+        return process_modification(uow, job, lease=lease, clock=clock, limits=patch_limits)
     checked, repeats = checked_records(job)
     progress = _Progress(job.processed_count, job.created_count)
     while progress.processed < len(checked):

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from pendingtx.clock import Clock
 from pendingtx.domain.jobs import abandoned
+from pendingtx.domain.patching import PatchLimits
 from pendingtx.observability.logs import fields
 from pendingtx.services.errors import Lease, LeaseLost, PoisonedPayload
 from pendingtx.services.processing import process_job, worth_retrying
@@ -59,6 +60,7 @@ class WorkerConfig:
     poll_seconds: float
     chunk_size: int
     max_attempts: int
+    patch_limits: PatchLimits
 
 
 class Worker:
@@ -194,6 +196,7 @@ class Worker:
                 chunk_size=self.config.chunk_size,
                 clock=self.clock,
                 checkpoint=_checkpoint(stop),
+                patch_limits=self.config.patch_limits,
             )
             log.info(
                 "job %s finished: %s",
