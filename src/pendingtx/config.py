@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
 from pendingtx.domain.networks import Network, parse_networks, split_list
-from pendingtx.domain.patching import PatchLimits
+
+if TYPE_CHECKING:
+    from pendingtx.domain.patching import PatchLimits
 
 ENV_PREFIX = "PENDINGTX_"
 
@@ -97,6 +99,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def patch_limits(self) -> PatchLimits:
         """The bounds on a JSON Patch."""
+        # Imported here: the client commands read settings without the server's dependencies.
+        from pendingtx.domain.patching import PatchLimits
+
         return PatchLimits(self.max_patch_operations, self.max_patch_document_bytes)
 
     @property

@@ -157,8 +157,8 @@ def find_job(conn: sa.Connection, *, key: str, org_id: int) -> JobRecord | None:
     return job_record(row, lambda moment: moment) if row is not None else None
 
 
-def problems_of(conn: sa.Connection, job_id: int) -> list[RecordProblem]:
-    """Every recorded problem of a job, in record order."""
+def problems_of(conn: sa.Connection, job_id: int, limit: int | None = None) -> list[RecordProblem]:
+    """The recorded problems of a job in record order: every one, or the first `limit`."""
     rows = conn.execute(
         sa.select(
             job_problems.c.record_index,
@@ -168,6 +168,7 @@ def problems_of(conn: sa.Connection, job_id: int) -> list[RecordProblem]:
         )
         .where(job_problems.c.job_id == job_id)
         .order_by(job_problems.c.record_index, job_problems.c.id)
+        .limit(limit)
     )
     return [RecordProblem(index=r[0], external_id=r[1], field=r[2], reason=r[3]) for r in rows]
 
