@@ -12,10 +12,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pendingtx import errors
 from pendingtx.domain.decimals import HugeNumber, parse_quantity, read_number
+from pendingtx.domain.fast_validation import validate_raw
 from pendingtx.domain.jobs import MAX_RECORD_PROBLEMS, RecordProblem, record_problems, storable
 from pendingtx.domain.json_text import decode_error_reason, lone_surrogate, name_bound, repeated_names
-from pendingtx.domain.transactions import Problem
+from pendingtx.domain.patching import PatchFormat, PatchLimits, check_patch_shape, patch_transaction
+from pendingtx.domain.transactions import PendingTransaction, Problem
+from pendingtx.services.modifications import decode_patch
+from pendingtx.services.submissions import count_records
+from tests.unit.test_patching import CHANGED, CREATED, TX
 
 
 @pytest.mark.parametrize(
@@ -176,3 +182,78 @@ def test_stored_text_has_no_nul_and_no_lone_surrogate() -> None:
     assert storable("a\x00b") == "a\ufffdb"
     assert storable("é\ud800\x00") == "é\ufffd\ufffd"
     assert storable("😀") == "😀"
+
+
+# --- any text of the families above: a verdict or a 400, never an exception --------------------------
+
+POISON_TOKENS = [
+    "1e99999999999999999999",
+    "-1E-99999999999999999999",
+    "0e99999999999999999999",
+    "1" * 4301,
+    "-" + "9" * 4400,
+    '"\\ud800"',
+    '"\\udc00x"',
+    '"a\\u0000b"',
+    '"\\ud83d\\ude00"',
+    '"Active"',
+    '"/comments"',
+    '"/x/-"',
+    '"add"',
+    '"copy"',
+    "null",
+    "true",
+]
+NAMES_IN_TEXT = [
+    '"op"',
+    '"path"',
+    '"from"',
+    '"value"',
+    '"amount"',
+    '"\\u0061mount"',
+    '"comments"',
+    '"\\u0000"',
+]
+LEAVES = st.sampled_from(POISON_TOKENS) | st.integers().map(str) | st.text(max_size=4).map(json.dumps)
+
+
+def _compose(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    arrays = st.lists(inner, max_size=3).map(lambda items: "[" + ",".join(items) + "]")
+    members = st.lists(st.tuples(st.sampled_from(NAMES_IN_TEXT), inner), max_size=4)
+    objects = members.map(lambda pairs: "{" + ",".join(f"{name}: {value}" for name, value in pairs) + "}")
+    return arrays | objects
+
+
+HOSTILE_TEXTS = st.recursive(LEAVES, _compose, max_leaves=10)
+
+
+@settings(deadline=None, database=None, max_examples=400)
+@given(text=HOSTILE_TEXTS, fmt=st.sampled_from(list(PatchFormat)))
+def test_any_patch_text_is_a_400_with_reasons_or_gets_a_verdict(text: str, fmt: PatchFormat) -> None:
+    try:
+        patch = decode_patch(text.encode())
+    except errors.ValidationFailed as refused:
+        details = refused.errors
+    else:
+        details = []
+    if details:
+        assert all(detail.field and detail.reason for detail in details)
+        return
+    if check_patch_shape(patch, fmt, PatchLimits()):
+        return
+    result = patch_transaction(
+        TX, create_date=CREATED, change_date=CHANGED, patch=patch, fmt=fmt, limits=PatchLimits()
+    )
+    assert isinstance(result, PendingTransaction) or all(p.reason for p in result)
+
+
+@settings(deadline=None, database=None, max_examples=400)
+@given(members=st.lists(st.tuples(st.sampled_from(NAMES_IN_TEXT), HOSTILE_TEXTS), max_size=5))
+def test_any_record_the_post_accepts_gets_a_verdict(members: list[tuple[str, str]]) -> None:
+    text = ("{" + ",".join(f"{name}: {value}" for name, value in members) + "}").encode()
+    try:
+        count_records(b"[" + text + b"]", max_records=10)
+    except errors.ValidationFailed:
+        return  # refused at POST (a lone surrogate): never reaches a worker
+    result, _ = validate_raw(text)
+    assert isinstance(result, PendingTransaction) or all(p.reason for p in result)

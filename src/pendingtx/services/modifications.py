@@ -54,22 +54,30 @@ def _body_problem(reason: str) -> errors.ValidationFailed:
     return errors.ValidationFailed(errors=[errors.ErrorDetail("body", "body", reason)])
 
 
+class Unreadable(Exception):
+    """A patch that cannot be read; its message says why."""
+
+
 def _read_patch(text: bytes) -> Any:
-    """The patch document, numbers as Decimal, or the reason it cannot be read."""
+    """The patch document, numbers as Decimal; Unreadable says why it cannot be read."""
     try:
         return _decimal_decoder().decode(text)
     except msgspec.DecodeError as exc:
-        return decode_error_reason(text, exc)
+        raise Unreadable(decode_error_reason(text, exc)) from None
     except _InexactNumber as exc:
-        return f"holds the number {clipped(str(exc), 40)}, whose exponent is too large for an exact decimal"
+        shown = clipped(str(exc), 40)
+        raise Unreadable(
+            f"holds the number {shown}, whose exponent is too large for an exact decimal"
+        ) from None
 
 
 def decode_patch(body: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """The patch document, numbers as Decimal; 400 when it is not JSON, nests too deep or repeats a name."""
     check_json_depth(body, max_depth=max_depth)
-    patch = _read_patch(body)
-    if isinstance(patch, str):
-        raise _body_problem(patch)
+    try:
+        patch = _read_patch(body)
+    except Unreadable as exc:
+        raise _body_problem(str(exc)) from None
     # Every object has its members named once: a decoder would silently keep the last of two.
     if name_bound(body) > 1:
         repeated = repeated_names(body, nested=True)
@@ -130,9 +138,10 @@ def apply_stored_patch(
         envelope = msgspec.json.decode(payload, type=Envelope)
     except msgspec.MsgspecError as exc:
         raise PoisonedPayload(str(exc)) from None
-    patch = _read_patch(bytes(envelope.patch))
-    if isinstance(patch, str):  # accepted before its request was checked as closely as now
-        return [Problem("patch", patch)]
+    try:
+        patch = _read_patch(bytes(envelope.patch))
+    except Unreadable as exc:  # accepted before requests were checked as closely as now
+        return [Problem("patch", str(exc))]
     return patching.patch_transaction(
         stored.tx,
         create_date=to_eastern_iso(stored.created_at),
