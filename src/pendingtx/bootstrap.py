@@ -17,6 +17,7 @@ from pendingtx.storage.engine import make_engine
 from pendingtx.storage.hot_reads import HotReads
 from pendingtx.storage.migrate import upgrade
 from pendingtx.storage.rate_counters import DatabaseCounters, MemoryCounters
+from pendingtx.storage.server_keys import ServerKeys
 from pendingtx.storage.unit_of_work import UnitOfWork
 from pendingtx.worker.wakeup import Wakeup
 from pendingtx.worker.worker import Worker, WorkerConfig
@@ -34,6 +35,8 @@ class Runtime:
     def __post_init__(self) -> None:
         self.uow = UnitOfWork(self.engine)
         self.reads = HotReads(self.engine)
+        # Read from the database on first use, not here: building a runtime touches no table.
+        self.keys = ServerKeys(self.uow, self.clock)
         self.lifetimes = TokenLifetimes(
             absolute=timedelta(seconds=self.settings.token_ttl_seconds),
             idle=timedelta(seconds=self.settings.token_idle_seconds),
@@ -73,6 +76,7 @@ class Runtime:
             chunk_size=s.worker_chunk_size,
             max_attempts=s.worker_max_attempts,
             patch_limits=s.patch_limits,
+            fair_share_seconds=s.worker_fair_share_seconds,
         )
         return Worker(self.uow, config, clock=self.clock, worker_id=worker_id)
 

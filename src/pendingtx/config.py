@@ -33,6 +33,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_poll_seconds: PositiveSeconds = 2.0
     worker_chunk_size: Positive = 500
     worker_max_attempts: Positive = 3
+    # How long one job may keep a worker while other organizations' jobs wait; past it the job is
+    # handed back at its next chunk boundary and resumed in its organization's next turn.
+    worker_fair_share_seconds: Annotated[float, msgspec.Meta(ge=0)] = 0.25
     # Connections per process: PostgreSQL's max_connections must cover every process's pool.
     database_pool_size: Positive = 10
     # On PostgreSQL, an API call that waits on the database longer than this answers 503.

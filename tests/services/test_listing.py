@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from pendingtx import errors
 from pendingtx.bootstrap import Runtime
-from pendingtx.domain.listing import decode_cursor
+from pendingtx.domain.cursors import ListKind
 from pendingtx.services.credentials import Caller
 from pendingtx.services.listing import list_transactions
 from tests.services.conftest import Submit
@@ -20,7 +20,7 @@ from tests.support import FakeClock, record
 
 
 def ids(runtime: Runtime, caller: Caller, **params: str) -> list[str]:
-    listing = list_transactions(runtime.uow, caller, list(params.items()))
+    listing = list_transactions(runtime.uow, caller, list(params.items()), keys=runtime.keys)
     return [row.tx.external_id for row in listing.rows]
 
 
@@ -82,7 +82,9 @@ def test_end_bound_is_inclusive_to_the_millisecond(
 
 def test_invalid_parameters_are_named(runtime: Runtime, caller: Caller) -> None:
     with pytest.raises(errors.ValidationFailed) as raised:
-        list_transactions(runtime.uow, caller, [("limit", "0"), ("after", "!!"), ("colour", "red")])
+        list_transactions(
+            runtime.uow, caller, [("limit", "0"), ("after", "!!"), ("colour", "red")], keys=runtime.keys
+        )
     assert {e.field for e in raised.value.errors} == {"limit", "after", "colour"}
     assert all(e.location == "query" for e in raised.value.errors)
 
@@ -106,7 +108,9 @@ def test_paging_forward_and_backward_visits_every_row_once(
     forward: list[str] = []
     cursor: list[tuple[str, str]] = []
     while True:
-        page = list_transactions(runtime.uow, caller, [*filters, ("limit", str(limit)), *cursor])
+        page = list_transactions(
+            runtime.uow, caller, [*filters, ("limit", str(limit)), *cursor], keys=runtime.keys
+        )
         assert page.paging.total_count == len(expected)
         forward += [r.tx.external_id for r in page.rows]
         if page.paging.next is None:
@@ -114,12 +118,15 @@ def test_paging_forward_and_backward_visits_every_row_once(
         cursor = [("after", str(page.paging.after_cursor))]
     assert forward == expected
     backward: list[str] = []
-    last = decode_cursor(str(page.paging.after_cursor))
+    cursors = runtime.keys.cursor_key().for_listing(ListKind.TRANSACTIONS, caller.org_id)
+    last = cursors.open(str(page.paging.after_cursor))
     assert last is not None
     cursor = [("before", page.paging.after_cursor or "")]
     backward = [r.tx.external_id for r in page.rows][-1:]
     while True:
-        page = list_transactions(runtime.uow, caller, [*filters, ("limit", str(limit)), *cursor])
+        page = list_transactions(
+            runtime.uow, caller, [*filters, ("limit", str(limit)), *cursor], keys=runtime.keys
+        )
         backward = [r.tx.external_id for r in page.rows] + backward
         if page.paging.previous is None:
             break
@@ -157,7 +164,9 @@ def test_paging_over_random_data_returns_each_match_once_in_order(
     forward: list[str] = []
     cursor: list[tuple[str, str]] = []
     while True:
-        page = list_transactions(runtime.uow, who, [*filters, ("limit", str(limit)), *cursor])
+        page = list_transactions(
+            runtime.uow, who, [*filters, ("limit", str(limit)), *cursor], keys=runtime.keys
+        )
         assert page.paging.total_count == len(expected)
         forward += [r.tx.external_id for r in page.rows]
         if page.paging.next is None:
@@ -169,7 +178,10 @@ def test_paging_over_random_data_returns_each_match_once_in_order(
     backward = [r.tx.external_id for r in page.rows]
     while page.paging.previous is not None:
         page = list_transactions(
-            runtime.uow, who, [*filters, ("limit", str(limit)), ("before", str(page.paging.before_cursor))]
+            runtime.uow,
+            who,
+            [*filters, ("limit", str(limit)), ("before", str(page.paging.before_cursor))],
+            keys=runtime.keys,
         )
         backward = [r.tx.external_id for r in page.rows] + backward
     assert backward == expected

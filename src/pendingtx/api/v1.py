@@ -100,7 +100,11 @@ class V1Routes:
         """GET /v1/transactions."""
         caller = await self._caller(request)
         found = await self.db(
-            listing.list_transactions, self.rt.uow, caller, request.query_params.multi_items()
+            listing.list_transactions,
+            self.rt.uow,
+            caller,
+            request.query_params.multi_items(),
+            keys=self.rt.keys,
         )
         return json_response(
             {

@@ -1,6 +1,5 @@
 """Listing transactions (`GET /v1/transactions`): query parsing, cursors and paging links."""
 
-import base64
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -9,13 +8,12 @@ from enum import StrEnum
 from typing import TypeVar
 from urllib.parse import quote, urlencode
 
+from pendingtx.domain.cursors import ListingCursors
 from pendingtx.domain.times import eastern
 from pendingtx.domain.transactions import Problem, TransactionStatus, TransactionType
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 50
-# The sequence is a BIGINT; a larger cursor could only fail later, in the query.
-MAX_SEQUENCE = 2**63 - 1
 
 FILTER_PARAMS = (
     "status", "type", "externalId", "productExternalId", "investorExternalId", "contactExternalId",
@@ -27,7 +25,6 @@ _PARAM_RANK = {name: rank for rank, name in enumerate(FILTER_PARAMS + PAGING_PAR
 # ASCII so that other scripts' digits are not read as a date or a number.
 _MOMENT_TEXT = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{3}))?)?", re.ASCII)
 _LIMIT_TEXT = re.compile(r"[0-9]{1,9}", re.ASCII)
-_SEQUENCE_TEXT = re.compile(rb"[1-9][0-9]{0,18}")
 _TEXT_REASON = "must be 1-64 characters"
 _MOMENT_REASON = "must be a date-time yyyy-MM-ddTHH:mm:ss.SSS or a date yyyy-MM-dd (US Eastern time)"
 _LIMIT_REASON = f"must be an integer between 1 and {MAX_LIMIT}"
@@ -40,7 +37,8 @@ _Member = TypeVar("_Member", bound=StrEnum)
 class ListQuery:
     """A parsed listing request: filters combined with AND, then one page after or before a cursor.
 
-    Date bounds are inclusive, aware UTC datetimes; `after` and `before` are row sequence numbers.
+    Date bounds are inclusive, aware UTC datetimes; `after` and `before` are row sequence numbers,
+    opened from the opaque cursors the client sent.
     """
 
     status: TransactionStatus | None = None
@@ -70,33 +68,12 @@ class Paging:
     previous: str | None
 
 
-def encode_cursor(sequence: int) -> str:
-    """Standard base64 (padded) of the decimal sequence number: 1 -> "MQ==", 25 -> "MjU="."""
-    if not 1 <= sequence <= MAX_SEQUENCE:
-        raise ValueError(f"not a row sequence number: {sequence}")
-    return base64.b64encode(str(sequence).encode("ascii")).decode("ascii")
-
-
-def decode_cursor(cursor: str) -> int | None:
-    """The sequence number a cursor stands for, or None when it is not one this service issues."""
-    try:
-        decoded = base64.b64decode(cursor, validate=True)
-    except ValueError:  # binascii.Error, or non-ASCII text
-        return None
-    if _SEQUENCE_TEXT.fullmatch(decoded) is None:
-        return None
-    sequence = int(decoded)
-    # Only the canonical spelling, so each row has one cursor (no leading zeros or stray pad bits).
-    if sequence > MAX_SEQUENCE or encode_cursor(sequence) != cursor:
-        return None
-    return sequence
-
-
 class _QueryReader:
     """Reads single-valued query parameters, collecting every problem found on the way."""
 
-    def __init__(self, values: dict[str, str]) -> None:
+    def __init__(self, values: dict[str, str], cursors: ListingCursors) -> None:
         self.values = values
+        self.cursors = cursors
         self.problems: list[Problem] = []
 
     def fail(self, name: str, reason: str) -> None:
@@ -141,7 +118,7 @@ class _QueryReader:
         value = self.values.get(name)
         if value is None:
             return None
-        sequence = decode_cursor(value)
+        sequence = self.cursors.open(value)
         if sequence is None:
             self.fail(name, _CURSOR_REASON)
         return sequence
@@ -188,10 +165,13 @@ def _single_values(params: Sequence[tuple[str, str]]) -> tuple[dict[str, str], l
     return values, problems
 
 
-def parse_list_query(params: Sequence[tuple[str, str]]) -> ListQuery | list[Problem]:
-    """The listing query from the raw (name, value) query items, or every problem with them."""
+def parse_list_query(params: Sequence[tuple[str, str]], cursors: ListingCursors) -> ListQuery | list[Problem]:
+    """The listing query from the raw (name, value) query items, or every problem with them.
+
+    A cursor is valid only if `cursors`, those of the caller's listing, issued it.
+    """
     values, problems = _single_values(params)
-    read = _QueryReader(values)
+    read = _QueryReader(values, cursors)
     query = ListQuery(
         status=read.member("status", TransactionStatus),
         type=read.member("type", TransactionType),
@@ -229,14 +209,15 @@ def _check_ranges(read: _QueryReader, query: ListQuery) -> None:
 
 
 def _link(path: str, items: list[tuple[str, str]]) -> str:
-    # `=` may stay as it is inside a value (a query item splits at its first `=`), which keeps the
-    # base64 padding readable; `:` is allowed in a query by RFC 3986. `+` and `/` are escaped.
+    # `=` may stay as it is inside a value (a query item splits at its first `=`), and `:` is
+    # allowed in a query by RFC 3986. `+` and `/` are escaped. Cursors need no escaping.
     return path + "?" + urlencode(items, safe=":=", quote_via=quote)
 
 
 def paging_for(
     query: ListQuery,
     *,
+    cursors: ListingCursors,
     params: Sequence[tuple[str, str]],
     first_id: int | None,
     last_id: int | None,
@@ -246,8 +227,8 @@ def paging_for(
     path: str = "/v1/transactions",
 ) -> Paging:
     """The paging member for a page whose rows run from `first_id` to `last_id` (None if empty)."""
-    before_cursor = encode_cursor(first_id) if first_id is not None else None
-    after_cursor = encode_cursor(last_id) if last_id is not None else None
+    before_cursor = cursors.seal(first_id) if first_id is not None else None
+    after_cursor = cursors.seal(last_id) if last_id is not None else None
     # The request's filters, in contract order, so that every page of a listing links alike.
     filters = [(name, value) for name in FILTER_PARAMS for given, value in params if given == name]
     base = [*filters, ("limit", str(query.limit))]

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 from pendingtx import errors
 from pendingtx.domain import listing
+from pendingtx.domain.cursors import ListKind
 from pendingtx.domain.times import to_eastern_iso
 from pendingtx.domain.transactions import to_json
 from pendingtx.services.credentials import Caller
 from pendingtx.storage import transactions as tx_repo
+from pendingtx.storage.server_keys import ServerKeys
 from pendingtx.storage.unit_of_work import UnitOfWork
 
 
@@ -31,15 +33,19 @@ def transaction_json(stored: tx_repo.StoredTransaction) -> dict[str, object]:
     }
 
 
-def list_transactions(uow: UnitOfWork, caller: Caller, params: Sequence[tuple[str, str]]) -> Listing:
+def list_transactions(
+    uow: UnitOfWork, caller: Caller, params: Sequence[tuple[str, str]], *, keys: ServerKeys
+) -> Listing:
     """The page the query parameters ask for, only ever from the caller's organization."""
-    query = listing.parse_list_query(params)
+    cursors = keys.cursor_key().for_listing(ListKind.TRANSACTIONS, caller.org_id)
+    query = listing.parse_list_query(params, cursors)
     if isinstance(query, list):
         raise errors.ValidationFailed(errors=[errors.ErrorDetail(p.field, "query", p.reason) for p in query])
     with uow.read() as conn:
         page = tx_repo.list_page(conn, caller.org_id, query)
     paging = listing.paging_for(
         query,
+        cursors=cursors,
         params=params,
         first_id=page.rows[0].id if page.rows else None,
         last_id=page.rows[-1].id if page.rows else None,

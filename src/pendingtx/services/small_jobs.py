@@ -22,7 +22,7 @@ from pendingtx.services.errors import LeaseLost, PoisonedPayload
 from pendingtx.services.processing import RETRIES, sort_out, validated, worth_retrying
 from pendingtx.storage import jobs as job_repo
 from pendingtx.storage import transactions as tx_repo
-from pendingtx.storage.claim import Candidate, next_candidates
+from pendingtx.storage.claim import Candidate, mark_served, next_candidates
 from pendingtx.storage.jobs import ClaimedJob
 from pendingtx.storage.unit_of_work import UnitOfWork
 
@@ -41,7 +41,7 @@ class Finished:
 
 
 def pick_small(candidates: Sequence[Candidate], *, max_records: int) -> list[ClaimedJob]:
-    """The longest head of the queue that can be done in one transaction, in queue order.
+    """The longest head of the candidates that can be done in one transaction, in their order.
 
     Only waiting jobs qualify (one that was claimed before goes through the leased path, which counts
     its attempts), and no modification (those keep their own ordering rules).
@@ -82,6 +82,7 @@ def run_small_jobs(
         job_repo.claim_waiting(
             conn, [j.id for j in taken], worker_id=worker_id, now=now, lease_until=lease_until
         )
+        mark_served(conn, {j.org_id for j in taken}, now=now)
     try:
         # Judged outside any transaction: other writers need not wait for it.
         judged = [(job, _judge(job)) for job in taken]

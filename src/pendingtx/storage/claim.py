@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
 
 from pendingtx.domain.jobs import JobKind, JobStatus
-from pendingtx.storage.direct import DirectStatement, run
+from pendingtx.storage.direct import DirectStatement, run, run_many
 from pendingtx.storage.jobs import ClaimedJob
-from pendingtx.storage.tables import job_claims, jobs
+from pendingtx.storage.tables import job_claims, jobs, organizations
 
 # PostgreSQL notification channel that announces committed jobs to every worker process.
 CHANNEL = "pendingtx_jobs"
@@ -25,6 +26,8 @@ def announce_job(conn: sa.Connection) -> None:
 
 
 _UNFINISHED = (JobStatus.SUBMITTED.value, JobStatus.IN_PROGRESS.value)
+# At most this many organizations with waiting jobs are looked at per claim, least recently served first.
+MAX_TURNS = 16
 
 
 def _waits_for_earlier_modification() -> sa.Exists:
@@ -39,21 +42,89 @@ def _waits_for_earlier_modification() -> sa.Exists:
     )
 
 
-def _claimable() -> sa.ColumnElement[bool]:
+def _in_order() -> sa.ColumnElement[bool]:
+    return sa.or_(jobs.c.target.is_(None), ~_waits_for_earlier_modification())
+
+
+def _abandoned() -> sa.ColumnElement[bool]:
+    """A job whose holder's lease ran out (it crashed, failed or handed the job back)."""
     now = sa.bindparam("now", type_=jobs.c.lease_until.type)
-    return sa.and_(
-        sa.or_(
-            jobs.c.status == JobStatus.SUBMITTED.value,
-            sa.and_(jobs.c.status == JobStatus.IN_PROGRESS.value, jobs.c.lease_until <= now),
-        ),
-        sa.or_(jobs.c.target.is_(None), ~_waits_for_earlier_modification()),
+    return sa.and_(jobs.c.status == JobStatus.IN_PROGRESS.value, jobs.c.lease_until <= now)
+
+
+def _claimable() -> sa.ColumnElement[bool]:
+    return sa.and_(sa.or_(jobs.c.status == JobStatus.SUBMITTED.value, _abandoned()), _in_order())
+
+
+def _in_org(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+    return sa.and_(condition, jobs.c.org_id == sa.bindparam("org_id"), _in_order())
+
+
+def _turns_statement(_: str) -> sa.Select[Any]:
+    """Organizations with claimable jobs, least recently served first.
+
+    Those with waiting jobs are found by skipping along (status, org_id): one index probe per such
+    organization, however many jobs each one has waiting, so a tenant with a deep backlog costs the
+    others nothing here. Jobs in progress are few: those under an expired lease are simply read.
+    """
+    submitted = jobs.c.status == JobStatus.SUBMITTED.value
+    seed = sa.select(sa.func.min(jobs.c.org_id).label("org_id")).where(submitted)
+    skip = seed.cte("waiting_orgs", recursive=True)
+    following = sa.select(sa.func.min(jobs.c.org_id)).where(submitted, jobs.c.org_id > skip.c.org_id)
+    skip = skip.union_all(sa.select(following.scalar_subquery()).where(skip.c.org_id.is_not(None)))
+    orgs = sa.union(sa.select(skip.c.org_id), sa.select(jobs.c.org_id).where(_abandoned())).subquery()
+    return (
+        sa.select(orgs.c.org_id)
+        .join(organizations, organizations.c.id == orgs.c.org_id)
+        .order_by(organizations.c.served_at.asc().nulls_first(), orgs.c.org_id)
+        .limit(MAX_TURNS)
     )
 
 
-@cache
-def _claim_statement(dialect: str) -> sa.Update:
+_TURNS = DirectStatement(_turns_statement)
+_SERVED = DirectStatement(
+    lambda _: (
+        organizations.update()
+        .where(organizations.c.id == sa.bindparam("org_id"))
+        .values(served_at=sa.bindparam("now", type_=organizations.c.served_at.type))
+    )
+)
+
+
+def organizations_in_turn(conn: sa.Connection, *, now: datetime) -> list[int]:
+    """The organizations with claimable jobs, in the order they are to be served."""
+    return [int(r[0]) for r in run(conn, _TURNS, {"now": now}).fetchall()]
+
+
+def mark_served(conn: sa.Connection, org_ids: Collection[int], *, now: datetime) -> None:
+    """Record that these organizations' jobs were just claimed: they go to the back of the turn."""
+    run_many(conn, _SERVED, [{"org_id": org_id, "now": now} for org_id in sorted(org_ids)])
+
+
+_OTHERS_WAITING = DirectStatement(
+    # Two probes of (status, org_id) rather than `org_id <>`, which would walk the caller's own backlog.
+    lambda _: sa.select(
+        sa.or_(
+            sa.exists().where(
+                jobs.c.status == JobStatus.SUBMITTED.value, jobs.c.org_id < sa.bindparam("org_id")
+            ),
+            sa.exists().where(
+                jobs.c.status == JobStatus.SUBMITTED.value, jobs.c.org_id > sa.bindparam("org_id")
+            ),
+            sa.exists().where(_abandoned(), jobs.c.org_id != sa.bindparam("org_id")),
+        )
+    )
+)
+
+
+def others_waiting(conn: sa.Connection, org_id: int, *, now: datetime) -> bool:
+    """Whether another organization has a claimable job (it may be a blocked modification)."""
+    return bool(run(conn, _OTHERS_WAITING, {"org_id": org_id, "now": now}).fetchone()[0])
+
+
+def _claim_statement(dialect: str, which: sa.ColumnElement[bool]) -> sa.Update:
     now = sa.bindparam("now", type_=jobs.c.lease_until.type)
-    claimable = sa.select(jobs.c.id).where(_claimable()).order_by(jobs.c.id).limit(1)
+    claimable = sa.select(jobs.c.id).where(which).order_by(jobs.c.id).limit(1)
     if dialect == "postgresql":
         # Concurrent claimers skip each other's rows instead of queueing behind them.
         claimable = claimable.with_for_update(skip_locked=True)
@@ -64,45 +135,57 @@ def _claim_statement(dialect: str) -> sa.Update:
         .values(
             status=JobStatus.IN_PROGRESS.value,
             worker_id=sa.bindparam("worker_id"),
-            lease_until=sa.bindparam("lease_until"),
+            lease_until=sa.bindparam("lease_until", type_=jobs.c.lease_until.type),
             attempts=jobs.c.attempts + 1,
             started_at=sa.func.coalesce(jobs.c.started_at, now),
         )
-        .returning(
-            jobs.c.id,
-            jobs.c.org_id,
-            jobs.c.kind,
-            jobs.c.payload,
-            jobs.c.record_count,
-            jobs.c.processed_count,
-            jobs.c.created_count,
-            jobs.c.failed_count,
-            jobs.c.attempts,
-            jobs.c.target,
-        )
+        .returning(*_CLAIMED_COLUMNS)
     )
+
+
+_CLAIMED_COLUMNS = (
+    jobs.c.id,
+    jobs.c.org_id,
+    jobs.c.kind,
+    jobs.c.payload,
+    jobs.c.record_count,
+    jobs.c.processed_count,
+    jobs.c.created_count,
+    jobs.c.failed_count,
+    jobs.c.attempts,
+    jobs.c.target,
+)
+# Within an organization, a job under an expired lease is resumed before its waiting ones start.
+_CLAIM_IN_ORG = (
+    DirectStatement(lambda dialect: _claim_statement(dialect, _in_org(_abandoned()))),
+    DirectStatement(
+        lambda dialect: _claim_statement(dialect, _in_org(jobs.c.status == JobStatus.SUBMITTED.value))
+    ),
+)
+# Should every organization in turn have only modifications waiting behind others, any claimable job.
+_CLAIM_ANY = DirectStatement(lambda dialect: _claim_statement(dialect, _claimable()))
+
+
+def _claim_row(conn: sa.Connection, values: dict[str, Any]) -> Any:
+    for org_id in organizations_in_turn(conn, now=values["now"]):
+        for statement in _CLAIM_IN_ORG:
+            row = run(conn, statement, {**values, "org_id": org_id}).fetchone()
+            if row is not None:
+                return row
+    return run(conn, _CLAIM_ANY, values).fetchone()
 
 
 def claim_next(
     conn: sa.Connection, *, worker_id: str, now: datetime, lease_until: datetime
 ) -> ClaimedJob | None:
-    """Take the oldest waiting job, or one whose holder's lease ran out, in one statement."""
-    row = conn.execute(
-        _claim_statement(conn.dialect.name), {"now": now, "worker_id": worker_id, "lease_until": lease_until}
-    ).first()
+    """Take the next job of the organization whose turn it is (the one served least recently): one
+    whose holder's lease ran out, else its oldest waiting job; each in one statement.
+    """
+    values = {"now": now, "worker_id": worker_id, "lease_until": lease_until}
+    row = _claim_row(conn, values)
     if row is None:
         return None
-    conn.execute(
-        job_claims.insert(),
-        {
-            "job_id": row[0],
-            "worker_id": worker_id,
-            "attempt": row[8],
-            "claimed_at": now,
-            "lease_until": lease_until,
-        },
-    )
-    return ClaimedJob(
+    job = ClaimedJob(
         id=row[0],
         org_id=row[1],
         kind=JobKind(row[2]),
@@ -114,6 +197,25 @@ def claim_next(
         attempts=row[8],
         target=row[9],
     )
+    claim = {"job_id": job.id, "attempt": job.attempts, **values}
+    run(conn, _OPEN_CLAIM, claim)
+    mark_served(conn, [job.org_id], now=now)
+    return job
+
+
+_OPEN_CLAIM = DirectStatement(
+    lambda _: (
+        job_claims.insert()
+        .inline()
+        .values(
+            job_id=sa.bindparam("job_id"),
+            worker_id=sa.bindparam("worker_id"),
+            attempt=sa.bindparam("attempt"),
+            claimed_at=sa.bindparam("now", type_=job_claims.c.claimed_at.type),
+            lease_until=sa.bindparam("lease_until", type_=job_claims.c.lease_until.type),
+        )
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +247,7 @@ class Candidate:
         )
 
 
-def _candidates_statement(dialect: str) -> sa.Select[Any]:
+def _candidates_statement(dialect: str, which: sa.ColumnElement[bool]) -> sa.Select[Any]:
     # Only a payload that could be batched is read: a large job's is left for the worker that claims it.
     small = sa.and_(
         jobs.c.status == JobStatus.SUBMITTED.value,
@@ -162,7 +264,7 @@ def _candidates_statement(dialect: str) -> sa.Select[Any]:
             jobs.c.target,
             sa.case((small, jobs.c.payload), else_=sa.null()),
         )
-        .where(_claimable())
+        .where(which)
         .order_by(jobs.c.id)
         .limit(sa.bindparam("limit"))
     )
@@ -170,15 +272,35 @@ def _candidates_statement(dialect: str) -> sa.Select[Any]:
     return query.with_for_update(skip_locked=True) if dialect == "postgresql" else query
 
 
-_CANDIDATES = DirectStatement(_candidates_statement)
+_CANDIDATES_IN_ORG = (
+    DirectStatement(lambda dialect: _candidates_statement(dialect, _in_org(_abandoned()))),
+    DirectStatement(
+        lambda dialect: _candidates_statement(dialect, _in_org(jobs.c.status == JobStatus.SUBMITTED.value))
+    ),
+)
 
 
-def next_candidates(conn: sa.Connection, *, now: datetime, limit: int, max_records: int) -> list[Candidate]:
-    """The oldest claimable jobs, in the order a worker must take them."""
-    rows = run(conn, _CANDIDATES, {"now": now, "limit": limit, "max_records": max_records}).fetchall()
+def _candidates(rows: Sequence[Any]) -> list[Candidate]:
     return [
         Candidate(
             r[0], r[1], JobStatus(r[2]), JobKind(r[3]), r[4], r[5], None if r[6] is None else bytes(r[6])
         )
         for r in rows
     ]
+
+
+def _queue(conn: sa.Connection, org_id: int, values: dict[str, Any]) -> list[Candidate]:
+    abandoned, waiting = (
+        run(conn, statement, {**values, "org_id": org_id}).fetchall() for statement in _CANDIDATES_IN_ORG
+    )
+    return _candidates([*abandoned, *waiting])
+
+
+def next_candidates(conn: sa.Connection, *, now: datetime, limit: int, max_records: int) -> list[Candidate]:
+    """The claimable jobs in the order a worker must take them: the organizations' queues taken in
+    turn (each one's first job, then each one's second, ...), the least recently served first.
+    """
+    values = {"now": now, "limit": limit, "max_records": max_records}
+    queues = [_queue(conn, org_id, values) for org_id in organizations_in_turn(conn, now=now)]
+    interleaved = [c for turn in itertools.zip_longest(*queues) for c in turn if c is not None]
+    return interleaved[:limit]

@@ -25,6 +25,8 @@ organizations = sa.Table(
     sa.Column("id", Id, primary_key=True),
     sa.Column("name", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    # When a worker last claimed one of its jobs: organizations waiting longest since are served first.
+    sa.Column("served_at", UTCDateTime(), nullable=True),
 )
 
 apps = sa.Table(
@@ -85,7 +87,8 @@ jobs = sa.Table(
     sa.Column("target", sa.String(64), nullable=True),
     sa.Column("idempotency_key", sa.String(255), nullable=True),
     sa.Column("request_digest", sa.String(64), nullable=True),
-    sa.Index("ix_jobs_status_id", "status", "id"),
+    # Claims find the organizations with waiting jobs, then each one's oldest, along this index.
+    sa.Index("ix_jobs_status_org_id_id", "status", "org_id", "id"),
     sa.Index("ix_jobs_org_id_target_id", "org_id", "target", "id"),
     sa.UniqueConstraint("app_id", "idempotency_key"),
 )
@@ -157,4 +160,14 @@ rate_counters = sa.Table(
     sa.Column("key", sa.String(255), primary_key=True),
     sa.Column("hits", sa.BigInteger(), nullable=False),
     sa.Column("expires_at", sa.Double(), nullable=False),
+)
+
+# The service's own secret keys (storage/server_keys.py), one row per use, made on first use. Anyone who
+# can read this table can read every other one too, so it holds the keys in the clear.
+server_keys = sa.Table(
+    "server_keys",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("secret", sa.LargeBinary(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -19,6 +19,8 @@ from pendingtx.storage.direct import DirectStatement, run
 from pendingtx.storage.tables import transactions
 
 _MILLISECOND = timedelta(milliseconds=1)
+# The start of the last millisecond a datetime can hold: one more millisecond would overflow.
+_LAST_MILLISECOND = datetime.max.replace(microsecond=0, tzinfo=UTC) + timedelta(milliseconds=999)
 
 
 def existing_external_ids(conn: sa.Connection, org_id: int, external_ids: Collection[str]) -> set[str]:
@@ -229,9 +231,10 @@ def _filters(org_id: int, query: ListQuery) -> list[sa.ColumnElement[bool]]:
     for column, start, end in ranges:
         if start is not None:
             conditions.append(column >= start)
-        if end is not None:
+        if end is not None and end < _LAST_MILLISECOND:
             # Bounds are inclusive to the millisecond the client can write; stored times carry microseconds.
             conditions.append(column < end + _MILLISECOND)
+        # An end in the last millisecond of year 9999 (or past it) bounds nothing: no time comes after.
     return conditions
 
 

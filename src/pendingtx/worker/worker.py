@@ -24,7 +24,7 @@ from pendingtx.services.errors import Lease, LeaseLost, PoisonedPayload
 from pendingtx.services.processing import process_job, worth_retrying
 from pendingtx.services.small_jobs import UNDECODABLE, run_small_jobs
 from pendingtx.storage import jobs as job_repo
-from pendingtx.storage.claim import claim_next
+from pendingtx.storage.claim import claim_next, others_waiting
 from pendingtx.storage.jobs import ClaimedJob
 from pendingtx.storage.unit_of_work import UnitOfWork
 from pendingtx.worker.liveness import is_dead_local, local_prefix, new_worker_id
@@ -41,15 +41,8 @@ class StopRequested(Exception):
     """Raised between two chunks of a job when the worker has been asked to stop."""
 
 
-def _checkpoint(stop: threading.Event | None) -> Callable[[], None] | None:
-    if stop is None:
-        return None
-
-    def check() -> None:
-        if stop.is_set():
-            raise StopRequested()
-
-    return check
+class TurnOver(Exception):
+    """Raised between two chunks of a job that has had its share while other organizations wait."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +54,9 @@ class WorkerConfig:
     chunk_size: int
     max_attempts: int
     patch_limits: PatchLimits
+    # How long a job may keep the worker while other organizations' jobs wait, before it is handed
+    # back at a chunk boundary to be resumed in its organization's next turn.
+    fair_share_seconds: float = 0.25
 
 
 class Worker:
@@ -195,7 +191,7 @@ class Worker:
                 lease=self.lease,
                 chunk_size=self.config.chunk_size,
                 clock=self.clock,
-                checkpoint=_checkpoint(stop),
+                checkpoint=self._checkpoint(job, stop),
                 patch_limits=self.config.patch_limits,
             )
             log.info(
@@ -205,7 +201,9 @@ class Worker:
                 extra=self._fields(job, "job.finished", status=status.value, duration_ms=_ms_since(began)),
             )
         except StopRequested:
-            self._hand_back(job)
+            self._hand_back(job, "stopping")
+        except TurnOver:
+            self._hand_back(job, "fair share")
         except LeaseLost:
             log.warning(
                 "job %s was taken over by another worker",
@@ -218,6 +216,25 @@ class Worker:
         except Exception:
             log.exception("job %s failed on attempt %s", job.id, job.attempts)
             self._retry_or_give_up(job)
+
+    def _checkpoint(self, job: ClaimedJob, stop: threading.Event | None) -> Callable[[], None]:
+        """What runs before each chunk: stop when asked to, or give the turn to other organizations."""
+        began = time.monotonic()
+        share = self.config.fair_share_seconds
+        chunks = 0
+
+        def check() -> None:
+            nonlocal chunks
+            if stop is not None and stop.is_set():
+                raise StopRequested()
+            # Never before the first chunk: a turn always gets something done.
+            chunks += 1
+            if chunks > 1 and time.monotonic() - began >= share:
+                with self.uow.read() as conn:
+                    if others_waiting(conn, job.org_id, now=self.clock()):
+                        raise TurnOver()
+
+        return check
 
     def _fields(self, job: ClaimedJob, event: str, **more: Any) -> dict[str, Any]:
         return fields(
@@ -249,8 +266,9 @@ class Worker:
                 log.exception("worker step failed; retrying after the poll interval")
             wakeup.wait(self.config.poll_seconds)
 
-    def _hand_back(self, job: ClaimedJob) -> None:
-        """Release a job at a chunk boundary so that any worker resumes it at once (this one is stopping)."""
+    def _hand_back(self, job: ClaimedJob, reason: str) -> None:
+        """Release a job at a chunk boundary so that any worker may resume it at once, without counting
+        an attempt (this worker is stopping, or the job's organization has had its turn)."""
         now = self.clock()
         with self.uow.write(redoable=True) as conn:
             released = job_repo.release(
@@ -263,11 +281,12 @@ class Worker:
             )
             return
         log.info(
-            "job %s handed back at record %s of %s: this worker is stopping",
+            "job %s handed back at record %s of %s (%s)",
             job.id,
             processed,
             job.record_count,
-            extra=self._fields(job, "job.released", reason="stopping", processed=processed),
+            reason,
+            extra=self._fields(job, "job.released", reason=reason, processed=processed),
         )
 
     def _retry_or_give_up(self, job: ClaimedJob) -> None:

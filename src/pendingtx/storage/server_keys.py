@@ -1,0 +1,61 @@
+"""The service's own secret keys, kept in its database so that every process and restart uses the same.
+
+A key is made by the first process that needs it; a process reads it once and keeps it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from pendingtx.clock import Clock
+from pendingtx.domain.cursors import CursorKey, new_cursor_key
+from pendingtx.storage.tables import server_keys
+from pendingtx.storage.unit_of_work import UnitOfWork
+
+CURSOR_KEY = "cursors"
+
+
+def stored_key(uow: UnitOfWork, name: str, make: Callable[[], bytes], clock: Clock) -> bytes:
+    """The key stored under `name`; when there is none yet, `make` one and store it first."""
+    found = _read(uow, name)
+    if found is not None:
+        return found
+    try:
+        with uow.write() as conn:
+            conn.execute(server_keys.insert().values(name=name, secret=make(), created_at=clock()))
+    except sa.exc.IntegrityError:
+        pass  # another process stored its key first: that one is the key, for every process
+    found = _read(uow, name)
+    if found is None:
+        raise RuntimeError(f"the server key {name!r} was stored but cannot be read back")
+    return found
+
+
+def _read(uow: UnitOfWork, name: str) -> bytes | None:
+    with uow.read() as conn:
+        secret = conn.execute(sa.select(server_keys.c.secret).where(server_keys.c.name == name)).scalar()
+    return bytes(secret) if secret is not None else None
+
+
+class ServerKeys:
+    """The keys of one process, each read from the database on first use; safe from several threads."""
+
+    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cursor_key: CursorKey | None = None
+
+    def cursor_key(self) -> CursorKey:
+        """The key that seals list cursors (may read or store it: call where blocking is allowed)."""
+        key = self._cursor_key
+        if key is None:
+            with self._lock:
+                if self._cursor_key is None:
+                    secret = stored_key(self._uow, CURSOR_KEY, new_cursor_key, self._clock)
+                    self._cursor_key = CursorKey(secret)
+                key = self._cursor_key
+        return key
