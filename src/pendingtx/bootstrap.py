@@ -75,6 +75,7 @@ class Runtime:
             poll_seconds=s.worker_poll_seconds,
             chunk_size=s.worker_chunk_size,
             max_attempts=s.worker_max_attempts,
+            patch_limits=s.patch_limits,
             fair_share_seconds=s.worker_fair_share_seconds,
         )
         return Worker(self.uow, config, clock=self.clock, worker_id=worker_id)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
 from pendingtx.domain.networks import Network, parse_networks, split_list
+
+if TYPE_CHECKING:
+    from pendingtx.domain.patching import PatchLimits
 
 ENV_PREFIX = "PENDINGTX_"
 
@@ -66,6 +69,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_storage: Literal["auto", "memory", "database"] = "auto"
     # Comma-separated CIDRs of the proxies whose X-Forwarded-For is believed (none by default).
     trusted_proxies: str = ""
+    # A JSON Patch may hold at most this many operations (more: 400 at PATCH time).
+    max_patch_operations: Positive = 100
+    # While a JSON Patch is applied, the transaction counted as its JSON size plus every value added,
+    # replaced or copied in may not grow past this; the operation that would make it so fails the job.
+    max_patch_document_bytes: Positive = 64 * 1024
+    # A status answer lists at most this many problems, then says `"truncated": true`.
+    status_max_problems: Positive = 1000
 
     def __post_init__(self) -> None:
         try:
@@ -96,6 +106,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def is_sqlite(self) -> bool:
         """Whether the database is the embedded SQLite file."""
         return self.database_url.startswith("sqlite")
+
+    @property
+    def patch_limits(self) -> PatchLimits:
+        """The bounds on a JSON Patch."""
+        # Imported here: the client commands read settings without the server's dependencies.
+        from pendingtx.domain.patching import PatchLimits
+
+        return PatchLimits(self.max_patch_operations, self.max_patch_document_bytes)
 
     @property
     def trusted_proxy_networks(self) -> tuple[Network, ...]:

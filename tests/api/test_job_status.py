@@ -24,6 +24,7 @@ DETAILS = [
     "submittedAt",
     "completedAt",
     "validationDetails",
+    "truncated",
 ]
 LINE = re.compile(r"\[(\d+)\] externalId=(\S+): (\w+): (.+)")
 UNKNOWN_KEY = "NjasfsdgTkkMDcvMjOTowMA=="

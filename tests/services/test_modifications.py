@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+import time
+from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -9,8 +13,9 @@ import pytest
 
 from pendingtx import errors
 from pendingtx.bootstrap import Runtime
-from pendingtx.services import job_status, modifications
+from pendingtx.services import job_status, modifications, modifying
 from pendingtx.services.credentials import Caller
+from pendingtx.services.processing import process_job
 from pendingtx.services.submissions import AcceptedJob
 from pendingtx.storage import transactions as tx_repo
 from tests.conftest import register
@@ -153,3 +158,93 @@ def test_modifications_apply_in_the_order_they_were_accepted(
     assert all(
         job_status.job_status(runtime.uow, caller, j.key).job.status.value == "Completed" for j in jobs
     )
+
+
+# --- patches that cost: bounded, and applied with no transaction open ----------------------------
+
+# ~22 copies of a member into itself: the document doubles with each, to gigabytes if nothing stops it.
+DOUBLING = [{"op": "add", "path": "/x", "value": [1]}] + [{"op": "copy", "from": "/x", "path": "/x/-"}] * 22
+
+
+def test_a_doubling_json_patch_fails_its_job_at_once(
+    runtime: Runtime, caller: Caller, modify: Any, existing: str
+) -> None:
+    before = stored(runtime, caller, existing)
+    began = time.perf_counter()
+    view = verdict(runtime, caller, modify(existing, DOUBLING))
+    assert time.perf_counter() - began < 3  # unbounded: ten seconds and gigabytes
+    assert view.job.status.value == "Failed"
+    assert [(p.field, p.reason) for p in view.problems] == [
+        ("patch", "operation 14 (copy) refused: it would make the transaction larger than 65536 bytes")
+    ]
+    assert stored(runtime, caller, existing) == before
+
+
+def test_the_document_limit_is_a_setting(
+    runtime: Runtime, caller: Caller, modify: Any, existing: str, serve_with: Any
+) -> None:
+    accepted = modify(existing, [{"op": "add", "path": "/comments", "value": "c" * 300}])
+    serve_with(max_patch_document_bytes=500).runtime.new_worker().run_until_idle()
+    view = job_status.job_status(runtime.uow, caller, accepted.key)
+    assert [p.reason for p in view.problems] == [
+        "operation 0 (add) refused: it would make the transaction larger than 500 bytes"
+    ]
+    assert stored(runtime, caller, existing).tx.comments == "first"
+
+
+def _write_meanwhile(runtime: Runtime, found: tx_repo.StoredTransaction, comments: str) -> bool:
+    """Change the transaction from another thread; whether that finished within 3 seconds."""
+
+    def write() -> None:
+        with runtime.uow.write() as conn:
+            changed = dataclasses.replace(found.tx, comments=comments)
+            tx_repo.update_transaction(conn, found.id, changed, now=found.changed_at + timedelta(seconds=1))
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    writer.join(3)
+    return not writer.is_alive()
+
+
+def test_a_patch_is_applied_with_no_transaction_open_and_again_if_its_transaction_changed(
+    runtime: Runtime, caller: Caller, modify: Any, existing: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str | None] = []
+    unblocked: list[bool] = []
+    apply = modifying.apply_stored_patch
+
+    def applied_while_another_writes(found: tx_repo.StoredTransaction, *args: Any) -> Any:
+        seen.append(found.tx.comments)
+        if len(seen) == 1:
+            # Another writer is not held up by the patch being applied, nor is its change lost.
+            unblocked.append(_write_meanwhile(runtime, found, "meanwhile"))
+        return apply(found, *args)
+
+    monkeypatch.setattr(modifying, "apply_stored_patch", applied_while_another_writes)
+    view = verdict(runtime, caller, modify(existing, [{"op": "replace", "path": "/amount", "value": "7"}]))
+    assert unblocked == [True]
+    assert seen == ["first", "meanwhile"]
+    assert view.job.status.value == "Completed"
+    after = stored(runtime, caller, existing)
+    assert (after.tx.comments, str(after.tx.amount)) == ("meanwhile", "7")
+
+
+def test_a_transaction_that_keeps_changing_leaves_the_job_to_a_retry(
+    runtime: Runtime, caller: Caller, modify: Any, existing: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apply = modifying.apply_stored_patch
+    edits = iter(range(100))
+
+    def always_changed(found: tx_repo.StoredTransaction, *args: Any) -> Any:
+        assert _write_meanwhile(runtime, found, f"edit-{next(edits)}")
+        return apply(found, *args)
+
+    monkeypatch.setattr(modifying, "apply_stored_patch", always_changed)
+    accepted = modify(existing, {"comments": "mine"}, MERGE_PATCH)
+    worker = runtime.new_worker()
+    job = worker.claim()
+    assert job is not None
+    with pytest.raises(modifying.ChangedMeanwhile):
+        process_job(runtime.uow, job, lease=worker.lease, chunk_size=10, clock=runtime.clock)
+    assert stored(runtime, caller, existing).tx.comments == f"edit-{modifying.ATTEMPTS - 1}"
+    assert job_status.job_status(runtime.uow, caller, accepted.key).job.status.value == "In Progress"

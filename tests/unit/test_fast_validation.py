@@ -63,13 +63,23 @@ def _decoder() -> msgspec.json.Decoder[Any]:
     return msgspec.json.Decoder(float_hook=Decimal)
 
 
+def repeated_at_top(raw: bytes) -> list[str]:
+    """The member names the outermost object of `raw` repeats, found by the standard library's decoder."""
+    if not raw.lstrip().startswith(b"{"):
+        return []
+    pairs = json.loads(raw, object_pairs_hook=lambda pairs: pairs, parse_int=str, parse_float=str)
+    names = [name for name, _ in pairs]
+    return list(dict.fromkeys(name for i, name in enumerate(names) if name in names[:i]))
+
+
 def slow(raw: bytes, *, transfers_only: bool = False) -> object:
-    """What the worker computes today for one record: validation result and externalId."""
+    """What the rules say of one record: validation result and externalId."""
     try:
         decoded = _decoder().decode(raw)
     except msgspec.DecodeError as exc:
         return ("raises", type(exc))
-    return validate_record(decoded, transfers_only=transfers_only), record_external_id(decoded)
+    result = validate_record(decoded, transfers_only=transfers_only, repeated=repeated_at_top(raw))
+    return result, record_external_id(decoded)
 
 
 def fast(raw: bytes | msgspec.Raw, *, transfers_only: bool = False) -> object:
@@ -352,7 +362,7 @@ def mutation(draw: st.DrawFn, pairs: list[tuple[str, object]]) -> list[tuple[str
         return [p for p in pairs if p[0] != key] + [(key, draw(JSON_VALUES))]
     if kind == "delete":
         return [p for p in pairs if p[0] != key]
-    if kind == "repeat":  # the same member twice; the decoders keep the last
+    if kind == "repeat":  # the same member twice: refused, whatever the decoders keep
         repeated = (key, draw(JSON_VALUES | st.just(members.get(key))))
         return [repeated, *pairs] if draw(st.booleans()) else [*pairs, repeated]
     if kind == "type":  # a valid record of one type relabelled as another
@@ -537,8 +547,14 @@ TEXTS = [
     b"{",
     b'{"externalId": "TX-1"} x',
     b"",
-    b"1" + b"0" * 5000,
-    with_base('"amount": 1' + "0" * 5000),
+    with_base('"amount": "-5", "amount": "5"'),
+    with_base('"amount": "5", "\\u0061mount": "-5"'),
+    with_base('"amount" : "5", "amount"\n:"5"'),
+    with_base('"amount": "5", "zeta": 1, "zeta": 2, "comments": "x", "comments": "x"'),
+    with_base('"amount": "5", "comments": "a:b", "contactExternalId": "C:1"'),
+    with_base('"amount": "5", "comments": "a\\":b"'),
+    with_base('"amount": "5", "comments": {"a": 1, "a": 2}'),
+    with_base('"amount": "5", "tradeDate": null, "tradeDate": "2024-05-02"'),
 ]
 
 
@@ -546,6 +562,95 @@ TEXTS = [
 @pytest.mark.parametrize("transfers_only", [False, True])
 def test_hand_written_texts(raw: bytes, transfers_only: bool) -> None:
     assert_same(raw, transfers_only=transfers_only)
+
+
+def test_a_repeated_member_is_refused_naming_it() -> None:
+    assert validate_raw(with_base('"amount": "-5", "amount": "5"')) == (
+        [Problem("amount", "duplicate member")],
+        "TX-1",
+    )
+    spelt_apart = validate_raw(with_base('"\\u0061mount": "5", "amount": "5", "zeta": 1, "zeta": 1'))
+    assert spelt_apart == (
+        [
+            Problem("amount", "duplicate member"),
+            Problem("zeta", "duplicate member"),
+            Problem("zeta", "unknown field"),
+        ],
+        "TX-1",
+    )
+
+
+HUGE_QUANTITIES = [
+    ("1e99999999999999999999", "must be at most 10000000000000"),
+    ("1.5E+99999999999999999999", "must be at most 10000000000000"),
+    ("-1e99999999999999999999", "must be greater than 0"),
+    ("0e99999999999999999999", "must be greater than 0"),
+    ("0.00e-99999999999999999999", "must be greater than 0"),
+    ("1e-99999999999999999999", "must have at most {places} decimal places"),
+    ("1" + "0" * 5000, "must be at most 10000000000000"),
+    ("-" + "9" * 5001, "must be greater than 0"),
+]
+
+
+@pytest.mark.parametrize(("literal", "reason"), HUGE_QUANTITIES)
+def test_numbers_no_decimal_can_hold_are_refused_as_quantities(literal: str, reason: str) -> None:
+    amount = validate_raw(with_base(f'"amount": {literal}'))
+    assert amount == ([Problem("amount", reason.format(places=2))], "TX-1")
+    units = validate_raw(with_base(f'"units": {literal}').replace(b"New Subscription", b"Partial Redemption"))
+    assert units == ([Problem("units", reason.format(places=6))], "TX-1")
+
+
+@pytest.mark.parametrize("literal", [literal for literal, _ in HUGE_QUANTITIES])
+def test_numbers_no_decimal_can_hold_are_refused_anywhere(literal: str) -> None:
+    raw = with_base(
+        f'"amount": "1", "comments": {literal}, "settlementDate": [{literal}], "zeta": {{"a": {literal}}}'
+    )
+    assert validate_raw(raw) == (
+        [
+            Problem("settlementDate", "must be a date in yyyy-MM-dd format"),
+            Problem("comments", "must be a string"),
+            Problem("zeta", "unknown field"),
+        ],
+        "TX-1",
+    )
+    whole = f"[{literal}]".encode()
+    assert validate_raw(whole) == ([Problem("", "must be a JSON object")], None)
+
+
+HUGE_LITERALS = st.one_of(
+    st.builds(
+        "{}{}{}e{}{}".format,
+        st.sampled_from(["", "-"]),
+        st.integers(0, 10**6),
+        st.sampled_from(["", ".0", ".5", ".000"]),
+        st.sampled_from(["", "+", "-"]),
+        st.integers(10**18 + 10**17, 10**30),
+    ),
+    st.builds(
+        "{}{}{}".format,
+        st.sampled_from(["", "-"]),
+        st.integers(1, 9),
+        st.integers(4300, 4400).map("7".__mul__),
+    ),
+)
+
+
+@PROPERTY
+@given(literal=HUGE_LITERALS, field=KEYS, nest=st.sampled_from(["{}", "[{}]", '{{"x": {}}}']))
+def test_huge_numbers_in_any_member_are_a_problem_of_that_member(literal: str, field: str, nest: str) -> None:
+    base = {
+        "externalId": "TX-1",
+        "type": "Partial Redemption",
+        "productExternalId": "P1",
+        "investorExternalId": "I1",
+    }
+    base["tradeDate"] = "2024-05-01"
+    members = {**base, field: "@"}
+    raw = json.dumps(members).replace('"@"', nest.format(literal)).encode()
+    result, external_id = validate_raw(raw)
+    assert isinstance(result, list)
+    assert field in {p.field for p in result}
+    assert external_id == (None if field == "externalId" else "TX-1")
 
 
 def test_hand_written_valid_text_takes_the_fast_path() -> None:

@@ -1,18 +1,23 @@
 """Unit tests for applying JSON Patch and merge patch modifications (API spec 3.4)."""
 
 import copy
+import re
+import time
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 
 import jsonpatch
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pendingtx.domain.json_text import json_depth_exceeds
 from pendingtx.domain.patching import (
     IMMUTABLE,
     PatchFormat,
+    PatchLimits,
     apply_patch,
     changed_immutables,
     check_patch_shape,
@@ -32,6 +37,7 @@ from pendingtx.domain.transactions import (
 )
 
 JSON = PatchFormat.JSON_PATCH
+LIMITS = PatchLimits()
 MERGE = PatchFormat.MERGE_PATCH
 CREATED = "2026-01-15T10:00:00.000-05:00"
 CHANGED = "2026-01-16T11:30:00.250-05:00"
@@ -60,26 +66,30 @@ def document(tx: PendingTransaction = TX) -> dict[str, object]:
 
 
 def patched(patch: object, fmt: PatchFormat, tx: PendingTransaction = TX) -> PendingTransaction:
-    result = patch_transaction(tx, create_date=CREATED, change_date=CHANGED, patch=patch, fmt=fmt)
+    result = patch_transaction(
+        tx, create_date=CREATED, change_date=CHANGED, patch=patch, fmt=fmt, limits=LIMITS
+    )
     assert isinstance(result, PendingTransaction), f"expected a transaction, got {result!r}"
     return result
 
 
 def refused(patch: object, fmt: PatchFormat, tx: PendingTransaction = TX) -> list[Problem]:
-    result = patch_transaction(tx, create_date=CREATED, change_date=CHANGED, patch=patch, fmt=fmt)
+    result = patch_transaction(
+        tx, create_date=CREATED, change_date=CHANGED, patch=patch, fmt=fmt, limits=LIMITS
+    )
     assert isinstance(result, list), f"expected problems, got {result!r}"
     assert result, "a refusal must name at least one problem"
     return result
 
 
 def applied(patch: object, fmt: PatchFormat = JSON) -> dict[str, object]:
-    result = apply_patch(document(), patch, fmt)
+    result = apply_patch(document(), patch, fmt, LIMITS)
     assert isinstance(result, dict), f"expected a document, got {result!r}"
     return result
 
 
 def failed(patch: object, fmt: PatchFormat = JSON) -> list[Problem]:
-    result = apply_patch(document(), patch, fmt)
+    result = apply_patch(document(), patch, fmt, LIMITS)
     assert isinstance(result, list), f"expected problems, got {result!r}"
     return result
 
@@ -129,7 +139,7 @@ def test_formats_are_their_media_types() -> None:
     ],
 )
 def test_well_formed_json_patches_pass(patch: object) -> None:
-    assert check_patch_shape(patch, JSON) == []
+    assert check_patch_shape(patch, JSON, LIMITS) == []
 
 
 @pytest.mark.parametrize(
@@ -147,6 +157,14 @@ def test_well_formed_json_patches_pass(patch: object) -> None:
         ),
         (
             [{"op": 1, "path": "/a"}],
+            [Problem("body[0].op", "must be one of: add, remove, replace, move, copy, test")],
+        ),
+        (
+            [{"op": {"add": 1}, "path": "/a"}],
+            [Problem("body[0].op", "must be one of: add, remove, replace, move, copy, test")],
+        ),
+        (
+            [{"op": ["copy"], "path": "/a", "from": "/b"}],
             [Problem("body[0].op", "must be one of: add, remove, replace, move, copy, test")],
         ),
         ([{"op": "remove"}], [Problem("body[0].path", "is required")]),
@@ -168,7 +186,7 @@ def test_well_formed_json_patches_pass(patch: object) -> None:
     ],
 )
 def test_malformed_json_patches_are_named(patch: object, expected: list[Problem]) -> None:
-    assert check_patch_shape(patch, JSON) == expected
+    assert check_patch_shape(patch, JSON, LIMITS) == expected
 
 
 def test_every_malformed_operation_is_reported() -> None:
@@ -178,7 +196,7 @@ def test_every_malformed_operation_is_reported() -> None:
         {"value": 2},
         7,
     ]
-    assert check_patch_shape(patch, JSON) == [
+    assert check_patch_shape(patch, JSON, LIMITS) == [
         Problem("body[1].path", "must be a string"),
         Problem("body[1].value", "is required"),
         Problem("body[2].op", "is required"),
@@ -189,12 +207,12 @@ def test_every_malformed_operation_is_reported() -> None:
 
 @pytest.mark.parametrize("patch", [{}, {"comments": None}, {"amount": Decimal("5")}])
 def test_merge_patch_objects_pass(patch: object) -> None:
-    assert check_patch_shape(patch, MERGE) == []
+    assert check_patch_shape(patch, MERGE, LIMITS) == []
 
 
 @pytest.mark.parametrize("patch", [[], [{"op": "remove", "path": "/a"}], "x", None, Decimal(1)])
 def test_merge_patch_must_be_an_object(patch: object) -> None:
-    assert check_patch_shape(patch, MERGE) == [Problem("body", "must be a JSON object")]
+    assert check_patch_shape(patch, MERGE, LIMITS) == [Problem("body", "must be a JSON object")]
 
 
 # --- apply_patch: JSON Patch ----------------------------------------------------------------
@@ -246,7 +264,7 @@ def test_apply_leaves_document_and_patch_unchanged() -> None:
     original = document()
     patch = [{"op": "add", "path": "/comments", "value": "x"}, {"op": "remove", "path": "/amount"}]
     before = copy.deepcopy((original, patch))
-    apply_patch(original, patch, JSON)
+    apply_patch(original, patch, JSON, LIMITS)
     assert (original, patch) == before
 
 
@@ -293,7 +311,7 @@ def test_failure_reason_does_not_quote_the_document() -> None:
 def test_apply_refuses_a_malformed_patch() -> None:
     # jsonpatch itself would accept its non-standard "append"; the contract does not.
     patch = [{"op": "append", "path": "/comments", "value": "!"}]
-    assert failed(patch) == check_patch_shape(patch, JSON) != []
+    assert failed(patch) == check_patch_shape(patch, JSON, LIMITS) != []
 
 
 @pytest.mark.parametrize(
@@ -651,7 +669,10 @@ def test_json_patch_equals_applying_then_validating(data: st.DataObject) -> None
     doc = document(tx)
     ops = data.draw(json_patches(frozenset(doc)))
     expected = validate_record(without_server_fields(jsonpatch.apply_patch(doc, ops)), for_update=True)
-    assert patch_transaction(tx, create_date=CREATED, change_date=CHANGED, patch=ops, fmt=JSON) == expected
+    assert (
+        patch_transaction(tx, create_date=CREATED, change_date=CHANGED, patch=ops, fmt=JSON, limits=LIMITS)
+        == expected
+    )
 
 
 @st.composite
@@ -672,7 +693,10 @@ def test_merge_patch_equals_updating_then_validating(
     # A flat merge patch is a dict update in which null deletes: an independent reference.
     record = {name: value for name, value in {**to_json(tx), **patch}.items() if value is not None}
     expected = validate_record(record, for_update=True)
-    assert patch_transaction(tx, create_date=CREATED, change_date=CHANGED, patch=patch, fmt=MERGE) == expected
+    assert (
+        patch_transaction(tx, create_date=CREATED, change_date=CHANGED, patch=patch, fmt=MERGE, limits=LIMITS)
+        == expected
+    )
 
 
 @settings(deadline=None, database=None, max_examples=200)
@@ -696,5 +720,109 @@ def test_merge_patch_equals_updating_then_validating(
     )
 )
 def test_any_well_formed_json_patch_gets_a_verdict_without_raising(ops: list[dict[str, object]]) -> None:
-    result = patch_transaction(TX, create_date=CREATED, change_date=CHANGED, patch=ops, fmt=JSON)
+    result = patch_transaction(
+        TX, create_date=CREATED, change_date=CHANGED, patch=ops, fmt=JSON, limits=LIMITS
+    )
     assert isinstance(result, PendingTransaction) or (result and all(p.reason for p in result))
+
+
+# --- limits -------------------------------------------------------------------------------------
+
+# ~22 copies of a member into itself: the document doubles with each, to gigabytes if nothing stops it.
+DOUBLING = [{"op": "add", "path": "/x", "value": [1]}] + [{"op": "copy", "from": "/x", "path": "/x/-"}] * 22
+
+
+def test_more_operations_than_the_limit_is_a_shape_problem() -> None:
+    patch = [{"op": "test", "path": "/status", "value": "Active"}] * 4
+    assert check_patch_shape(patch, JSON, PatchLimits(max_operations=4)) == []
+    assert check_patch_shape([*patch, patch[0]], JSON, PatchLimits(max_operations=4)) == [
+        Problem("body", "must contain at most 4 operations; got 5")
+    ]
+
+
+def test_a_doubling_patch_is_refused_before_the_document_grows_past_the_limit() -> None:
+    began = time.perf_counter()
+    result = apply_patch(document(), DOUBLING, JSON, LIMITS)
+    assert time.perf_counter() - began < 2  # unbounded, it takes ten seconds and gigabytes
+    assert isinstance(result, list)
+    assert len(result) == 1
+    assert result[0].field == "patch"
+    assert re.fullmatch(
+        r"operation \d+ \(copy\) refused: it would make the transaction larger than 65536 bytes",
+        result[0].reason,
+    )
+
+
+@pytest.mark.parametrize("limit", [600, 2_000, 10_000])
+def test_the_document_never_grows_past_its_limit(limit: int) -> None:
+    for count in range(1, len(DOUBLING) + 1):
+        result = apply_patch(document(), DOUBLING[:count], JSON, PatchLimits(max_document_bytes=limit))
+        if isinstance(result, list):
+            assert "larger than" in result[0].reason
+        else:
+            assert len(msgspec.json.encode(result)) <= limit
+
+
+def test_a_large_value_counts_whatever_its_operation() -> None:
+    limits = PatchLimits(max_document_bytes=1_000)
+    big = "x" * 1_000
+    for operation in (
+        {"op": "add", "path": "/comments", "value": big},
+        {"op": "replace", "path": "/comments", "value": big},
+    ):
+        refused = (
+            f"operation 0 ({operation['op']}) refused: it would make the transaction larger than 1000 bytes"
+        )
+        assert apply_patch(document(), [operation], JSON, limits) == [Problem("patch", refused)]
+
+
+def nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_a_patch_cannot_nest_the_document_deeper_than_a_body_may() -> None:
+    at_the_limit = [{"op": "add", "path": "/x", "value": nested(31)}]
+    assert isinstance(apply_patch(document(), at_the_limit, JSON, LIMITS), dict)
+    too_deep = [{"op": "add", "path": "/x", "value": nested(32)}]
+    assert apply_patch(document(), too_deep, JSON, LIMITS) == [
+        Problem("patch", "operation 0 (add) refused: it would nest the transaction more than 32 levels deep")
+    ]
+    # Moving one member into another and back nests it one level deeper each round, at no cost in size.
+    climbing = [{"op": "add", "path": "/a", "value": []}, {"op": "add", "path": "/b", "value": []}]
+    climbing += [
+        {"op": "move", "from": "/a", "path": "/b/-"},
+        {"op": "move", "from": "/b", "path": "/a"},
+        {"op": "add", "path": "/b", "value": []},
+    ] * 40
+    result = apply_patch(document(), climbing, JSON, PatchLimits(max_operations=200))
+    assert isinstance(result, list)
+    assert result[0].reason.endswith("(move) refused: it would nest the transaction more than 32 levels deep")
+
+
+@settings(deadline=None, database=None, max_examples=300)
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "op": st.sampled_from(["add", "copy", "move", "replace", "remove"]),
+                "path": st.sampled_from(["/a", "/b", "/a/-", "/b/-", "/a/0", "/c"]),
+                "from": st.sampled_from(["/a", "/b", "/comments", "/a/0"]),
+                "value": st.just([1, "two"]) | st.text(max_size=40) | st.just({"k": [1]}),
+            }
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    st.integers(300, 3_000),
+)
+def test_no_patch_makes_the_document_larger_or_deeper_than_allowed(
+    ops: list[dict[str, object]], limit: int
+) -> None:
+    result = apply_patch(document(), ops, JSON, PatchLimits(max_document_bytes=limit))
+    if isinstance(result, dict):
+        encoded = msgspec.json.encode(result)
+        assert len(encoded) <= limit
+        assert not json_depth_exceeds(encoded, 32)

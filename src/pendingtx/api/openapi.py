@@ -366,6 +366,7 @@ _SCHEMAS: dict[str, Any] = {
             "submittedAt",
             "completedAt",
             "validationDetails",
+            "truncated",
         ],
         "properties": {
             "status": {"type": "string", "enum": [s.value for s in JobStatus]},
@@ -378,6 +379,10 @@ _SCHEMAS: dict[str, Any] = {
             "submittedAt": {"type": "string", "format": "date-time"},
             "completedAt": {"type": ["string", "null"], "format": "date-time"},
             "validationDetails": {"type": "array", "items": _ref("ValidationDetail")},
+            "truncated": {
+                "type": "boolean",
+                "description": "true when the job has more problems than the answer lists (a setting)",
+            },
         },
     },
     "ValidationDetail": {

@@ -40,6 +40,8 @@ def job_body(view: job_status.JobView) -> dict[str, object]:
             {"index": p.index, "externalId": p.external_id, "field": p.field, "reason": p.reason}
             for p in view.problems
         ],
+        # The full list is kept; the answer lists at most status_max_problems of it.
+        "truncated": view.truncated,
     }
 
 
@@ -58,6 +60,7 @@ class StatusEndpoint:
             clock=runtime.clock,
             render=render,
             answers=job_status.TerminalAnswers(),
+            max_problems=runtime.settings.status_max_problems,
         )
         # On PostgreSQL the read is awaited on the event loop: no thread hop on the hot path.
         self._read_async = self.db.in_threads and runtime.reads.reads_async

@@ -93,6 +93,7 @@ class V1Routes:
             clock=self.rt.clock,
             notify=self.rt.wakeup.notify,
             idempotency=_idempotency(request, body),
+            limits=self.rt.settings.patch_limits,
         )
         return _accepted(accepted)
 

@@ -75,6 +75,8 @@ class JobStatus(msgspec.Struct, frozen=True, kw_only=True):
     submitted_at: datetime | None = None
     completed_at: datetime | None = None
     details: tuple[ValidationDetail, ...] = ()
+    # True when the job had more problems than the answer listed in `details`.
+    truncated: bool = False
 
     @property
     def terminal(self) -> bool:
@@ -127,6 +129,7 @@ class _StatusBody(msgspec.Struct, rename="camel"):
     submitted_at: datetime | None = None
     completed_at: datetime | None = None
     validation_details: tuple[ValidationDetail, ...] = ()
+    truncated: bool = False
 
 
 class _Cursors(msgspec.Struct):
@@ -179,6 +182,7 @@ def job_status(response: httpx.Response) -> JobStatus:
         submitted_at=body.submitted_at,
         completed_at=body.completed_at,
         details=body.validation_details,
+        truncated=body.truncated,
     )
 
 

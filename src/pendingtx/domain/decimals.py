@@ -1,7 +1,8 @@
 """Exact decimal rules for amounts and units: parsing, bounds and normalisation."""
 
 import re
-from decimal import Decimal
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 # Caps amounts and units alike. Units have no business limit of their own, but an unbounded value
 # would make storage, sums and client parsers (many read JSON numbers as doubles) a hazard; 10^13
@@ -15,8 +16,46 @@ NOT_EXACT = "must be an exact decimal; send it as a string"
 _DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
 
+# A JSON number literal, in groups: sign, integer digits, fraction digits, exponent.
+_NUMBER_TEXT = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?)[0-9]+)?")
+
+
+@dataclass(frozen=True, slots=True)
+class HugeNumber:
+    """A JSON number that neither Decimal nor int can hold, kept as its literal text.
+
+    Decimal refuses exponents beyond about ±10^18, and Python's int() refuses integer literals of
+    more than a few thousand digits (sys.get_int_max_str_digits()). Such a number is far above
+    MAX_QUANTITY, or a positive number with far more decimal places than any rule allows, or zero.
+    """
+
+    text: str
+
+    def quantity_reason(self, max_places: int) -> str:
+        """Why this number is not a quantity, as parse_quantity says it for a number it can read."""
+        match = _NUMBER_TEXT.fullmatch(self.text)
+        if match is None:
+            return NOT_A_NUMBER
+        sign, whole, fraction, exponent_sign = match.groups()
+        if sign or not (whole + (fraction or "")).strip("0"):
+            return "must be greater than 0"
+        if exponent_sign == "-":  # a positive number with an exponent of -10^18 or less
+            return f"must have at most {max_places} decimal places"
+        return f"must be at most {MAX_QUANTITY}"
+
+
+def read_number(text: str) -> Decimal | HugeNumber:
+    """A JSON number literal (as a decoder's float hook receives it) as an exact Decimal, if it can be one."""
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        return HugeNumber(text)
+
+
 def parse_quantity(value: object, max_places: int) -> Decimal | str:
     """Return `value` as a positive, bounded, normalised Decimal, or the reason it is not one."""
+    if isinstance(value, HugeNumber):
+        return value.quantity_reason(max_places)
     number = _to_decimal(value)
     if isinstance(number, str):
         return number

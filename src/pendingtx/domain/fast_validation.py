@@ -21,7 +21,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from pendingtx.domain.decimals import MAX_QUANTITY, parse_quantity
+from pendingtx.domain.decimals import MAX_QUANTITY, HugeNumber, parse_quantity, read_number
+from pendingtx.domain.json_text import name_bound, repeated_names
 from pendingtx.domain.transactions import (
     AMOUNT_PLACES,
     DEFAULT_CURRENCY,
@@ -78,6 +79,9 @@ class _Record(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="c
     change_date: None = None
 
 
+_FIELD_COUNT = len(_Record.__struct_fields__)
+
+
 class _FloatText(str):
     """The text of a JSON float literal, which the slow path's decoder turns into Decimal(text)."""
 
@@ -92,7 +96,56 @@ def _record_decoder() -> msgspec.json.Decoder[_Record]:
 @functools.cache
 def _untyped_decoder() -> msgspec.json.Decoder[Any]:
     # Numbers become Decimal (or int): money never passes through a binary float.
-    return msgspec.json.Decoder(float_hook=Decimal)
+    return msgspec.json.Decoder(float_hook=read_number)
+
+
+@functools.cache
+def _members_decoder() -> msgspec.json.Decoder[dict[str, msgspec.Raw]]:
+    return msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+_INTEGER_TEXT = re.compile(rb"-?[0-9]+")
+
+
+def read_record(raw: bytes | msgspec.Raw) -> Any:
+    """One record decoded as the worker reads it: numbers as int, Decimal or HugeNumber.
+
+    Raises msgspec.DecodeError if `raw` is not JSON.
+    """
+    try:
+        return _untyped_decoder().decode(raw)
+    except msgspec.ValidationError:
+        pass  # an integer literal longer than int() accepts: the only way an untyped decode fails so
+    try:
+        members = _members_decoder().decode(raw)
+    except msgspec.ValidationError:
+        return None  # not an object: refused as such
+    return {name: _read_member(value) for name, value in members.items()}
+
+
+def _read_member(raw: msgspec.Raw) -> Any:
+    try:
+        return _untyped_decoder().decode(raw)
+    except msgspec.ValidationError:
+        text = bytes(raw)
+    if _INTEGER_TEXT.fullmatch(text):
+        return HugeNumber(text.decode("ascii"))
+    # An array or object holding such an integer: no member takes one, so only its kind matters.
+    return [] if text.startswith(b"[") else {}
+
+
+def _repeated(raw: bytes, present: int) -> list[str]:
+    """The member names the record's text repeats, given that it has at least `present` distinct ones.
+
+    Every name is followed by a colon, so when the text has no more colons (or name ends) than
+    distinct names, none repeats: the common case costs a count or a regex search, no decoding.
+    """
+    if raw.count(b":") <= present:
+        return []
+    bound = name_bound(raw)
+    if bound <= present or bound <= len(_members_decoder().decode(raw)):
+        return []
+    return repeated_names(raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +212,7 @@ def _quantity(value: object, places: int) -> Decimal | None:
             if whole != "0":
                 return Decimal(whole)
         if type(value) is _FloatText:
-            value = Decimal(value)  # what the slow path's decoder makes of a float literal
+            value = read_number(value)  # what the slow path's decoder makes of a float literal
     elif type(value) is int and 0 < value < MAX_QUANTITY:  # not bool, which is never a quantity
         return Decimal(value)
     parsed = parse_quantity(value, places)
@@ -242,17 +295,20 @@ def validate_raw(
 ) -> tuple[PendingTransaction | list[Problem], str | None]:
     """Validate one record given as JSON text, for creation (as on POST), with its externalId.
 
-    Returns what `validate_record(decoded, transfers_only=transfers_only)` returns for the record
-    decoded by the worker's decoder (numbers as int or Decimal), and `record_external_id(decoded)`.
-    Raises msgspec.DecodeError if `raw` is not JSON, as that decoder would.
+    Returns what `validate_record(decoded, transfers_only=transfers_only, repeated=names)` returns for
+    the record decoded by `read_record`, `names` being the member names its text repeats, and
+    `record_external_id(decoded)`. Raises msgspec.DecodeError if `raw` is not JSON, as that decoder would.
     """
+    text = raw if isinstance(raw, bytes) else bytes(raw)
     try:
-        record = _record_decoder().decode(raw)
+        record = _record_decoder().decode(text)
     except msgspec.DecodeError:
         record = None
-    if record is not None:
+    if record is not None and not _repeated(text, _FIELD_COUNT - msgspec.structs.astuple(record).count(None)):
         transaction = _accept(record, transfers_only=transfers_only)
         if transaction is not None:
             return transaction, transaction.external_id
-    decoded = _untyped_decoder().decode(raw)
-    return validate_record(decoded, transfers_only=transfers_only), record_external_id(decoded)
+    decoded = read_record(text)
+    repeated = _repeated(text, len(decoded)) if isinstance(decoded, dict) else []
+    result = validate_record(decoded, transfers_only=transfers_only, repeated=repeated)
+    return result, record_external_id(decoded)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+
+from pendingtx.domain.transactions import Problem
 
 
 class JobStatus(StrEnum):
@@ -50,6 +53,12 @@ def is_possible_key(key: str) -> bool:
 
 
 LABEL_LIMIT = 64
+# A record keeps at most this many problems, the last saying how many more there were: a record of
+# thousands of unknown members costs a few rows, not thousands.
+MAX_RECORD_PROBLEMS = 20
+# Member names come from clients and can be as long as a body: a problem names at most this much of one.
+FIELD_LIMIT = 128
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +78,36 @@ class RecordProblem:
             label = label[:LABEL_LIMIT] + "…"
         where = f"{self.field}: " if self.field else ""
         return f"[{self.index}] externalId={label}: {where}{self.reason}"
+
+
+def record_problems(index: int, external_id: str | None, problems: Sequence[Problem]) -> list[RecordProblem]:
+    """A rejected record's problems as stored: at most MAX_RECORD_PROBLEMS, each field name bounded.
+
+    When there were more, the last one kept says how many more there were.
+    """
+    label = None if external_id is None else external_id[:LABEL_LIMIT]
+    kept = [
+        RecordProblem(index, label, clipped(p.field, FIELD_LIMIT), p.reason)
+        for p in problems[:MAX_RECORD_PROBLEMS]
+    ]
+    more = len(problems) - MAX_RECORD_PROBLEMS
+    if more > 0:
+        last = kept[-1]
+        noun = "problem" if more == 1 else "problems"
+        kept[-1] = RecordProblem(index, label, last.field, f"{last.reason}; and {more} more {noun}")
+    return kept
+
+
+def clipped(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, with an ellipsis when it was longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def storable(text: str) -> str:
+    """`text` as any database can store it: NUL and lone surrogates become U+FFFD."""
+    if text.isascii() and "\x00" not in text:
+        return text
+    return _UNSTORABLE.sub("\ufffd", text)
 
 
 def outcome(*, record_count: int, created: int) -> tuple[JobStatus, str]:

@@ -1,12 +1,16 @@
 """Client modifications of a stored transaction: RFC 6902 JSON Patch and RFC 7396 merge patch."""
 
 import copy
+import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 
 import jsonpatch
 import jsonpointer
+import msgspec
 
+from pendingtx.domain.json_text import MAX_JSON_DEPTH, json_depth_exceeds
 from pendingtx.domain.transactions import (
     PendingTransaction,
     Problem,
@@ -14,6 +18,19 @@ from pendingtx.domain.transactions import (
     to_json,
     validate_record,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class PatchLimits:
+    """Bounds on a JSON Patch, whose copy operations could otherwise double the document each time.
+
+    The document is counted as its JSON size plus the size of every value an operation adds,
+    replaces or copies in, and may never exceed `max_document_bytes`, nor nest deeper than
+    MAX_JSON_DEPTH levels: it is refused before the operation that would make it so.
+    """
+
+    max_operations: int = 100
+    max_document_bytes: int = 64 * 1024
 
 
 class PatchFormat(StrEnum):
@@ -48,7 +65,7 @@ def format_for(media_type: str) -> PatchFormat | None:
     return None
 
 
-def check_patch_shape(patch: object, fmt: PatchFormat) -> list[Problem]:
+def check_patch_shape(patch: object, fmt: PatchFormat, limits: PatchLimits) -> list[Problem]:
     """Problems with the patch document's shape alone, found before any transaction is read."""
     if fmt is PatchFormat.MERGE_PATCH:
         return [] if isinstance(patch, dict) else [Problem("body", "must be a JSON object")]
@@ -56,6 +73,8 @@ def check_patch_shape(patch: object, fmt: PatchFormat) -> list[Problem]:
         return [Problem("body", "must be a JSON array of patch operations")]
     if not patch:
         return [Problem("body", "must contain at least one operation")]
+    if len(patch) > limits.max_operations:
+        return [Problem("body", f"must contain at most {limits.max_operations} operations; got {len(patch)}")]
     problems: list[Problem] = []
     for index, operation in enumerate(patch):
         problems.extend(_operation_problems(f"body[{index}]", operation))
@@ -69,8 +88,10 @@ def _operation_problems(field: str, operation: object) -> list[Problem]:
     op = operation.get("op", _MISSING)
     if op is _MISSING:
         problems = [Problem(f"{field}.op", "is required")]
-    elif op not in _OPS:
+    elif not isinstance(op, str) or op not in _OPS:
+        # Any other value, an object or array included, is no operation: only strings are looked up.
         problems = [Problem(f"{field}.op", _OP_REASON)]
+        op = None
     else:
         problems = []
     problems.extend(_pointer_problems(f"{field}.path", operation.get("path", _MISSING)))
@@ -95,31 +116,82 @@ def _pointer_problems(field: str, pointer: object) -> list[Problem]:
 
 
 def apply_patch(
-    document: dict[str, object], patch: object, fmt: PatchFormat
+    document: dict[str, object], patch: object, fmt: PatchFormat, limits: PatchLimits
 ) -> dict[str, object] | list[Problem]:
     """The patched copy of `document` (which is left unchanged), or why the patch cannot apply."""
     if fmt is PatchFormat.MERGE_PATCH:
         return _as_object(merge_patch(document, patch))
     # Checked again here, as it also refuses operations jsonpatch adds to RFC 6902 (its "append").
-    problems = check_patch_shape(patch, fmt)
+    problems = check_patch_shape(patch, fmt, limits)
     if problems:
         return problems
     assert isinstance(patch, list)  # checked by check_patch_shape
-    return _apply_json_patch(document, patch)
+    return _apply_json_patch(document, patch, limits)
 
 
 def _apply_json_patch(
-    document: dict[str, object], operations: list[object]
+    document: dict[str, object], operations: list[object], limits: PatchLimits
 ) -> dict[str, object] | list[Problem]:
     """Apply the operations one by one, so that a failure can name the operation that failed."""
     target: object = copy.deepcopy(document)
+    size = len(_encoded(document))
     for index, operation in enumerate(operations):
         assert isinstance(operation, dict)  # checked by check_patch_shape
         try:
+            size, refusal = _account(target, operation, size, limits)
+            if refusal is not None:
+                return [Problem("patch", f"operation {index} ({operation['op']}) refused: it {refusal}")]
             target = jsonpatch.apply_patch(target, [operation], in_place=True)
         except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as error:
             return [Problem("patch", f"operation {index} ({operation['op']}) {_failure(error)}")]
     return _as_object(target)
+
+
+def _account(
+    target: object, operation: dict[str, object], size: int, limits: PatchLimits
+) -> tuple[int, str | None]:
+    """The document's counted size once the operation has run, or why it must not run.
+
+    Counted before the operation runs, from the value it brings in: a copy that would double a
+    huge document is refused without ever being made.
+    """
+    value = _brought_in(target, operation)
+    if value is _MISSING:
+        return size, None
+    path = operation["path"]
+    assert isinstance(path, str)  # checked by check_patch_shape
+    encoded = _encoded(value)
+    if operation["op"] != "move":
+        size += len(encoded) + len(path)  # the path's length covers a new member's name
+        if size > limits.max_document_bytes:
+            return size, f"would make the transaction larger than {limits.max_document_bytes} bytes"
+    if isinstance(value, dict | list):
+        room = MAX_JSON_DEPTH - len(jsonpointer.JsonPointer(path).parts)
+        if room < 1 or json_depth_exceeds(encoded, room):
+            return size, f"would nest the transaction more than {MAX_JSON_DEPTH} levels deep"
+    return size, None
+
+
+def _encoded(value: object) -> bytes:
+    """`value` as JSON text, to measure it."""
+    try:
+        return msgspec.json.encode(value)
+    except UnicodeEncodeError:
+        # A lone surrogate, which no decoded request holds but a value built in code may: escaped.
+        return json.dumps(value, default=str).encode()
+
+
+def _brought_in(target: object, operation: dict[str, object]) -> object:
+    """The value an operation puts into the document, or _MISSING for one that puts none."""
+    op = operation["op"]
+    if op in ("add", "replace"):
+        return operation["value"]
+    if op in ("copy", "move"):
+        source = operation["from"]
+        assert isinstance(source, str)  # checked by check_patch_shape
+        # A source that does not resolve is left for jsonpatch to report as it always did.
+        return jsonpointer.JsonPointer(source).resolve(target, _MISSING)
+    return _MISSING
 
 
 def _as_object(result: object) -> dict[str, object] | list[Problem]:
@@ -169,13 +241,19 @@ def _same(left: object, right: object) -> bool:
 
 
 def patch_transaction(
-    tx: PendingTransaction, *, create_date: str, change_date: str, patch: object, fmt: PatchFormat
+    tx: PendingTransaction,
+    *,
+    create_date: str,
+    change_date: str,
+    patch: object,
+    fmt: PatchFormat,
+    limits: PatchLimits,
 ) -> PendingTransaction | list[Problem]:
     """The transaction as modified by `patch` and re-validated as a whole, or every problem."""
     if tx.status == TransactionStatus.CANCEL:
         return [Problem("status", CANCELLED_REASON)]
     document = {**to_json(tx), "createDate": create_date, "changeDate": change_date}
-    patched = apply_patch(document, patch, fmt)
+    patched = apply_patch(document, patch, fmt, limits)
     if isinstance(patched, list):
         return patched
     problems = changed_immutables(document, patched)

@@ -316,13 +316,22 @@ def _check_extra_members(checker: _Checker) -> None:
         checker.fail(name, "unknown field")
 
 
+REPEATED_REASON = "duplicate member"
+
+
 def validate_record(
-    record: object, *, transfers_only: bool = False, for_update: bool = False
+    record: object, *, transfers_only: bool = False, for_update: bool = False, repeated: Sequence[str] = ()
 ) -> PendingTransaction | list[Problem]:
-    """Return the normalized transaction, or every problem found (non-empty list)."""
+    """Return the normalized transaction, or every problem found (non-empty list).
+
+    `repeated` names the members the record's JSON text holds more than once (a decoded record keeps
+    only one of them): each is a problem, so that no value is silently dropped.
+    """
     if not isinstance(record, dict):
         return [Problem("", "must be a JSON object")]
     check = _Checker(record)
+    for name in repeated:
+        check.fail(name, REPEATED_REASON)
     transaction = _read_transaction(check, transfers_only=transfers_only, for_update=for_update)
     _check_extra_members(check)
     if check.problems or transaction is None:

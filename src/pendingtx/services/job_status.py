@@ -22,6 +22,8 @@ from pendingtx.storage.hot_reads import HotReads
 from pendingtx.storage.unit_of_work import UnitOfWork
 
 APP_NAME = "insight"
+# How many problems a status answer lists by default (the setting status_max_problems).
+MAX_PROBLEMS = 1000
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -34,6 +36,8 @@ class JobView:
     job: repo.JobRecord
     message: str
     problems: list[RecordProblem]
+    # Whether the job has more problems than `problems` lists.
+    truncated: bool = False
 
     @property
     def terminal(self) -> bool:
@@ -100,14 +104,15 @@ def check_path(app_name: str, key: str) -> None:
         raise errors.ValidationFailed(errors=problems)
 
 
-def job_status(uow: UnitOfWork, caller: Caller, key: str) -> JobView:
+def job_status(uow: UnitOfWork, caller: Caller, key: str, *, max_problems: int = MAX_PROBLEMS) -> JobView:
     """The caller's job with this key, or NotFound (also for another organization's key)."""
     with uow.read() as conn:
         job = repo.find_job(conn, key=key, org_id=caller.org_id)
         if job is None:
             raise errors.NotFound(f"No job with key {key}")
-        problems = repo.problems_of(conn, job.id) if job.failed_count else []
-    return _view(job, problems)
+        # One row more than is listed tells whether there are more.
+        problems = repo.problems_of(conn, job.id, max_problems + 1) if job.failed_count else []
+    return _view(job, problems, max_problems)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +137,7 @@ class StatusService:
     clock: Clock
     render: Callable[[JobView], bytes]
     answers: TerminalAnswers
+    max_problems: int = MAX_PROBLEMS
 
 
 def read_status(service: StatusService, request: StatusRequest) -> StatusAnswer:
@@ -210,17 +216,20 @@ def _kept(service: StatusService, caller: Caller, job: repo.JobRecord) -> Status
 
 
 def _render(service: StatusService, caller: Caller, job: repo.JobRecord) -> StatusAnswer:
-    problems = service.reads.problems(job.id) if job.failed_count else []
-    body = service.render(_view(job, problems))
+    limit = service.max_problems
+    problems = service.reads.problems(job.id, limit + 1) if job.failed_count else []
+    body = service.render(_view(job, problems, limit))
     if job.status.terminal:
         # The job was found within the caller's organization (the read joins the token's), and so is kept.
         service.answers.put(caller.org_id, job.id, body)
     return StatusAnswer(body, job.status.terminal)
 
 
-def _view(job: repo.JobRecord, problems: list[RecordProblem]) -> JobView:
+def _view(job: repo.JobRecord, problems: list[RecordProblem], max_problems: int) -> JobView:
+    """The job as reported, listing at most `max_problems` of the `problems` read (one more, if any)."""
     if job.status.terminal:
         message = job.message or job.status.value
     else:
         message = progress_message(job.status, processed=job.processed_count, record_count=job.record_count)
-    return JobView(job=job, message=message, problems=problems)
+    truncated = len(problems) > max_problems
+    return JobView(job=job, message=message, problems=problems[:max_problems], truncated=truncated)

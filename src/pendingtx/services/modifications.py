@@ -12,15 +12,19 @@ import msgspec
 from pendingtx import errors
 from pendingtx.clock import Clock
 from pendingtx.domain import patching
-from pendingtx.domain.jobs import JobKind
+from pendingtx.domain.decimals import HugeNumber, read_number
+from pendingtx.domain.jobs import FIELD_LIMIT, JobKind, clipped
+from pendingtx.domain.json_text import MAX_JSON_DEPTH, decode_error_reason, name_bound, repeated_names
 from pendingtx.domain.times import to_eastern_iso
 from pendingtx.domain.transactions import PendingTransaction, Problem
 from pendingtx.services.credentials import Caller
 from pendingtx.services.enqueue import AcceptedJob, Idempotency, NewJob, enqueue
 from pendingtx.services.errors import PoisonedPayload
-from pendingtx.services.submissions import MAX_JSON_DEPTH, check_json_depth
+from pendingtx.services.submissions import check_json_depth
 from pendingtx.storage import transactions as tx_repo
 from pendingtx.storage.unit_of_work import UnitOfWork
+
+DEFAULT_LIMITS = patching.PatchLimits()
 
 
 class Envelope(msgspec.Struct, frozen=True):
@@ -30,20 +34,59 @@ class Envelope(msgspec.Struct, frozen=True):
     patch: msgspec.Raw
 
 
+class _InexactNumber(Exception):
+    """A number in a patch that no Decimal can hold (its exponent is beyond about ±10^18)."""
+
+
+def _exact_number(text: str) -> Decimal:
+    number = read_number(text)
+    if isinstance(number, HugeNumber):
+        raise _InexactNumber(number.text)
+    return number
+
+
 @cache
 def _decimal_decoder() -> msgspec.json.Decoder[Any]:
-    return msgspec.json.Decoder(float_hook=Decimal)
+    return msgspec.json.Decoder(float_hook=_exact_number)
+
+
+def _body_problem(reason: str) -> errors.ValidationFailed:
+    return errors.ValidationFailed(errors=[errors.ErrorDetail("body", "body", reason)])
+
+
+class Unreadable(Exception):
+    """A patch that cannot be read; its message says why."""
+
+
+def _read_patch(text: bytes) -> Any:
+    """The patch document, numbers as Decimal; Unreadable says why it cannot be read."""
+    try:
+        return _decimal_decoder().decode(text)
+    except msgspec.DecodeError as exc:
+        raise Unreadable(decode_error_reason(text, exc)) from None
+    except _InexactNumber as exc:
+        shown = clipped(str(exc), 40)
+        raise Unreadable(
+            f"holds the number {shown}, whose exponent is too large for an exact decimal"
+        ) from None
 
 
 def decode_patch(body: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """The patch document, numbers as Decimal; 400 when it is not JSON or nests too deep."""
+    """The patch document, numbers as Decimal; 400 when it is not JSON, nests too deep or repeats a name."""
     check_json_depth(body, max_depth=max_depth)
     try:
-        return _decimal_decoder().decode(body)
-    except msgspec.DecodeError as exc:
-        raise errors.ValidationFailed(
-            errors=[errors.ErrorDetail("body", "body", f"is not valid JSON: {exc}")]
-        ) from None
+        patch = _read_patch(body)
+    except Unreadable as exc:
+        raise _body_problem(str(exc)) from None
+    # Every object has its members named once: a decoder would silently keep the last of two.
+    if name_bound(body) > 1:
+        repeated = repeated_names(body, nested=True)
+        if repeated:
+            shown = ", ".join(
+                msgspec.json.encode(clipped(name, FIELD_LIMIT)).decode() for name in repeated[:10]
+            )
+            raise _body_problem(f"must not repeat a member name in one object; repeated: {shown}")
+    return patch
 
 
 def request_modification(
@@ -56,6 +99,7 @@ def request_modification(
     clock: Clock,
     notify: Callable[[], None],
     idempotency: Idempotency | None = None,
+    limits: patching.PatchLimits = DEFAULT_LIMITS,
 ) -> AcceptedJob:
     """404 for an unknown externalId, 415 for another media type, 400 for a malformed patch; else a job."""
     with uow.read() as conn:
@@ -70,7 +114,7 @@ def request_modification(
         )
     # A merge patch is a record itself, one level shallower than a record inside a batch or a JSON Patch.
     depth = MAX_JSON_DEPTH - 1 if fmt is patching.PatchFormat.MERGE_PATCH else MAX_JSON_DEPTH
-    problems = patching.check_patch_shape(decode_patch(body, max_depth=depth), fmt)
+    problems = patching.check_patch_shape(decode_patch(body, max_depth=depth), fmt, limits)
     if problems:
         raise errors.ValidationFailed(
             errors=[errors.ErrorDetail(p.field or "body", "body", p.reason) for p in problems]
@@ -87,18 +131,22 @@ def request_modification(
 
 
 def apply_stored_patch(
-    stored: tx_repo.StoredTransaction, payload: bytes
+    stored: tx_repo.StoredTransaction, payload: bytes, limits: patching.PatchLimits = DEFAULT_LIMITS
 ) -> PendingTransaction | list[Problem]:
     """Apply a stored modification job's patch to the transaction it targets."""
     try:
         envelope = msgspec.json.decode(payload, type=Envelope)
-        patch = _decimal_decoder().decode(envelope.patch)
     except msgspec.MsgspecError as exc:
         raise PoisonedPayload(str(exc)) from None
+    try:
+        patch = _read_patch(bytes(envelope.patch))
+    except Unreadable as exc:  # accepted before requests were checked as closely as now
+        return [Problem("patch", str(exc))]
     return patching.patch_transaction(
         stored.tx,
         create_date=to_eastern_iso(stored.created_at),
         change_date=to_eastern_iso(stored.changed_at),
         patch=patch,
         fmt=envelope.format,
+        limits=limits,
     )

@@ -17,8 +17,10 @@ import sqlalchemy as sa
 from pendingtx.clock import Clock
 from pendingtx.domain import transactions as domain
 from pendingtx.domain.fast_validation import validate_raw
-from pendingtx.domain.jobs import LABEL_LIMIT, JobKind, JobStatus, RecordProblem, outcome
+from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem, outcome, record_problems
+from pendingtx.domain.patching import PatchLimits
 from pendingtx.services.errors import Lease, LeaseLost, PoisonedPayload
+from pendingtx.services.modifications import DEFAULT_LIMITS
 from pendingtx.services.modifying import process_modification
 from pendingtx.storage import jobs as job_repo
 from pendingtx.storage import transactions as tx_repo
@@ -48,13 +50,6 @@ def split_records(payload: bytes) -> list[msgspec.Raw]:
     except msgspec.MsgspecError as exc:
         raise PoisonedPayload(str(exc)) from None
     return decoded if isinstance(decoded, list) else [msgspec.Raw(payload)]
-
-
-def _label(external_id: str | None) -> str | None:
-    """A rejected record's externalId as stored with its problems: bounded, and storable anywhere."""
-    if external_id is None:
-        return None
-    return external_id[:LABEL_LIMIT].replace("\x00", "\ufffd")
 
 
 Checked = tuple[domain.PendingTransaction | list[domain.Problem], str | None]
@@ -87,15 +82,12 @@ def _validate(
     problems: list[RecordProblem] = []
     for index in range(start, end):
         result, external_id = checked[index]
-        label = _label(external_id)
         if index in repeats:
-            problems.append(
-                RecordProblem(index, label, "externalId", "repeats an earlier record of this batch")
-            )
+            result = [domain.Problem("externalId", "repeats an earlier record of this batch")]
         elif isinstance(result, domain.PendingTransaction):
             valid.append((index, result))
-        else:
-            problems.extend(RecordProblem(index, label, p.field, p.reason) for p in result)
+            continue
+        problems.extend(record_problems(index, external_id, result))
     return valid, problems
 
 
@@ -180,6 +172,7 @@ def process_job(
     chunk_size: int,
     clock: Clock,
     checkpoint: Callable[[], None] | None = None,
+    patch_limits: PatchLimits = DEFAULT_LIMITS,
 ) -> JobStatus:
     """Run a claimed job to its terminal status, resuming after the last committed chunk.
 
@@ -187,7 +180,7 @@ def process_job(
     it raises stops the job there (a stopping worker hands the job back this way).
     """
     if job.kind is JobKind.MODIFY:
-        return process_modification(uow, job, lease=lease, clock=clock)
+        return process_modification(uow, job, lease=lease, clock=clock, limits=patch_limits)
     checked, repeats = checked_records(job)
     progress = _Progress(job.processed_count, job.created_count)
     while progress.processed < len(checked):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from functools import cache
 
@@ -11,15 +10,12 @@ import msgspec
 from pendingtx import errors
 from pendingtx.clock import Clock
 from pendingtx.domain.jobs import JobKind
+from pendingtx.domain.json_text import MAX_JSON_DEPTH, decode_error_reason, json_depth_exceeds
 from pendingtx.services.credentials import Caller
 from pendingtx.services.enqueue import AcceptedJob, Idempotency, NewJob, enqueue
 from pendingtx.storage.unit_of_work import UnitOfWork
 
 Batch = list[msgspec.Raw] | dict[str, msgspec.Raw]
-
-# A JSON body may nest arrays and objects this deep: `[]` is 1 level, a batch of flat records 2.
-# Deeper bodies are refused when they arrive, so no decoder (here, in the worker) ever recurses far.
-MAX_JSON_DEPTH = 32
 
 
 @cache
@@ -35,37 +31,6 @@ def _body_error(reason: str) -> errors.ValidationFailed:
 def too_deep(max_depth: int = MAX_JSON_DEPTH, where: str = "") -> errors.ValidationFailed:
     """The 400 for a JSON body that nests deeper than `max_depth` levels."""
     return _body_error(f"must not nest arrays and objects more than {max_depth} levels deep{where}")
-
-
-def _depth_pattern(depth: int) -> re.Pattern[bytes]:
-    """Matches brackets that balance without nesting deeper than `depth`; linear (it never backtracks)."""
-    pattern = b""
-    for _ in range(depth):
-        pattern = rb"(?>[\[{]" + pattern + rb"[\]}])*+"
-    return re.compile(pattern)
-
-
-_DEPTH_PATTERNS: dict[int, re.Pattern[bytes]] = {}
-_ESCAPE = re.compile(rb"\\.", re.DOTALL)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-
-
-def json_depth_exceeds(document: bytes, max_depth: int) -> bool:
-    """Whether the well-formed JSON text `document` nests arrays and objects deeper than `max_depth`.
-
-    Brackets inside strings do not count. Nearly free when the text has at most `max_depth` opening
-    brackets; otherwise escapes and strings are dropped and the remaining brackets matched, all with
-    byte and regex primitives (no Python loop over the text).
-    """
-    if document.count(b"[") + document.count(b"{") <= max_depth:
-        return False
-    text = _ESCAPE.sub(b"", document) if b"\\" in document else document
-    # With the escapes gone, a quote only opens or closes a string: every other piece is outside one.
-    brackets = b"".join(text.split(b'"')[::2]).translate(None, _NOT_BRACKETS)
-    pattern = _DEPTH_PATTERNS.get(max_depth)
-    if pattern is None:
-        pattern = _DEPTH_PATTERNS.setdefault(max_depth, _depth_pattern(max_depth))
-    return pattern.fullmatch(brackets) is None
 
 
 def check_json_depth(body: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> None:
@@ -90,7 +55,7 @@ def count_records(body: bytes, *, max_records: int, max_depth: int = MAX_JSON_DE
     except msgspec.ValidationError:
         raise _body_error("must be a JSON object or a JSON array of objects") from None
     except msgspec.DecodeError as exc:
-        raise _body_error(f"is not valid JSON: {exc}") from None
+        raise _body_error(decode_error_reason(body, exc)) from None
     except RecursionError:
         # msgspec gives up near a thousand levels (the interpreter's recursion limit), which is
         # deeper than allowed anyway.

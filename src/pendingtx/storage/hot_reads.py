@@ -103,6 +103,9 @@ class HotReads:
             )
             .where(job_problems.c.job_id == sa.bindparam("job_id"))
             .order_by(job_problems.c.record_index, job_problems.c.id)
+            .limit(sa.bindparam("limit"))
+            # Named, as SQLite renders an OFFSET with any LIMIT and the prepared read binds by name.
+            .offset(sa.bindparam("offset"))
         )
         return self._direct.prepare(query)
 
@@ -126,7 +129,7 @@ class HotReads:
             return None, None
         return _token(row), _job(row[_TOKEN_WIDTH:])
 
-    def problems(self, job_id: int) -> list[RecordProblem]:
-        """Every recorded problem of a job, in record order."""
-        rows = self._direct.all(self._problems_query, {"job_id": job_id})
+    def problems(self, job_id: int, limit: int) -> list[RecordProblem]:
+        """The first `limit` recorded problems of a job, in record order."""
+        rows = self._direct.all(self._problems_query, {"job_id": job_id, "limit": limit, "offset": 0})
         return [RecordProblem(r[0], r[1], r[2], r[3]) for r in rows]

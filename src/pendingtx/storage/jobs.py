@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem
+from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem, storable
 from pendingtx.storage.direct import DirectStatement, run, run_many
 from pendingtx.storage.tables import job_claims, job_problems, jobs
 
@@ -157,8 +157,8 @@ def find_job(conn: sa.Connection, *, key: str, org_id: int) -> JobRecord | None:
     return job_record(row, lambda moment: moment) if row is not None else None
 
 
-def problems_of(conn: sa.Connection, job_id: int) -> list[RecordProblem]:
-    """Every recorded problem of a job, in record order."""
+def problems_of(conn: sa.Connection, job_id: int, limit: int | None = None) -> list[RecordProblem]:
+    """The recorded problems of a job in record order: every one, or the first `limit`."""
     rows = conn.execute(
         sa.select(
             job_problems.c.record_index,
@@ -168,6 +168,7 @@ def problems_of(conn: sa.Connection, job_id: int) -> list[RecordProblem]:
         )
         .where(job_problems.c.job_id == job_id)
         .order_by(job_problems.c.record_index, job_problems.c.id)
+        .limit(limit)
     )
     return [RecordProblem(index=r[0], external_id=r[1], field=r[2], reason=r[3]) for r in rows]
 
@@ -178,14 +179,17 @@ def insert_problems(conn: sa.Connection, job_id: int, problems: Sequence[RecordP
 
 
 def insert_problems_of(conn: sa.Connection, by_job: Sequence[tuple[int, Sequence[RecordProblem]]]) -> None:
-    """Record why records of several jobs were rejected, in one statement."""
+    """Record why records of several jobs were rejected, in one statement.
+
+    Every text is made storable first: PostgreSQL refuses NUL in text, and a member name may hold one.
+    """
     rows = [
         {
             "job_id": job_id,
             "record_index": p.index,
-            "external_id": p.external_id,
-            "field": p.field,
-            "reason": p.reason,
+            "external_id": None if p.external_id is None else storable(p.external_id),
+            "field": storable(p.field),
+            "reason": storable(p.reason),
         }
         for job_id, problems in by_job
         for p in problems

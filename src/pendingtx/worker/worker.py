@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from pendingtx.clock import Clock
 from pendingtx.domain.jobs import abandoned
+from pendingtx.domain.patching import PatchLimits
 from pendingtx.observability.logs import fields
 from pendingtx.services.errors import Lease, LeaseLost, PoisonedPayload
 from pendingtx.services.processing import process_job, worth_retrying
@@ -52,6 +53,7 @@ class WorkerConfig:
     poll_seconds: float
     chunk_size: int
     max_attempts: int
+    patch_limits: PatchLimits
     # How long a job may keep the worker while other organizations' jobs wait, before it is handed
     # back at a chunk boundary to be resumed in its organization's next turn.
     fair_share_seconds: float = 0.25
@@ -190,6 +192,7 @@ class Worker:
                 chunk_size=self.config.chunk_size,
                 clock=self.clock,
                 checkpoint=self._checkpoint(job, stop),
+                patch_limits=self.config.patch_limits,
             )
             log.info(
                 "job %s finished: %s",
