@@ -9,9 +9,11 @@
     ├── AccessDenied            403 gateway.access.failure
     ├── NotFound                404 resource.not.found
     ├── MethodNotAllowed        405 request.method.not.allowed
+    ├── IdempotencyKeyInUse     409 idempotency.key.in.use (transient)
     ├── TooLarge                413 request.too.large
     ├── UriTooLong              414 request.uri.too.long
     ├── UnsupportedMediaType    415 request.unsupported.media.type
+    ├── IdempotencyKeyReused    422 idempotency.key.reused
     ├── RateLimited             429 request.rate.limited (transient)
     ├── InternalFailure         500 internal.server.failure
     └── ServiceUnavailable      503 service.unavailable (transient)
@@ -115,6 +117,15 @@ class MethodNotAllowed(ApiError):
     code = "request.method.not.allowed"
 
 
+class IdempotencyKeyInUse(ApiError):
+    """The request with this Idempotency-Key is still being stored; retry shortly"""
+
+    status = 409
+    code = "idempotency.key.in.use"
+    # Retried unchanged once the first request is stored, it gets that request's answer.
+    transient = True
+
+
 class TooLarge(ApiError):
     """Request body too large"""
 
@@ -134,6 +145,13 @@ class UnsupportedMediaType(ApiError):
 
     status = 415
     code = "request.unsupported.media.type"
+
+
+class IdempotencyKeyReused(ApiError):
+    """Idempotency-Key was already used with a different request"""
+
+    status = 422
+    code = "idempotency.key.reused"
 
 
 class RateLimited(ApiError):

@@ -54,20 +54,22 @@ def test_acceptances_waiting_together_are_answered_each_on_its_own(
     group = GroupCommit(runtime.uow, clock=held, notify=lambda: notified.append(1))
     try:
         earlier = group.submit(caller, job("G-0"), Idempotency("k-1", "digest-a")).result(10)
+        group.submit(caller, job("G-00"), Idempotency("k-2", "digest-a")).result(10)
         held.armed = True
         first = group.submit(caller, job("G-1"), None)
         assert held.reading.wait(10)  # the writer is inside the first one's transaction
         reused = group.submit(caller, job("G-2"), Idempotency("k-1", "digest-a"))
-        conflicting = group.submit(caller, job("G-3"), Idempotency("k-1", "digest-b"))
+        conflicting = group.submit(caller, job("G-3"), Idempotency("k-2", "digest-b"))
         fresh = group.submit(caller, job("G-4"), None)
         held.release.set()
         assert first.result(10).key != fresh.result(10).key
         assert reused.result(10) == earlier
-        with pytest.raises(errors.ValidationFailed, match="Idempotency-Key"):
+        with pytest.raises(errors.IdempotencyKeyReused, match="Idempotency-Key"):
             conflicting.result(10)
     finally:
         group.close()
-    assert stored_keys(runtime) == {earlier.key, first.result().key, fresh.result().key}
+    assert len(stored_keys(runtime)) == 4
+    assert {earlier.key, first.result().key, fresh.result().key} <= stored_keys(runtime)
     assert notified  # workers are woken after the commits
 
 
@@ -128,3 +130,44 @@ def test_a_request_cancelled_while_waiting_is_not_stored_and_the_writer_goes_on(
     finally:
         group.close()
     assert stored_keys(runtime) == keys | {later.key}
+
+
+def test_a_key_waiting_or_being_stored_is_refused_at_once_then_free_again(
+    runtime: Runtime, caller: Caller, clock: FakeClock
+) -> None:
+    held = HeldClock(clock)
+    group = GroupCommit(runtime.uow, clock=held, notify=lambda: None)
+    try:
+        held.armed = True
+        first = group.submit(caller, job("K-1"), Idempotency("k", "digest-a"))
+        assert held.reading.wait(10)  # the first is inside its transaction
+        with pytest.raises(errors.IdempotencyKeyInUse):
+            group.submit(caller, job("K-1"), Idempotency("k", "digest-a"))
+        with pytest.raises(errors.IdempotencyKeyInUse):
+            group.submit(caller, job("K-2"), Idempotency("k", "digest-b"))
+        waiting = group.submit(caller, job("K-3"), Idempotency("other", "digest-c"))
+        with pytest.raises(errors.IdempotencyKeyInUse):  # waiting behind the first one
+            group.submit(caller, job("K-3"), Idempotency("other", "digest-c"))
+        held.release.set()
+        accepted = (first.result(10), waiting.result(10))
+        assert group.submit(caller, job("K-1"), Idempotency("k", "digest-a")).result(10) == accepted[0]
+        assert group.submit(caller, job("K-3"), Idempotency("other", "digest-c")).result(10) == accepted[1]
+    finally:
+        group.close()
+    assert len(stored_keys(runtime)) == 2
+
+
+def test_a_cancelled_request_frees_its_key(runtime: Runtime, caller: Caller, clock: FakeClock) -> None:
+    held = HeldClock(clock)
+    group = GroupCommit(runtime.uow, clock=held, notify=lambda: None)
+    try:
+        held.armed = True
+        first = group.submit(caller, job("Y-1"), None)
+        assert held.reading.wait(10)
+        cancelled = group.submit(caller, job("Y-2"), Idempotency("k", "digest-a"))
+        assert cancelled.cancel()
+        again = group.submit(caller, job("Y-2"), Idempotency("k", "digest-a"))
+        held.release.set()
+        assert again.result(10).key != first.result(10).key
+    finally:
+        group.close()

@@ -17,7 +17,7 @@ from pendingtx.domain import listing as paging
 from pendingtx.domain.jobs import JobKind
 from pendingtx.services import credentials, listing, modifications, submissions
 from pendingtx.services.credentials import Caller
-from pendingtx.services.enqueue import AcceptedJob, Idempotency, enqueue
+from pendingtx.services.enqueue import AcceptedJob, Idempotency, NewJob, enqueue
 
 
 class V1Routes:
@@ -64,7 +64,26 @@ class V1Routes:
         require_media_type(request, JSON)
         body = await read_body(request, limit=self.rt.settings.max_body_bytes)
         job = submissions.batch_job(body, kind=kind, max_records=self.rt.settings.max_batch_records)
+        return await self._accept(caller, job, _idempotency(request, body))
+
+    async def modify_transaction(self, request: Request) -> Response:
+        """PATCH /v1/transactions/{externalId}."""
+        caller = await self._caller(request)
+        body = await read_body(request, limit=self.rt.settings.max_body_bytes)
         idempotency = _idempotency(request, body)
+        job = await self.db(
+            modifications.modification_job,
+            self.rt.uow,
+            caller,
+            request.path_params["externalId"],
+            body=body,
+            media_type=media_type(request),
+            limits=self.rt.settings.patch_limits,
+        )
+        return await self._accept(caller, job, idempotency)
+
+    async def _accept(self, caller: Caller, job: NewJob, idempotency: Idempotency | None) -> Response:
+        """Store the job durably (on SQLite through the shared writer), then answer 202."""
         if self.rt.acceptances is not None:
             accepted = await asyncio.wrap_future(self.rt.acceptances.submit(caller, job, idempotency))
         else:
@@ -77,24 +96,6 @@ class V1Routes:
                 clock=self.rt.clock,
                 notify=self.rt.wakeup.notify,
             )
-        return _accepted(accepted)
-
-    async def modify_transaction(self, request: Request) -> Response:
-        """PATCH /v1/transactions/{externalId}."""
-        caller = await self._caller(request)
-        body = await read_body(request, limit=self.rt.settings.max_body_bytes)
-        accepted = await self.db(
-            modifications.request_modification,
-            self.rt.uow,
-            caller,
-            request.path_params["externalId"],
-            body=body,
-            media_type=media_type(request),
-            clock=self.rt.clock,
-            notify=self.rt.wakeup.notify,
-            idempotency=_idempotency(request, body),
-            limits=self.rt.settings.patch_limits,
-        )
         return _accepted(accepted)
 
     async def list_transactions(self, request: Request) -> Response:

@@ -87,23 +87,36 @@ def _store(
         return store_in(conn, caller, job, idempotency, clock)
 
 
+def _earlier(conn: sa.Connection, caller: Caller, idempotency: Idempotency) -> AcceptedJob | None:
+    """The job this Idempotency-Key made already; 409 while another request is storing one, 422 when
+    it was made for another request."""
+    if not repo.reserve_idempotency_key(conn, app_id=caller.app_id, key=idempotency.key):
+        raise key_in_use()
+    earlier = repo.find_by_idempotency_key(conn, app_id=caller.app_id, key=idempotency.key)
+    if earlier is None:
+        return None
+    if earlier[2] != idempotency.digest:
+        raise errors.IdempotencyKeyReused(errors=[_key_detail("was already used with a different request")])
+    return AcceptedJob(key=earlier[1], batch_id=str(earlier[0]))
+
+
+def key_in_use() -> errors.IdempotencyKeyInUse:
+    """The 409 for a request whose Idempotency-Key another request is still storing a job under."""
+    return errors.IdempotencyKeyInUse(errors=[_key_detail("is in use by a request still being stored")])
+
+
+def _key_detail(reason: str) -> errors.ErrorDetail:
+    return errors.ErrorDetail("Idempotency-Key", "header", reason)
+
+
 def store_in(
     conn: sa.Connection, caller: Caller, job: NewJob, idempotency: Idempotency | None, clock: Clock
 ) -> AcceptedJob:
     """Store the job in the connection's transaction, or find the one this Idempotency-Key made."""
     if idempotency is not None:
-        earlier = repo.find_by_idempotency_key(conn, app_id=caller.app_id, key=idempotency.key)
-        if earlier is not None:
-            if earlier[2] != idempotency.digest:
-                raise errors.ValidationFailed(
-                    "Idempotency-Key was already used with a different request",
-                    errors=[
-                        errors.ErrorDetail(
-                            "Idempotency-Key", "header", "was already used with a different request"
-                        )
-                    ],
-                )
-            return AcceptedJob(key=earlier[1], batch_id=str(earlier[0]))
+        accepted = _earlier(conn, caller, idempotency)
+        if accepted is not None:
+            return accepted
     key = new_job_key()
     job_id = repo.insert_job(
         conn,

@@ -3,7 +3,8 @@
 Every acceptance is on disk before its 202, and on SQLite the flush costs several times the insert
 and, run inline, would hold the event loop for its whole length. One writer thread instead takes
 every acceptance waiting at that moment, stores them in one transaction and flushes once; each
-submitter gets its own answer, or its own error, once that commit has returned.
+submitter gets its own answer, or its own error, once that commit has returned. A request whose
+Idempotency-Key is that of one still waiting or being stored is answered 409 at once.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ class _Waiting:
     idempotency: Idempotency | None
     answer: Future[AcceptedJob]
 
+    @property
+    def held(self) -> tuple[int, str] | None:
+        """The (application, Idempotency-Key) no other acceptance may take until this one is answered."""
+        return None if self.idempotency is None else (self.caller.app_id, self.idempotency.key)
+
 
 class GroupCommit:
     """A writer thread that stores the jobs submitted to it in shared transactions."""
@@ -45,22 +51,49 @@ class GroupCommit:
         self._notify = notify
         self._max_group = max_group
         self._waiting: list[_Waiting] = []
+        # The (application, Idempotency-Key) of every acceptance not answered yet.
+        self._keys: set[tuple[int, str]] = set()
         self._changed = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
 
     def submit(self, caller: Caller, job: NewJob, idempotency: Idempotency | None) -> Future[AcceptedJob]:
         """The job's acceptance, answered once it is committed (or with the error that stopped it)."""
-        answer: Future[AcceptedJob] = Future()
+        waiting = _Waiting(caller, job, idempotency, Future())
+        held = waiting.held
         with self._changed:
             if self._closed:
                 raise errors.ServiceUnavailable("The service is stopping")
+            if held is not None:
+                if held in self._keys:
+                    raise storing.key_in_use()
+                self._keys.add(held)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="pendingtx-acceptances", daemon=True)
                 self._thread.start()
-            self._waiting.append(_Waiting(caller, job, idempotency, answer))
+            self._waiting.append(waiting)
             self._changed.notify()
-        return answer
+        if held is not None:
+
+            def cancelled(answer: Future[AcceptedJob]) -> None:
+                if answer.cancelled():  # it will never be stored: the key is free at once
+                    self._release(held)
+
+            waiting.answer.add_done_callback(cancelled)
+        return waiting.answer
+
+    def _release(self, held: tuple[int, str] | None) -> None:
+        if held is not None:
+            with self._changed:
+                self._keys.discard(held)
+
+    def _answer(self, waiting: _Waiting, outcome: AcceptedJob | BaseException) -> None:
+        # The key is free before the answer is: a retry the moment it arrives finds it stored.
+        self._release(waiting.held)
+        if isinstance(outcome, AcceptedJob):
+            waiting.answer.set_result(outcome)
+        else:
+            waiting.answer.set_exception(outcome)
 
     def close(self, timeout: float = 10.0) -> None:
         """Commit what is waiting, then stop the writer thread."""
@@ -92,7 +125,7 @@ class GroupCommit:
                 log.exception("storing a group of acceptances failed")
                 for waiting in group:
                     if not waiting.answer.done():
-                        waiting.answer.set_exception(exc)
+                        self._answer(waiting, exc)
 
     def _commit(self, group: list[_Waiting]) -> None:
         results: list[AcceptedJob | errors.ApiError] = []
@@ -111,7 +144,7 @@ class GroupCommit:
             # The database is unavailable or locked by another process: so it is for every one of
             # them, and each is answered so at once (503) rather than after a retry of its own.
             for waiting in group:
-                waiting.answer.set_exception(exc)
+                self._answer(waiting, exc)
             return
         except Exception:
             # The shared transaction failed (a race on an Idempotency-Key with another process, a
@@ -122,10 +155,7 @@ class GroupCommit:
             return
         self._notify()
         for waiting, result in zip(group, results, strict=True):
-            if isinstance(result, AcceptedJob):
-                waiting.answer.set_result(result)
-            else:
-                waiting.answer.set_exception(result)
+            self._answer(waiting, result)
 
     def _alone(self, waiting: _Waiting) -> None:
         try:
@@ -138,6 +168,6 @@ class GroupCommit:
                 notify=self._notify,
             )
         except Exception as exc:  # answered to its own request, which reports it
-            waiting.answer.set_exception(exc)
+            self._answer(waiting, exc)
         else:
-            waiting.answer.set_result(accepted)
+            self._answer(waiting, accepted)

@@ -102,6 +102,20 @@ def request_modification(
     limits: patching.PatchLimits = DEFAULT_LIMITS,
 ) -> AcceptedJob:
     """404 for an unknown externalId, 415 for another media type, 400 for a malformed patch; else a job."""
+    job = modification_job(uow, caller, external_id, body=body, media_type=media_type, limits=limits)
+    return enqueue(uow, caller, job, idempotency=idempotency, clock=clock, notify=notify)
+
+
+def modification_job(
+    uow: UnitOfWork,
+    caller: Caller,
+    external_id: str,
+    *,
+    body: bytes,
+    media_type: str,
+    limits: patching.PatchLimits = DEFAULT_LIMITS,
+) -> NewJob:
+    """The job that stores a patch of the externalId, once the patch is checked (404, 415, 400 otherwise)."""
     with uow.read() as conn:
         if tx_repo.find_transaction(conn, caller.org_id, external_id) is None:
             raise errors.NotFound(f"No transaction with externalId {external_id}")
@@ -120,14 +134,7 @@ def request_modification(
             errors=[errors.ErrorDetail(p.field or "body", "body", p.reason) for p in problems]
         )
     payload = msgspec.json.encode(Envelope(fmt, msgspec.Raw(body)))
-    return enqueue(
-        uow,
-        caller,
-        NewJob(JobKind.MODIFY, payload, 1, target=external_id),
-        idempotency=idempotency,
-        clock=clock,
-        notify=notify,
-    )
+    return NewJob(JobKind.MODIFY, payload, 1, target=external_id)
 
 
 def apply_stored_patch(

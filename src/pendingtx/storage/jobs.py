@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -102,6 +103,22 @@ def insert_job(
         },
     )
     return int(cursor.fetchone()[0])
+
+
+def reserve_idempotency_key(conn: sa.Connection, *, app_id: int, key: str) -> bool:
+    """Whether this transaction may store a job under the key: False, at once, while another one
+    (of any process) is storing a job under it.
+
+    On PostgreSQL a transaction-scoped advisory lock, so that the second of two concurrent requests
+    neither waits on the unique index for the first to commit nor stores a second job. A SQLite
+    write transaction excludes every other writer already.
+    """
+    if conn.dialect.name != "postgresql":
+        return True
+    # 64 bits of the (application, key) pair: a collision costs a spurious, retryable 409.
+    digest = hashlib.blake2b(f"{app_id}\n{key}".encode(), digest_size=8, person=b"idempotency-key")
+    lock = sa.func.pg_try_advisory_xact_lock(int.from_bytes(digest.digest(), signed=True))
+    return bool(conn.execute(sa.select(lock)).scalar_one())
 
 
 def find_by_idempotency_key(conn: sa.Connection, *, app_id: int, key: str) -> tuple[int, str, str] | None:
