@@ -2,9 +2,12 @@
 
 The document is precise enough to fuzz against (tests/api/test_fuzz.py): every status an operation
 can answer is listed with its exact error body, `requesttrackingid` is a required header of every
-answer, and parameters carry the patterns the server enforces. What JSON Schema cannot say (a date
-range that ends before it starts, `after` together with `before`, a reused Idempotency-Key, and the
-per-type record rules the worker applies after the 202) is said in the descriptions.
+answer, and parameters carry the patterns the server enforces. A request body's schema is what is
+checked before the 202 (a batch is an object or an array of 1 to 10,000 objects); the rules each
+record must meet, which the worker applies after the 202, are the PendingTransaction schema, which
+the stored transactions of the answers follow too. What JSON Schema cannot say (a date range that
+ends before it starts, `after` together with `before`, a cursor this server did not issue) is said
+in the descriptions.
 """
 
 from __future__ import annotations
@@ -15,7 +18,14 @@ import pycountry
 
 from pendingtx import __version__
 from pendingtx.domain.jobs import JobStatus
-from pendingtx.domain.transactions import TRANSFER_TYPES, TransactionStatus, TransactionType
+from pendingtx.domain.transactions import (
+    NO_QUANTITY_TYPES,
+    ONE_QUANTITY_TYPES,
+    SWITCH_TYPES,
+    TRANSFER_TYPES,
+    TransactionStatus,
+    TransactionType,
+)
 
 JSON = "application/json"
 
@@ -83,6 +93,14 @@ _ERRORS: dict[str, tuple[str, tuple[str, ...], bool, str]] = {
         False,
         "The path exists but does not take this method; `Allow` lists the methods it does take.",
     ),
+    # The contract's other 409, `job.already.finished`, comes with job cancellation (not served yet).
+    "409": (
+        "KeyInUse",
+        ("idempotency.key.in.use",),
+        True,
+        "A request with this Idempotency-Key is still being stored. Sent again unchanged after "
+        "`Retry-After` seconds, the request gets the first one's answer.",
+    ),
     "413": ("TooLarge", ("request.too.large",), False, "The body is larger than the size limit."),
     "414": (
         "UriTooLong",
@@ -95,6 +113,13 @@ _ERRORS: dict[str, tuple[str, tuple[str, ...], bool, str]] = {
         ("request.unsupported.media.type",),
         False,
         "The body's Content-Type is not one this operation accepts.",
+    ),
+    "422": (
+        "KeyReused",
+        ("idempotency.key.reused",),
+        False,
+        "The Idempotency-Key was used before with a different request: another method, path, "
+        "query, Content-Type or body.",
     ),
     "429": (
         "RateLimited",
@@ -209,12 +234,46 @@ _CURRENCIES = sorted(str(currency.alpha_3) for currency in pycountry.currencies)
 _JSON_POINTER = "^(/([^~/]|~[01])*)*$"
 
 
+def _present(*members: str) -> dict[str, Any]:
+    return {"required": list(members), "properties": {m: {"not": {"type": "null"}} for m in members}}
+
+
+def _absent(*members: str) -> dict[str, Any]:
+    """Each member left out, or null (the same thing in a record)."""
+    return {"properties": {m: {"type": "null"} for m in members}}
+
+
+def _for_types(types: frozenset[TransactionType], then: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "if": {"required": ["type"], "properties": {"type": {"enum": sorted(t.value for t in types)}}},
+        "then": then,
+    }
+
+
+_ALL_TYPES = frozenset(TransactionType)
+# The rules by type, for records submitted and stored alike.
+_TYPE_RULES = [
+    _for_types(NO_QUANTITY_TYPES, _absent("amount", "units")),
+    _for_types(ONE_QUANTITY_TYPES, {"oneOf": [_present("amount"), _present("units")]}),
+    _for_types(
+        _ALL_TYPES - NO_QUANTITY_TYPES - ONE_QUANTITY_TYPES, {"allOf": [_present("amount"), _absent("units")]}
+    ),
+    _for_types(_ALL_TYPES - SWITCH_TYPES - TRANSFER_TYPES, _absent("toProductExternalId")),
+    _for_types(_ALL_TYPES - TRANSFER_TYPES, _absent("toInvestorExternalId")),
+    _for_types(SWITCH_TYPES, _present("toProductExternalId")),
+    _for_types(
+        TRANSFER_TYPES, {"anyOf": [_present("toProductExternalId"), _present("toInvestorExternalId")]}
+    ),
+]
+
+
 def _record_schema(types: list[str], description: str) -> dict[str, Any]:
     """A pending transaction as a client submits it; JSON null counts as an absent optional member."""
     return {
         "type": "object",
         "description": description,
         "additionalProperties": False,
+        "allOf": _TYPE_RULES,
         "required": ["externalId", "type", "productExternalId", "investorExternalId", "tradeDate"],
         "properties": {
             "externalId": {
@@ -245,7 +304,7 @@ def _record_schema(types: list[str], description: str) -> dict[str, Any]:
             "units": _quantity(6, "> 0, at most 6 decimal places, at most 10^13"),
             "currency": {
                 "type": ["string", "null"],
-                "pattern": "^[A-Z]{3}$",
+                "enum": [*_CURRENCIES, None],
                 "default": "USD",
                 "description": "ISO 4217 alphabetic code",
             },
@@ -261,12 +320,31 @@ def _record_schema(types: list[str], description: str) -> dict[str, Any]:
 
 
 _RECORD_RULES = (
-    "Rules by type, checked by the worker after the 202 (a record breaking one is rejected and named "
-    "in the job's validationMessage): Full Redemption, Full Transfer, Full Switch or Exchange and "
-    "Account Maintenance take neither amount nor units; Partial Redemption, Partial Transfer and "
-    "Partial Switch or Exchange take exactly one of them; every other type requires amount and takes "
-    "no units. Transfers need toInvestorExternalId or toProductExternalId."
+    "The worker checks every record against these rules after the 202: a record breaking one is "
+    "rejected (named in the job's validationMessage and validationDetails), and the other records "
+    "of the batch are created. Rules by type: Full Redemption, Full Transfer, Full Switch or "
+    "Exchange and Account Maintenance take neither amount nor units; Partial Redemption, Partial "
+    "Transfer and Partial Switch or Exchange take exactly one of them; every other type requires "
+    "amount and takes no units. The Switch or Exchange types require toProductExternalId; "
+    "transfers need toInvestorExternalId or toProductExternalId, and only they take "
+    "toInvestorExternalId. Beyond JSON Schema: externalId is unique in the organization and in the "
+    "batch, a member name appears once in a record, each to*ExternalId differs from its source, and "
+    "settlementDate is not before tradeDate."
 )
+
+
+def _batch_schema(record: str) -> dict[str, Any]:
+    """What is checked of a batch before the 202: its shape, not its records."""
+    return {
+        "description": "One record, or an array of 1 to 10,000 (a setting) records; arrays and objects "
+        "nest at most 32 levels deep. Each record is checked by the worker after the 202 against the "
+        f"{record} schema: a record breaking it is rejected in the job's status, not with a 400.",
+        "oneOf": [
+            _ref("Record"),
+            {"type": "array", "minItems": 1, "maxItems": 10000, "items": _ref("Record")},
+        ],
+    }
+
 
 _SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -405,8 +483,10 @@ _SCHEMAS: dict[str, Any] = {
     ),
     "Transaction": {
         "type": "object",
-        "description": "A stored transaction; members without a value are left out.",
+        "description": "A stored transaction: a PendingTransaction as the worker accepted it (or as a "
+        "modification left it), with the server's members. Members without a value are left out.",
         "additionalProperties": False,
+        "allOf": _TYPE_RULES,
         "required": [
             "externalId",
             "type",
@@ -505,17 +585,12 @@ _SCHEMAS: dict[str, Any] = {
             ]
         },
     },
-    "Batch": {
-        "oneOf": [
-            _ref("PendingTransaction"),
-            {"type": "array", "minItems": 1, "maxItems": 10000, "items": _ref("PendingTransaction")},
-        ]
-    },
-    "TransferBatch": {
-        "oneOf": [
-            _ref("PendingTransfer"),
-            {"type": "array", "minItems": 1, "maxItems": 10000, "items": _ref("PendingTransfer")},
-        ]
+    "Batch": _batch_schema("PendingTransaction"),
+    "TransferBatch": _batch_schema("PendingTransfer"),
+    "Record": {
+        "type": "object",
+        "description": "One record of a batch. Any JSON object is accepted with the batch; the worker "
+        "then creates it or rejects it by the rules of the PendingTransaction schema.",
     },
     "Health": {
         "type": "object",
@@ -560,8 +635,10 @@ _IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "description": "1-255 visible ASCII characters. Retrying with the same key and the same request "
-    "answers with the same job instead of a new one; the same key with a different request is a 400.",
+    "description": "1-255 visible ASCII characters (IETF httpapi idempotency-key draft). Retrying with "
+    "the same key and the same request answers with the same job instead of a new one; the same key "
+    "with a different request is a 422, and while the first request with the key is still being "
+    "stored, a 409.",
     "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
 }
 
@@ -582,7 +659,12 @@ def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
 
 _MOMENT = {"type": "string", "pattern": MOMENT_PATTERN}
 _MOMENT_TEXT = "yyyy-MM-ddTHH:mm:ss.SSS or yyyy-MM-dd, US Eastern time, inclusive"
-_CURSOR = {"type": "string", "pattern": "^[A-Za-z0-9+/]+={0,2}$", "maxLength": 28}
+# Cursors are sealed by the server and written in URL-safe base64 without padding.
+_CURSOR = {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "minLength": 1, "maxLength": 128}
+_CURSOR_TEXT = (
+    ". Opaque: only a cursor this listing issued to the organization is valid (else 400); after and "
+    "before cannot be combined."
+)
 
 _LIST_PARAMETERS = [
     _query("status", "Active or Cancel", {"type": "string", "enum": [s.value for s in TransactionStatus]}),
@@ -598,14 +680,13 @@ _LIST_PARAMETERS = [
     _query("changeStartDate", _MOMENT_TEXT, _MOMENT),
     _query("changeEndDate", _MOMENT_TEXT + "; not before changeStartDate", _MOMENT),
     _query("limit", "page size", {"type": "integer", "minimum": 1, "maximum": 50, "default": 25}),
-    _query("after", "cursor from `paging.cursors.after`: the page after that row", _CURSOR),
-    _query(
-        "before", "cursor from `paging.cursors.before`: the page before that row; not with after", _CURSOR
-    ),
+    _query("after", "`paging.cursors.after` of a page: the page after it" + _CURSOR_TEXT, _CURSOR),
+    _query("before", "`paging.cursors.before` of a page: the page before it" + _CURSOR_TEXT, _CURSOR),
 ]
 
 # --- operations -------------------------------------------------------------------------------------
 
+# Links: where an answer's values lead (and what schemathesis' stateful tests chain).
 _STATUS_LINK = {
     "operationId": "getJobStatus",
     "parameters": {"appName": "insight", "key": "$response.body#/jobStatusQueryKey"},
@@ -613,14 +694,55 @@ _STATUS_LINK = {
 }
 
 
-def _accepted(description: str) -> dict[str, Any]:
+def _modify_link(external_id: str, description: str) -> dict[str, Any]:
     return {
-        **_json(_ref("JobAccepted"), description, Location=_header("Location")),
-        "links": {"JobStatus": _STATUS_LINK},
+        "operationId": "modifyTransaction",
+        "parameters": {"externalId": external_id},
+        "description": description,
     }
 
 
-def _submit(operation_id: str, summary: str, description: str, batch: str) -> dict[str, Any]:
+def _list_link(external_id: str, description: str) -> dict[str, Any]:
+    return {
+        "operationId": "listTransactions",
+        "parameters": {"externalId": external_id},
+        "description": description,
+    }
+
+
+_SUBMIT_LINKS = {
+    "JobStatus": _STATUS_LINK,
+    "ListRecord": _list_link("$request.body#/externalId", "The record sent alone, once created."),
+    "ListFirstRecord": _list_link("$request.body#/0/externalId", "The batch's first record, once created."),
+    "ModifyRecord": _modify_link("$request.body#/externalId", "Modify the record sent alone, once created."),
+    "ModifyFirstRecord": _modify_link(
+        "$request.body#/0/externalId", "Modify the batch's first record, once created."
+    ),
+}
+_MODIFY_LINKS = {
+    "JobStatus": _STATUS_LINK,
+    "ModifyAgain": _modify_link("$request.path.externalId", "Modify the same transaction again."),
+}
+_LIST_LINKS = {
+    "ModifyListed": _modify_link("$response.body#/data/results/0/externalId", "Modify the first listed."),
+    "NextPage": {
+        "operationId": "listTransactions",
+        "parameters": {"after": "$response.body#/paging/cursors/after"},
+        "description": "The page after this one.",
+    },
+    "PreviousPage": {
+        "operationId": "listTransactions",
+        "parameters": {"before": "$response.body#/paging/cursors/before"},
+        "description": "The page before this one.",
+    },
+}
+
+
+def _accepted(description: str, links: dict[str, Any]) -> dict[str, Any]:
+    return {**_json(_ref("JobAccepted"), description, Location=_header("Location")), "links": links}
+
+
+def _submit(operation_id: str, summary: str, description: str, batch: str, record: str) -> dict[str, Any]:
     return {
         "operationId": operation_id,
         "summary": summary,
@@ -634,9 +756,11 @@ def _submit(operation_id: str, summary: str, description: str, batch: str) -> di
         "requestBody": {"required": True, "content": {JSON: {"schema": _ref(batch)}}},
         "responses": {
             "202": _accepted(
-                "The batch is stored durably as one job; each record is validated by the worker."
+                "The batch is stored durably as one job; the worker then creates each record or "
+                f"rejects it by the rules of {record}.",
+                _SUBMIT_LINKS,
             ),
-            **_errors("400", "401", "403", "413", "414", "415", "429", "500", "503"),
+            **_errors("400", "401", "403", "409", "413", "414", "415", "422", "429", "500", "503"),
         },
     }
 
@@ -649,7 +773,7 @@ _LIST: dict[str, Any] = {
     "security": _V1_SECURITY,
     "parameters": [*_LIST_PARAMETERS, _REQUEST_TRACKING_ID],
     "responses": {
-        "200": _json(_ref("TransactionPage"), "One page of transactions."),
+        "200": {**_json(_ref("TransactionPage"), "One page of transactions."), "links": _LIST_LINKS},
         **_errors("400", "401", "403", "414", "429", "500", "503"),
     },
 }
@@ -681,8 +805,8 @@ _MODIFY: dict[str, Any] = {
         },
     },
     "responses": {
-        "202": _accepted("The modification is stored durably as one job."),
-        **_errors("400", "401", "403", "404", "413", "414", "415", "429", "500", "503"),
+        "202": _accepted("The modification is stored durably as one job.", _MODIFY_LINKS),
+        **_errors("400", "401", "403", "404", "409", "413", "414", "415", "422", "429", "500", "503"),
     },
 }
 
@@ -814,8 +938,9 @@ def openapi_document() -> dict[str, Any]:
                 "post": _submit(
                     "createTransactions",
                     "Create pending transactions",
-                    "One record or an array of 1 to 10,000 (a setting).",
+                    "One record or an array of 1 to 10,000 (a setting); each record is a PendingTransaction.",
                     "Batch",
+                    "PendingTransaction",
                 ),
                 "get": _LIST,
             },
@@ -824,8 +949,9 @@ def openapi_document() -> dict[str, Any]:
                 "post": _submit(
                     "createTransfers",
                     "Create pending transfers",
-                    "As /v1/transactions; every record must be a transfer.",
+                    "As /v1/transactions; every record must be a transfer (a PendingTransfer).",
                     "TransferBatch",
+                    "PendingTransfer",
                 )
             },
             "/healthz": {
