@@ -8,7 +8,9 @@ import httpx
 import pytest
 
 from pendingtx.client import (
+    Conflict,
     ConnectionFailed,
+    IdempotencyKeyReused,
     RateLimited,
     RetryPolicy,
     ServerError,
@@ -112,6 +114,37 @@ def test_any_error_marked_transient_is_retried(server: ScriptedServer, fake_time
     with server.client(fake_time) as client:
         client.submit([{"externalId": "PT-1"}])
     assert len(server.sent(POST)) == 2
+
+
+def test_a_key_still_being_stored_is_retried_with_the_same_key(
+    server: ScriptedServer, fake_time: FakeTime
+) -> None:
+    in_use = error(409, "idempotency.key.in.use", transient=True, headers={"Retry-After": "1"})
+    server.on(POST, in_use, accepted("FIRST"))
+    with server.client(fake_time) as client:
+        assert client.submit([{"externalId": "PT-1"}]).key == "FIRST"
+    assert fake_time.sleeps == [1.0]
+    assert len({r.headers["Idempotency-Key"] for r in server.sent(POST)}) == 1
+
+
+def test_idempotency_conflicts_are_typed(server: ScriptedServer, fake_time: FakeTime) -> None:
+    server.on(
+        POST,
+        error(422, "idempotency.key.reused"),
+        *[error(409, "idempotency.key.in.use", transient=True)] * 5,
+    )
+    with server.client(fake_time) as client:
+        with pytest.raises(IdempotencyKeyReused) as reused:
+            client.submit([{"externalId": "PT-1"}])
+        with pytest.raises(Conflict) as in_use:
+            client.submit([{"externalId": "PT-2"}])
+    assert (reused.value.status, reused.value.code, reused.value.transient) == (
+        422,
+        "idempotency.key.reused",
+        False,
+    )
+    assert (in_use.value.status, in_use.value.transient) == (409, True)
+    assert len(server.sent(POST)) == 6  # the 422 at once, the 409 after every retry
 
 
 def test_errors_that_are_not_transient_are_raised_at_once(

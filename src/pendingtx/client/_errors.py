@@ -7,6 +7,8 @@ PendingTxError                  anything this client raises on purpose
 │   ├── AuthenticationError     401 gateway.authentication.failure (bad credentials, expired token)
 │   ├── PermissionDenied        403 not entitled to the product, or not on the IP allow-list
 │   ├── NotFound                404 unknown job key or externalId
+│   ├── Conflict                409 the Idempotency-Key's first request is still being stored (transient)
+│   ├── IdempotencyKeyReused    422 the Idempotency-Key was used with a different request
 │   ├── RateLimited             429 (transient: retried before it is raised)
 │   ├── ServerError             5xx
 │   │   └── ServiceUnavailable  503 (transient: retried before it is raised)
@@ -90,6 +92,14 @@ class NotFound(ApiError):
     """404: no such job key or transaction in the caller's organization."""
 
 
+class Conflict(ApiError):
+    """409: the request with the same Idempotency-Key is still being stored; retried before it is raised."""
+
+
+class IdempotencyKeyReused(ApiError):
+    """422: the Idempotency-Key was already used with a different request."""
+
+
 class RateLimited(ApiError):
     """429: too many requests; retried (honouring Retry-After) before it is raised."""
 
@@ -125,6 +135,8 @@ _BY_STATUS: dict[int, type[ApiError]] = {
     401: AuthenticationError,
     403: PermissionDenied,
     404: NotFound,
+    409: Conflict,
+    422: IdempotencyKeyReused,
     429: RateLimited,
     503: ServiceUnavailable,
 }
