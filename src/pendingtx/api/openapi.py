@@ -17,6 +17,7 @@ from typing import Any
 import pycountry
 
 from pendingtx import __version__
+from pendingtx.domain.cursors import CURSOR_LENGTH, CURSOR_PATTERN
 from pendingtx.domain.jobs import JobStatus
 from pendingtx.domain.transactions import (
     NO_QUANTITY_TYPES,
@@ -195,6 +196,8 @@ def _token_errors(*statuses: str) -> dict[str, Any]:
 # --- value shapes -----------------------------------------------------------------------------------
 
 _STRING_64 = {"type": "string", "minLength": 1, "maxLength": 64}
+# Cursors are sealed by the server and written in URL-safe base64 without padding.
+_CURSOR = {"type": "string", "pattern": f"^{CURSOR_PATTERN}$", "maxLength": CURSOR_LENGTH}
 _OPTIONAL_STRING_64 = {"type": ["string", "null"], "minLength": 1, "maxLength": 64}
 
 # A decimal > 0 and <= 10^13 written positionally (no exponent, no sign), with at most `places`
@@ -540,8 +543,8 @@ _SCHEMAS: dict[str, Any] = {
                         "additionalProperties": False,
                         "required": ["before", "after"],
                         "properties": {
-                            "before": {"type": ["string", "null"]},
-                            "after": {"type": ["string", "null"]},
+                            "before": {"anyOf": [_CURSOR, {"type": "null"}]},
+                            "after": {"anyOf": [_CURSOR, {"type": "null"}]},
                         },
                     },
                     "next": {"type": ["string", "null"], "description": "the next page's path and query"},
@@ -659,8 +662,6 @@ def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
 
 _MOMENT = {"type": "string", "pattern": MOMENT_PATTERN}
 _MOMENT_TEXT = "yyyy-MM-ddTHH:mm:ss.SSS or yyyy-MM-dd, US Eastern time, inclusive"
-# Cursors are sealed by the server and written in URL-safe base64 without padding.
-_CURSOR = {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "minLength": 1, "maxLength": 128}
 _CURSOR_TEXT = (
     ". Opaque: only a cursor this listing issued to the organization is valid (else 400); after and "
     "before cannot be combined."
