@@ -195,10 +195,13 @@ def _token_errors(*statuses: str) -> dict[str, Any]:
 
 # --- value shapes -----------------------------------------------------------------------------------
 
-_STRING_64 = {"type": "string", "minLength": 1, "maxLength": 64}
+# No text the service takes may hold NUL (U+0000): not a path or query parameter (400), nor a member
+# of a record (PostgreSQL cannot store it in text).
+_NO_NUL = "^[^\\u0000]*$"
+_STRING_64 = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": _NO_NUL}
+_OPTIONAL_STRING_64 = {"type": ["string", "null"], "minLength": 1, "maxLength": 64, "pattern": _NO_NUL}
 # Cursors are sealed by the server and written in URL-safe base64 without padding.
 _CURSOR = {"type": "string", "pattern": f"^{CURSOR_PATTERN}$", "maxLength": CURSOR_LENGTH}
-_OPTIONAL_STRING_64 = {"type": ["string", "null"], "minLength": 1, "maxLength": 64}
 
 # A decimal > 0 and <= 10^13 written positionally (no exponent, no sign), with at most `places`
 # decimal places once trailing zeros are dropped ("1.500" has one).
@@ -317,7 +320,7 @@ def _record_schema(types: list[str], description: str) -> dict[str, Any]:
                 "pattern": DATE_PATTERN,
                 "description": "yyyy-MM-dd, not before tradeDate",
             },
-            "comments": {"type": ["string", "null"], "maxLength": 500},
+            "comments": {"type": ["string", "null"], "maxLength": 500, "pattern": _NO_NUL},
         },
     }
 
@@ -515,7 +518,7 @@ _SCHEMAS: dict[str, Any] = {
             "currency": {"type": "string", "enum": _CURRENCIES},
             "tradeDate": {"type": "string", "format": "date"},
             "settlementDate": {"type": "string", "format": "date"},
-            "comments": {"type": "string", "maxLength": 500},
+            "comments": {"type": "string", "maxLength": 500, "pattern": _NO_NUL},
             "createDate": {"type": "string", "format": "date-time", "description": "US Eastern offset"},
             "changeDate": {"type": "string", "format": "date-time", "description": "US Eastern offset"},
         },
@@ -792,7 +795,7 @@ _MODIFY: dict[str, Any] = {
             "in": "path",
             "required": True,
             "description": "an externalId of the caller's organization",
-            "schema": {"type": "string", "minLength": 1},
+            "schema": {"type": "string", "minLength": 1, "pattern": _NO_NUL},
         },
         _IDEMPOTENCY_KEY,
         _REQUEST_TRACKING_ID,
