@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import jsonschema_rs
 import pytest
 from starlette.routing import Route, Router
 from starlette.testclient import TestClient
@@ -13,6 +14,7 @@ from starlette.testclient import TestClient
 from pendingtx.api.app import create_app
 from pendingtx.api.context import RequestContext
 from pendingtx.bootstrap import Runtime
+from tests.support import record
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 UNDOCUMENTED = {"/openapi.json", "/docs", "/metrics"}
@@ -141,3 +143,37 @@ def test_docs_page_renders_the_document(client: TestClient) -> None:
     assert answer.headers["content-type"].startswith("text/html")
     assert "<html" in answer.text.lower()
     assert "/openapi.json" in answer.text
+
+
+def validator(document: dict[str, Any], name: str) -> Any:
+    root = {"$ref": f"#/components/schemas/{name}", "components": document["components"]}
+    return jsonschema_rs.Draft202012Validator(root)
+
+
+def test_a_batch_the_server_accepts_is_valid_and_its_records_are_held_to_pending_transaction(
+    client: TestClient, headers: dict[str, str], document: dict[str, Any]
+) -> None:
+    """What the request schema allows is what the server accepts before the 202; the record rules
+    are PendingTransaction's, applied by the worker."""
+    records = [record("D-1", currency="ZZZ"), {**record("D-2"), "amont": "5"}, record("D-3")]
+    answer = client.post("/v1/transactions", json=records, headers=headers)
+    assert answer.status_code == 202
+    assert validator(document, "Batch").is_valid(records)
+    pending = validator(document, "PendingTransaction")
+    assert [pending.is_valid(r) for r in records] == [False, False, True]
+    for not_a_batch in ([], [1], "x", [records[0], None]):
+        assert not validator(document, "Batch").is_valid(not_a_batch)
+        assert client.post("/v1/transactions", json=not_a_batch, headers=headers).status_code == 400
+
+
+def test_idempotency_answers_are_documented_on_every_keyed_operation(document: dict[str, Any]) -> None:
+    for path, method in (
+        ("/v1/transactions", "post"),
+        ("/v1/transfers", "post"),
+        ("/v1/transactions/{externalId}", "patch"),
+    ):
+        operation = document["paths"][path][method]
+        assert any(p["name"] == "Idempotency-Key" for p in operation["parameters"])
+        assert {"409", "422"} <= set(operation["responses"]), path
+    responses = document["components"]["responses"]
+    assert responses["KeyInUse"]["headers"]["Retry-After"]["required"] is True

@@ -27,6 +27,7 @@ from pendingtx.domain.transactions import (
     TransactionStatus,
     TransactionType,
 )
+from pendingtx.services.submissions import MAX_JSON_DEPTH
 
 JSON = "application/json"
 
@@ -343,8 +344,9 @@ def _batch_schema(record: str) -> dict[str, Any]:
     """What is checked of a batch before the 202: its shape, not its records."""
     return {
         "description": "One record, or an array of 1 to 10,000 (a setting) records; arrays and objects "
-        "nest at most 32 levels deep. Each record is checked by the worker after the 202 against the "
-        f"{record} schema: a record breaking it is rejected in the job's status, not with a 400.",
+        f"nest at most {MAX_JSON_DEPTH} levels deep. Each record is checked by the worker after the "
+        f"202 against the {record} schema: a record breaking it is rejected in the job's status, not "
+        "with a 400.",
         "oneOf": [
             _ref("Record"),
             {"type": "array", "minItems": 1, "maxItems": 10000, "items": _ref("Record")},
@@ -596,7 +598,8 @@ _SCHEMAS: dict[str, Any] = {
     "Record": {
         "type": "object",
         "description": "One record of a batch. Any JSON object is accepted with the batch; the worker "
-        "then creates it or rejects it by the rules of the PendingTransaction schema.",
+        "then creates it or rejects it by the rules of the PendingTransaction schema (PendingTransfer "
+        "on /v1/transfers).",
     },
     "Health": {
         "type": "object",
@@ -665,7 +668,7 @@ def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
 
 _MOMENT = {"type": "string", "pattern": MOMENT_PATTERN}
 _MOMENT_TEXT = "yyyy-MM-ddTHH:mm:ss.SSS or yyyy-MM-dd, US Eastern time, inclusive"
-_CURSOR_TEXT = (
+_CURSOR_NOTE = (
     ". Opaque: only a cursor this listing issued to the organization is valid (else 400); after and "
     "before cannot be combined."
 )
@@ -684,8 +687,8 @@ _LIST_PARAMETERS = [
     _query("changeStartDate", _MOMENT_TEXT, _MOMENT),
     _query("changeEndDate", _MOMENT_TEXT + "; not before changeStartDate", _MOMENT),
     _query("limit", "page size", {"type": "integer", "minimum": 1, "maximum": 50, "default": 25}),
-    _query("after", "`paging.cursors.after` of a page: the page after it" + _CURSOR_TEXT, _CURSOR),
-    _query("before", "`paging.cursors.before` of a page: the page before it" + _CURSOR_TEXT, _CURSOR),
+    _query("after", "`paging.cursors.after` of a page: the page after it" + _CURSOR_NOTE, _CURSOR),
+    _query("before", "`paging.cursors.before` of a page: the page before it" + _CURSOR_NOTE, _CURSOR),
 ]
 
 # --- operations -------------------------------------------------------------------------------------
