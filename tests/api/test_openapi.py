@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from pendingtx.api.app import create_app
 from pendingtx.api.context import RequestContext
 from pendingtx.bootstrap import Runtime
+from pendingtx.domain.transactions import validate_record
 from tests.support import record
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -177,3 +178,20 @@ def test_idempotency_answers_are_documented_on_every_keyed_operation(document: d
         assert {"409", "422"} <= set(operation["responses"]), path
     responses = document["components"]["responses"]
     assert responses["KeyInUse"]["headers"]["Retry-After"]["required"] is True
+
+
+def test_request_examples_are_valid_and_their_records_too(document: dict[str, Any]) -> None:
+    for path, record_schema in (
+        ("/v1/transactions", "PendingTransaction"),
+        ("/v1/transfers", "PendingTransfer"),
+    ):
+        content = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        assert content["examples"]
+        for example in content["examples"].values():
+            value = example["value"]
+            assert validator(document, content["schema"]["$ref"].rsplit("/", 1)[1]).is_valid(value)
+            for one in value if isinstance(value, list) else [value]:
+                assert validator(document, record_schema).is_valid(one), one
+                assert not isinstance(validate_record(one, transfers_only=path == "/v1/transfers"), list)
+    patch = document["paths"]["/v1/transactions/{externalId}"]["patch"]["requestBody"]["content"]
+    assert validator(document, "JsonPatch").is_valid(patch["application/json-patch+json"]["example"])

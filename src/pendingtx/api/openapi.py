@@ -749,7 +749,46 @@ def _accepted(description: str, links: dict[str, Any]) -> dict[str, Any]:
     return {**_json(_ref("JobAccepted"), description, Location=_header("Location")), "links": links}
 
 
-def _submit(operation_id: str, summary: str, description: str, batch: str, record: str) -> dict[str, Any]:
+_EXAMPLE_RECORD = {
+    "externalId": "PT-1001",
+    "type": "New Subscription",
+    "productExternalId": "FUND-A",
+    "investorExternalId": "INV-1",
+    "amount": "2500.00",
+    "currency": "USD",
+    "tradeDate": "2026-11-27",
+}
+_EXAMPLE_TRANSFER = {
+    "externalId": "PT-2001",
+    "type": "Partial Transfer",
+    "productExternalId": "FUND-A",
+    "investorExternalId": "INV-1",
+    "toInvestorExternalId": "INV-2",
+    "units": "12.5",
+    "tradeDate": "2026-11-27",
+}
+_CREATE_EXAMPLES = {
+    "record": {"summary": "One record", "value": _EXAMPLE_RECORD},
+    "batch": {
+        "summary": "A batch",
+        "value": [
+            {**_EXAMPLE_RECORD, "externalId": "PT-1002"},
+            {
+                "externalId": "PT-1003",
+                "type": "Full Redemption",
+                "productExternalId": "FUND-B",
+                "investorExternalId": "INV-1",
+                "tradeDate": "2026-11-27",
+            },
+        ],
+    },
+}
+_TRANSFER_EXAMPLES = {"record": {"summary": "One transfer", "value": _EXAMPLE_TRANSFER}}
+
+
+def _submit(
+    operation_id: str, summary: str, description: str, batch: str, *, record: str, examples: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "operationId": operation_id,
         "summary": summary,
@@ -760,7 +799,7 @@ def _submit(operation_id: str, summary: str, description: str, batch: str, recor
             _IDEMPOTENCY_KEY,
             _REQUEST_TRACKING_ID,
         ],
-        "requestBody": {"required": True, "content": {JSON: {"schema": _ref(batch)}}},
+        "requestBody": {"required": True, "content": {JSON: {"schema": _ref(batch), "examples": examples}}},
         "responses": {
             "202": _accepted(
                 "The batch is stored durably as one job; the worker then creates each record or "
@@ -806,8 +845,11 @@ _MODIFY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json-patch+json": {"schema": _ref("JsonPatch")},
-            "application/merge-patch+json": {"schema": {"type": "object"}},
+            "application/json-patch+json": {
+                "schema": _ref("JsonPatch"),
+                "example": [{"op": "replace", "path": "/comments", "value": "confirmed by phone"}],
+            },
+            "application/merge-patch+json": {"schema": {"type": "object"}, "example": {"status": "Cancel"}},
             JSON: {"schema": {"type": "object", "description": "read as a merge patch"}},
         },
     },
@@ -947,7 +989,8 @@ def openapi_document() -> dict[str, Any]:
                     "Create pending transactions",
                     "One record or an array of 1 to 10,000 (a setting); each record is a PendingTransaction.",
                     "Batch",
-                    "PendingTransaction",
+                    record="PendingTransaction",
+                    examples=_CREATE_EXAMPLES,
                 ),
                 "get": _LIST,
             },
@@ -958,7 +1001,8 @@ def openapi_document() -> dict[str, Any]:
                     "Create pending transfers",
                     "As /v1/transactions; every record must be a transfer (a PendingTransfer).",
                     "TransferBatch",
-                    "PendingTransfer",
+                    record="PendingTransfer",
+                    examples=_TRANSFER_EXAMPLES,
                 )
             },
             "/healthz": {
