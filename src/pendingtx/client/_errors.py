@@ -93,7 +93,8 @@ class NotFound(ApiError):
 
 
 class Conflict(ApiError):
-    """409: the request with the same Idempotency-Key is still being stored; retried before it is raised."""
+    """409: the request conflicts with the state of the service, such as an Idempotency-Key whose first
+    request is still being stored (transient: retried before it is raised)."""
 
 
 class IdempotencyKeyReused(ApiError):
