@@ -19,6 +19,7 @@ import pycountry
 from pendingtx import __version__
 from pendingtx.domain.cursors import CURSOR_LENGTH, CURSOR_PATTERN
 from pendingtx.domain.jobs import JobStatus
+from pendingtx.domain.json_text import MAX_JSON_DEPTH
 from pendingtx.domain.transactions import (
     NO_QUANTITY_TYPES,
     ONE_QUANTITY_TYPES,
@@ -27,7 +28,6 @@ from pendingtx.domain.transactions import (
     TransactionStatus,
     TransactionType,
 )
-from pendingtx.services.submissions import MAX_JSON_DEPTH
 
 JSON = "application/json"
 
