@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 import sqlalchemy as sa
 
 from pendingtx.config import Settings
-from pendingtx.storage.engine import normalize_url
+from pendingtx.storage.driver.engine import normalize_url
 
 _COLUMNS = (
     "org_id, external_id, job_id, type, status, product_external_id, investor_external_id, amount, "

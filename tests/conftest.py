@@ -15,7 +15,7 @@ from pendingtx.bootstrap import Runtime
 from pendingtx.config import Settings
 from pendingtx.domain.credentials import PRODUCT
 from pendingtx.services import credentials
-from pendingtx.storage.engine import make_engine
+from pendingtx.storage.driver.engine import make_engine
 from tests import databases
 from tests.support import FakeClock, basic
 

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from pendingtx.config import Settings
-from pendingtx.storage.engine import make_engine
+from pendingtx.storage.driver.engine import make_engine
 from pendingtx.storage.migrate import upgrade
 from pendingtx.storage.tables import metadata
 

@@ -13,7 +13,7 @@ from pendingtx.config import Settings
 from pendingtx.domain.credentials import TokenLifetimes
 from pendingtx.services.abuse import AbuseLimits
 from pendingtx.services.group_commit import GroupCommit
-from pendingtx.storage.engine import make_engine
+from pendingtx.storage.driver.engine import make_engine
 from pendingtx.storage.hot_reads import HotReads
 from pendingtx.storage.migrate import upgrade
 from pendingtx.storage.rate_counters import DatabaseCounters, MemoryCounters

@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 from pendingtx.api.app import create_app
 from pendingtx.bootstrap import Runtime
 from pendingtx.config import Settings
-from pendingtx.storage.engine import make_engine
+from pendingtx.storage.driver.engine import make_engine
 from tests.support import FakeClock, basic
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from pendingtx.storage.engine import libpq_conninfo
+from pendingtx.storage.driver.engine import libpq_conninfo
 
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0

@@ -12,7 +12,7 @@ from pendingtx.bootstrap import Runtime
 from pendingtx.domain.jobs import JobKind
 from pendingtx.services import job_status
 from pendingtx.services.credentials import Caller
-from pendingtx.storage.engine import make_engine
+from pendingtx.storage.driver.engine import make_engine
 from pendingtx.storage.tables import job_problems, jobs, transactions
 from tests.services.conftest import Submit
 from tests.support import FakeClock, record

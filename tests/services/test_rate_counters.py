@@ -17,7 +17,7 @@ from limits.storage import Storage
 from limits.strategies import FixedWindowRateLimiter
 
 from pendingtx.config import Settings
-from pendingtx.storage.engine import make_engine
+from pendingtx.storage.driver.engine import make_engine
 from pendingtx.storage.rate_counters import SWEEP_SECONDS, Counters, DatabaseCounters, MemoryCounters
 from pendingtx.storage.tables import rate_counters
 from tests import databases

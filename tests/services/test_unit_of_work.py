@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from pendingtx.config import Settings
-from pendingtx.storage.engine import make_engine
+from pendingtx.storage.driver.engine import make_engine
 from pendingtx.storage.tables import apps
 from pendingtx.storage.unit_of_work import UnitOfWork
 

@@ -19,7 +19,7 @@ import psycopg
 import sqlalchemy as sa
 from psycopg.conninfo import make_conninfo
 
-from pendingtx.storage.engine import PG_CONNECT_ARGS
+from pendingtx.storage.driver.engine import PG_CONNECT_ARGS
 
 
 class Prepared:

@@ -27,7 +27,7 @@ from limits.storage import Storage
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pendingtx.clock import Clock
-from pendingtx.storage.engine import WRITE_OPTION
+from pendingtx.storage.driver.engine import WRITE_OPTION
 from pendingtx.storage.prepared import Prepared
 from pendingtx.storage.tables import rate_counters
 

@@ -31,6 +31,26 @@ class UTCDateTime(TypeDecorator[datetime]):
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        if dialect.name == "sqlite":
+            # The same few texts (a polled job's, a token's) come back on every request: each is
+            # parsed once, where SQLite's own DATETIME reader costs microseconds a value.
+            return _utc_from_text
+        return super().result_processor(dialect, coltype)
+
+
+_PARSED: dict[str, datetime] = {}
+_MAX_PARSED = 4096
+
+
+def _utc_from_text(text: str) -> datetime:
+    parsed = _PARSED.get(text)
+    if parsed is None:
+        if len(_PARSED) >= _MAX_PARSED:
+            _PARSED.clear()
+        parsed = _PARSED[text] = datetime.fromisoformat(text).replace(tzinfo=UTC)
+    return parsed
+
 
 class ExactDecimal(TypeDecorator[Decimal]):
     """NUMERIC on PostgreSQL; on SQLite a canonical decimal string, since SQLite would round via float.

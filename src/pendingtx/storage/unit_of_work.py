@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import sqlalchemy as sa
 
-from pendingtx.storage.engine import REDOABLE_OPTION, WRITE_OPTION
+from pendingtx.storage.driver import Dialect, dialect_of
+from pendingtx.storage.driver.engine import REDOABLE_OPTION, WRITE_OPTION
+
+T = TypeVar("T")
+
+# How often a write transaction that lost a race (Dialect.retry_may_succeed) is run in all.
+WRITE_ATTEMPTS = 3
 
 
 class UnitOfWork:
@@ -16,13 +23,14 @@ class UnitOfWork:
 
     def __init__(self, engine: sa.Engine, *, lock_timeout: float = 5.0) -> None:
         self.engine = engine
+        self.rules: Dialect = dialect_of(engine.dialect.name)
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
         self._redoable = engine.execution_options(**{WRITE_OPTION: True, REDOABLE_OPTION: True})
         # SQLite has one writer at a time, and a writer that finds the database locked sleeps in
         # SQLite's busy handler for 1 ms or more per try. Writers of this process queue on this
         # lock instead and take over the moment it is free; other processes still meet the busy
         # handler. PostgreSQL writers lock rows, not the database, so they never take it.
-        self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else None
+        self._write_lock = threading.Lock() if self.rules.single_writer else None
         self._lock_timeout = lock_timeout
 
     @contextmanager
@@ -50,7 +58,17 @@ class UnitOfWork:
                 assert lock is not None
                 lock.release()
 
-    @property
-    def dialect(self) -> str:
-        """The database's dialect name (`sqlite` or `postgresql`)."""
-        return self.engine.dialect.name
+    def write_retrying(self, work: Callable[[sa.Connection], T], *, redoable: bool = False) -> T:
+        """`work` in a write transaction, run again when it lost a race with another transaction.
+
+        Such a transaction rolled back whole (another one inserted the same key, or the database
+        chose it as a deadlock victim), so running it again looks at the rows anew.
+        """
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                with self.write(redoable=redoable) as conn:
+                    return work(conn)
+            except sa.exc.DBAPIError as exc:
+                if attempt == WRITE_ATTEMPTS or not self.rules.retry_may_succeed(exc):
+                    raise
+        raise AssertionError("unreachable")

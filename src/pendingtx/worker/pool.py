@@ -6,7 +6,7 @@ import logging
 import time
 
 from pendingtx.bootstrap import Runtime
-from pendingtx.storage.engine import libpq_conninfo
+from pendingtx.storage.driver.engine import libpq_conninfo
 from pendingtx.worker.listener import JobListener
 from pendingtx.worker.worker import WorkerThread
 

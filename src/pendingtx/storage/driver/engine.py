@@ -1,4 +1,4 @@
-"""Engine construction: the SQLite pragmas and transaction mode, or a PostgreSQL pool."""
+"""Engines: the SQLite file's pragmas and transaction mode, or a PostgreSQL pool."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from pendingtx.config import Settings
+from pendingtx.storage.driver.statements import driver_errors
 
 # An execution option on a connection: its transaction will write, so SQLite takes the lock up front.
 WRITE_OPTION = "pendingtx_write"
@@ -106,9 +107,6 @@ def _sqlite_engine(url: str, settings: Settings) -> sa.Engine:
 
 
 def _begin(conn: sa.Connection, driver: Any, statement: str) -> None:
-    error = conn.dialect.loaded_dbapi.Error
-    try:
+    # A busy database must surface as SQLAlchemy's OperationalError, which the API answers with 503.
+    with driver_errors(conn.dialect.loaded_dbapi, statement):
         driver.execute(statement)
-    except error as exc:
-        # A busy database must surface as SQLAlchemy's OperationalError, which the API answers with 503.
-        raise sa.exc.DBAPIError.instance(statement, None, exc, error) from exc

@@ -1,0 +1,173 @@
+"""Every difference between SQLite and PostgreSQL that the service's queries meet, and nowhere else.
+
+SQLite is the embedded default: one file, one writer at a time, one process serving the API and
+running the worker. PostgreSQL is for scaling out: row locks, many processes, LISTEN/NOTIFY.
+Queries are written once in Core and ask their dialect only where the two must differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from functools import cache
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from pendingtx.storage.driver.statements import driver_errors
+
+# PostgreSQL: deadlock detected, serialization failure. A transaction that failed so may succeed
+# at once when run again.
+_CONFLICT_STATES = frozenset({"40P01", "40001"})
+
+# Given an item of a list parameter, a query that finds its row (see Dialect.found_items).
+Probe = Callable[[sa.ColumnElement[Any]], sa.Select[Any]]
+
+
+class Dialect:
+    """What the queries need to know of a database; one instance per kind (see `dialect_of`)."""
+
+    name: str
+    # One process owns the database (the embedded SQLite file): it serves the API, runs the worker,
+    # and no other process needs waking.
+    embedded: bool
+    # One writer at a time for the whole database, as opposed to row locks.
+    single_writer: bool
+
+    def lock_skipping(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        """`query` locking the rows it reads until commit, skipping rows other transactions hold."""
+        raise NotImplementedError
+
+    def upsert(self, table: sa.Table) -> Any:
+        """An INSERT construct with `on_conflict_do_update` and `excluded`, for this database."""
+        raise NotImplementedError
+
+    def found_items(self, name: str, probe: Probe) -> sa.Select[Any]:
+        """The items of the list parameter `name` (see `list_value`) for which `probe(item)` finds a row.
+
+        A list travels as one parameter, since a compiled-once statement cannot expand `IN (...)`.
+        """
+        raise NotImplementedError
+
+    def list_value(self, items: Collection[str]) -> Any:
+        """A list of strings as the one parameter `found_items` reads."""
+        raise NotImplementedError
+
+    def announce(self, conn: sa.Connection, channel: str) -> None:
+        """Tell listening processes, when this transaction commits, that `channel` has news."""
+
+    def insert_rows(
+        self, conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: list[Any]
+    ) -> None:
+        """Insert rows of bound values (in `columns` order) in the connection's transaction."""
+        raise NotImplementedError
+
+    def retry_may_succeed(self, exc: sa.exc.DBAPIError) -> bool:
+        """Whether a write transaction that failed with `exc` may well succeed if run again at once.
+
+        A duplicate key means another transaction inserted the same row meanwhile: looked at again,
+        the rows are different. Deadlocks and serialization failures are PostgreSQL's own.
+        """
+        return isinstance(exc, sa.exc.IntegrityError)
+
+
+class SQLite(Dialect):
+    """The embedded file: no row locks (BEGIN IMMEDIATE serializes writers), no notifications."""
+
+    name = "sqlite"
+    embedded = True
+    single_writer = True
+
+    def lock_skipping(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        # Writers take the database's one write lock up front (BEGIN IMMEDIATE): nobody to skip.
+        return query
+
+    def upsert(self, table: sa.Table) -> Any:
+        # ON CONFLICT ... RETURNING needs SQLite 3.35 or newer.
+        return sqlite.insert(table)
+
+    def found_items(self, name: str, probe: Probe) -> sa.Select[Any]:
+        # The list travels as one JSON array text; SQLite runs the probe once per item.
+        items = sa.func.json_each(sa.bindparam(name)).table_valued("value")
+        return sa.select(items.c.value).where(probe(items.c.value).exists())
+
+    def list_value(self, items: Collection[str]) -> Any:
+        return msgspec.json.encode(list(items))
+
+    def insert_rows(
+        self, conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: list[Any]
+    ) -> None:
+        sql = _insert_sql(table, tuple(columns), conn.dialect)
+        driver: Any = conn.connection.driver_connection
+        with driver_errors(conn.dialect.loaded_dbapi, sql):
+            driver.executemany(sql, rows)
+
+
+class PostgreSQL(Dialect):
+    """The scale-out database: rows locked with SKIP LOCKED, NOTIFY at commit, COPY for bulk rows."""
+
+    name = "postgresql"
+    embedded = False
+    single_writer = False
+
+    def lock_skipping(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        # Concurrent claimers skip each other's rows instead of queueing behind them.
+        return query.with_for_update(skip_locked=True)
+
+    def upsert(self, table: sa.Table) -> Any:
+        return postgresql.insert(table)
+
+    def found_items(self, name: str, probe: Probe) -> sa.Select[Any]:
+        # One probe per item, forced by LATERAL ... LIMIT 1. The plain IN form is planned from
+        # statistics, and before the first ANALYZE of a freshly filled table PostgreSQL scanned
+        # the organization's every row for it instead: a large first import slowed down per chunk.
+        items = (
+            sa.func.unnest(sa.bindparam(name, type_=postgresql.ARRAY(sa.String)))
+            .table_valued("value")
+            .render_derived()
+        )
+        held = probe(items.c.value).limit(1).lateral()
+        return sa.select(items.c.value).select_from(items.join(held, sa.true()))
+
+    def list_value(self, items: Collection[str]) -> Any:
+        return list(items)
+
+    def announce(self, conn: sa.Connection, channel: str) -> None:
+        conn.exec_driver_sql("SELECT pg_notify(%s, '')", (channel,))
+
+    def insert_rows(
+        self, conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: list[Any]
+    ) -> None:
+        driver: Any = conn.connection.driver_connection
+        names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
+        sql = f"COPY {table.name} ({names}) FROM STDIN"
+        with (
+            driver_errors(conn.dialect.loaded_dbapi, sql),
+            driver.cursor() as cursor,
+            cursor.copy(sql) as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+
+    def retry_may_succeed(self, exc: sa.exc.DBAPIError) -> bool:
+        return super().retry_may_succeed(exc) or getattr(exc.orig, "sqlstate", None) in _CONFLICT_STATES
+
+
+@cache
+def _insert_sql(table: sa.Table, columns: tuple[str, ...], dialect: sa.Dialect) -> str:
+    names = ", ".join(dialect.identifier_preparer.quote(c) for c in columns)
+    marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * len(columns))
+    # Only our own table and column names are interpolated, never values.
+    return f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608
+
+
+_DIALECTS: dict[str, Dialect] = {"sqlite": SQLite(), "postgresql": PostgreSQL()}
+
+
+def dialect_of(name: str) -> Dialect:
+    """The dialect of SQLAlchemy's dialect `name`; ValueError for a database the service does not run on."""
+    try:
+        return _DIALECTS[name]
+    except KeyError:
+        raise ValueError(f"pendingtx runs on SQLite or PostgreSQL, not {name}") from None

@@ -1,0 +1,189 @@
+"""Statements compiled once per dialect and run on the driver: the one way this service runs SQL.
+
+Every query is a Core construct wrapped in a `Statement`, compiled the first time it runs on a kind
+of database. Values still go through their columns' bind processors and rows through their result
+processors, exactly as a Core execution would convert them, and rows come back as named tuples.
+What is skipped is SQLAlchemy's per-execution machinery (cache keys, execution contexts, events),
+which on these paths cost more than SQLite takes to run the statement.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import namedtuple
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ReturnsRows
+
+if TYPE_CHECKING:
+    from pendingtx.storage.driver.dialects import Dialect
+
+Build = Callable[["Dialect"], sa.ClauseElement]
+Values = Mapping[str, Any]
+
+
+@contextmanager
+def driver_errors(dbapi: Any, sql: str | None) -> Iterator[None]:
+    """Raise a driver's error as SQLAlchemy's, so that every caller handles one family of errors.
+
+    This is the only place that translates them: a busy or unreachable database then surfaces as
+    `sa.exc.OperationalError` (503 for the API), a duplicate key as `sa.exc.IntegrityError`.
+    """
+    error: type[Exception] = dbapi.Error
+    try:
+        yield
+    except error as exc:
+        raise sa.exc.DBAPIError.instance(sql, None, exc, error) from exc
+
+
+class Compiled:
+    """A statement compiled for one dialect: its SQL, how to bind its values, how to read its rows."""
+
+    def __init__(self, statement: sa.ClauseElement, dialect: sa.Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        self.sql = str(compiled)
+        if "POSTCOMPILE" in self.sql:
+            raise ValueError("a compiled-once statement cannot expand IN lists at execution")
+        self._dialect = dialect
+        # Literal values written into the statement (a status compared with, say) are parameters too.
+        self._defaults: dict[str, Any] = dict(compiled.construct_params(_check=False))
+        self._order: list[str] | None = list(compiled.positiontup or ()) if compiled.positional else None
+        self._binders = [
+            (name, processor)
+            for name in self._defaults
+            if (processor := compiled.binds[name].type._cached_bind_processor(dialect)) is not None
+        ]
+        columns = statement.exported_columns if isinstance(statement, ReturnsRows) else None
+        self._types = [c.type for c in columns] if columns is not None else []
+        self.row_type: Any = namedtuple("Row", list(columns.keys())) if columns is not None else None
+        # Result processors depend on what the driver says each column is (PostgreSQL's type
+        # codes), so they are chosen at the first execution that returns rows.
+        self._readers: list[tuple[int, Callable[[Any], Any]]] | None = None
+        self._lock = threading.Lock()
+
+    def parameters(self, values: Values) -> Any:
+        """The values, converted, as the driver wants them: a tuple (qmark) or a mapping (pyformat)."""
+        merged = {**self._defaults, **values}
+        for name, processor in self._binders:
+            value = merged[name]
+            if value is not None:
+                merged[name] = processor(value)
+        if self._order is None:
+            return merged
+        return tuple(merged[name] for name in self._order)
+
+    def rows(self, raw: Sequence[Sequence[Any]], description: Any) -> list[Any]:
+        """Driver rows as named rows, each value converted by its column's type."""
+        readers = self._readers if self._readers is not None else self._choose_readers(description)
+        make = self.row_type._make
+        if not readers:
+            return [make(row) for row in raw]
+        converted = []
+        for row in raw:
+            values = list(row)
+            for index, read in readers:
+                value = values[index]
+                if value is not None:
+                    values[index] = read(value)
+            converted.append(make(values))
+        return converted
+
+    def _choose_readers(self, description: Any) -> list[tuple[int, Callable[[Any], Any]]]:
+        with self._lock:
+            if self._readers is None:
+                codes = [column[1] for column in description] if description else [None] * len(self._types)
+                self._readers = [
+                    (index, processor)
+                    for index, (kind, code) in enumerate(zip(self._types, codes, strict=True))
+                    if (processor := kind._cached_result_processor(self._dialect, code)) is not None
+                ]
+            return self._readers
+
+
+class Statement:
+    """A Core statement (or a function of the dialect that builds one), compiled once per dialect.
+
+    Build statements once, at module level or in a cached factory: compiling costs far more than
+    running. A statement cannot expand `IN` lists; pass a list as one parameter instead (see
+    Dialect.each_of).
+    """
+
+    __slots__ = ("_build", "_compiled")
+
+    def __init__(self, build: sa.ClauseElement | Build) -> None:
+        self._build = build
+        self._compiled: dict[tuple[str, str], Compiled] = {}
+
+    def compiled(self, dialect: sa.Dialect) -> Compiled:
+        """The statement compiled for this kind of database (and driver parameter style)."""
+        key = (dialect.name, dialect.paramstyle)
+        found = self._compiled.get(key)
+        if found is None:
+            from pendingtx.storage.driver.dialects import dialect_of
+
+            build = self._build
+            statement = build if isinstance(build, sa.ClauseElement) else build(dialect_of(dialect.name))
+            found = self._compiled.setdefault(key, Compiled(statement, dialect))
+        return found
+
+
+class Result:
+    """What a statement run in a transaction gave: its rows (named, converted) and its row count."""
+
+    __slots__ = ("_compiled", "_cursor", "rowcount")
+
+    def __init__(self, cursor: Any, compiled: Compiled) -> None:
+        self._cursor = cursor
+        self._compiled = compiled
+        self.rowcount: int = cursor.rowcount
+
+    def all(self) -> list[Any]:
+        """Every row."""
+        return self._compiled.rows(self._cursor.fetchall(), self._cursor.description)
+
+    def first(self) -> Any:
+        """The first row, or None."""
+        raw = self._cursor.fetchone()
+        return None if raw is None else self._compiled.rows([raw], self._cursor.description)[0]
+
+    def one(self) -> Any:
+        """The first row; there must be one."""
+        row = self.first()
+        if row is None:
+            raise sa.exc.NoResultFound("the statement returned no row")
+        return row
+
+    def scalar(self) -> Any:
+        """The first column of the first row, or None."""
+        row = self.first()
+        return None if row is None else row[0]
+
+
+def run(conn: sa.Connection, statement: Statement, values: Values | None = None) -> Result:
+    """Execute the statement in the connection's transaction, on its driver connection."""
+    compiled = statement.compiled(conn.dialect)
+    driver: Any = conn.connection.driver_connection
+    cursor = driver.cursor()
+    with driver_errors(conn.dialect.loaded_dbapi, compiled.sql):
+        cursor.execute(compiled.sql, compiled.parameters(values or {}))
+    return Result(cursor, compiled)
+
+
+def run_many(conn: sa.Connection, statement: Statement, rows: Sequence[Values]) -> int:
+    """Execute the statement once per row of values; returns how many rows it affected in all."""
+    if not rows:
+        return 0
+    compiled = statement.compiled(conn.dialect)
+    driver: Any = conn.connection.driver_connection
+    cursor = driver.cursor()
+    try:
+        with driver_errors(conn.dialect.loaded_dbapi, compiled.sql):
+            cursor.executemany(compiled.sql, [compiled.parameters(row) for row in rows])
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()

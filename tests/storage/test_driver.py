@@ -1,0 +1,168 @@
+"""The driver seam behaves alike on SQLite and PostgreSQL: binding, rows, errors, lists, bulk rows."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from pendingtx.config import Settings
+from pendingtx.storage.driver import Dialect, Statement, run, run_many
+from pendingtx.storage.driver.detached import AwaitedStatements, DetachedStatements
+from pendingtx.storage.driver.engine import make_engine
+from pendingtx.storage.tables import organizations, rate_counters, transactions
+from pendingtx.storage.unit_of_work import UnitOfWork
+
+MOMENT = datetime(2026, 3, 8, 6, 59, 59, 123456, tzinfo=UTC)
+
+_ADD_ORG = Statement(
+    organizations.insert()
+    .values(name=sa.bindparam("name"), created_at=sa.bindparam("now", type_=organizations.c.created_at.type))
+    .returning(organizations.c.id, organizations.c.created_at)
+)
+_ORG = Statement(
+    sa.select(organizations.c.id, organizations.c.name, organizations.c.created_at).where(
+        organizations.c.name == sa.bindparam("name")
+    )
+)
+
+
+@pytest.fixture
+def uow(database_url: str) -> Iterator[UnitOfWork]:
+    engine = make_engine(Settings(database_url=database_url))
+    yield UnitOfWork(engine)
+    engine.dispose()
+
+
+def test_values_are_bound_and_rows_read_as_core_would(uow: UnitOfWork) -> None:
+    with uow.write() as conn:
+        added = run(conn, _ADD_ORG, {"name": "acme", "now": MOMENT}).one()
+        core = conn.execute(sa.select(organizations.c.created_at).where(organizations.c.id == added.id))
+        assert core.scalar_one() == MOMENT
+    assert added.created_at == MOMENT
+    with uow.read() as conn:
+        row = run(conn, _ORG, {"name": "acme"}).one()
+        assert run(conn, _ORG, {"name": "nobody"}).first() is None
+    assert (row.id, row.name, row.created_at) == (added.id, "acme", MOMENT)
+    assert row.created_at.tzinfo is not None
+
+
+def test_a_driver_error_is_raised_as_sqlalchemys(uow: UnitOfWork) -> None:
+    with uow.write() as conn:
+        run(conn, _ADD_ORG, {"name": "twice", "now": MOMENT})
+    with pytest.raises(sa.exc.IntegrityError), uow.write() as conn:
+        run(conn, _ADD_ORG, {"name": "twice", "now": MOMENT})
+    assert uow.rules.retry_may_succeed(_integrity_error(uow))
+
+
+def _integrity_error(uow: UnitOfWork) -> sa.exc.DBAPIError:
+    try:
+        with uow.write() as conn:
+            run(conn, _ADD_ORG, {"name": "twice", "now": MOMENT})
+    except sa.exc.IntegrityError as exc:
+        return exc
+    raise AssertionError("no duplicate key")
+
+
+def test_write_retrying_runs_a_lost_race_again_then_gives_up(uow: UnitOfWork) -> None:
+    with uow.write() as conn:
+        run(conn, _ADD_ORG, {"name": "taken", "now": MOMENT})
+    attempts: list[str] = []
+
+    def add(names: list[str]) -> object:
+        def work(conn: sa.Connection) -> object:
+            attempts.append(names[min(len(attempts), len(names) - 1)])
+            return run(conn, _ADD_ORG, {"name": attempts[-1], "now": MOMENT}).one().id
+
+        return work
+
+    assert uow.write_retrying(add(["taken", "free"]))
+    assert attempts == ["taken", "free"]
+    attempts.clear()
+    with pytest.raises(sa.exc.IntegrityError):
+        uow.write_retrying(add(["taken"]))
+    assert attempts == ["taken"] * 3
+
+
+def test_a_list_travels_as_one_parameter(uow: UnitOfWork) -> None:
+    with uow.write() as conn:
+        for name in ("a", "b", "c"):
+            run(conn, _ADD_ORG, {"name": name, "now": MOMENT})
+    found = Statement(
+        lambda d: d.found_items(
+            "names", lambda item: sa.select(organizations.c.id).where(organizations.c.name == item)
+        )
+    )
+    with uow.read() as conn:
+        rows = run(conn, found, {"names": uow.rules.list_value(["a", "c", "x", "a'; --"])}).all()
+    assert sorted(r.value for r in rows) == ["a", "c"]
+
+
+def test_upsert_counts_on_conflict(uow: UnitOfWork) -> None:
+    def upsert(d: Dialect) -> sa.ClauseElement:
+        insert = d.upsert(rate_counters)
+        new = insert.values(key=sa.bindparam("key"), hits=1, expires_at=9.0)
+        return new.on_conflict_do_update(
+            index_elements=[rate_counters.c.key], set_={"hits": rate_counters.c.hits + 1}
+        ).returning(rate_counters.c.hits)
+
+    statement = Statement(upsert)
+    with uow.write() as conn:
+        assert [run(conn, statement, {"key": "k"}).scalar() for _ in range(3)] == [1, 2, 3]
+
+
+def test_rows_inserted_in_bulk_read_back_exactly(uow: UnitOfWork) -> None:
+    columns = ("key", "hits", "expires_at")
+    with uow.write() as conn:
+        uow.rules.insert_rows(conn, rate_counters, columns, [("x", 1, 1.5), ("y", 2, 2.5)])
+        rows = conn.execute(sa.select(rate_counters).order_by(rate_counters.c.key)).all()
+    assert [tuple(r) for r in rows] == [("x", 1, 1.5), ("y", 2, 2.5)]
+    touched = Statement(rate_counters.update().values(hits=rate_counters.c.hits + sa.bindparam("n")))
+    with uow.write() as conn:
+        assert run_many(conn, touched, [{"n": 1}, {"n": 2}]) == 4
+
+
+def test_detached_statements_run_outside_transactions_and_survive_a_lost_connection(uow: UnitOfWork) -> None:
+    with uow.write() as conn:
+        run(conn, _ADD_ORG, {"name": "detached", "now": MOMENT})
+    detached = DetachedStatements(uow.engine)
+    try:
+        assert detached.one(_ORG, {"name": "detached"}).created_at == MOMENT
+        assert detached.all(_ORG, {"name": "nobody"}) == []
+        if uow.rules.name == "postgresql":
+            with uow.write() as conn:
+                conn.exec_driver_sql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+        assert detached.one(_ORG, {"name": "detached"}).name == "detached"
+    finally:
+        detached.close()
+
+
+def test_awaited_statements_read_on_the_event_loop(uow: UnitOfWork) -> None:
+    if uow.rules.embedded:
+        pytest.skip("SQLite reads block: they are local and cheaper than awaiting")
+    with uow.write() as conn:
+        run(conn, _ADD_ORG, {"name": "awaited", "now": MOMENT})
+    awaited = AwaitedStatements(uow.engine, size=2)
+
+    async def read() -> object:
+        try:
+            return await awaited.one(_ORG, {"name": "awaited"})
+        finally:
+            awaited.close()
+
+    row = asyncio.run(read())
+    assert row.created_at == MOMENT  # type: ignore[attr-defined]
+
+
+def test_amounts_keep_their_digits(uow: UnitOfWork) -> None:
+    bound = Statement(sa.select(sa.bindparam("amount", type_=transactions.c.amount.type).label("amount")))
+    with uow.read() as conn:
+        value = run(conn, bound, {"amount": Decimal("1234567890123.45")}).scalar()
+    assert Decimal(value) == Decimal("1234567890123.45")
