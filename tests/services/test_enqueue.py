@@ -15,7 +15,7 @@ from pendingtx.config import Settings
 from pendingtx.domain.jobs import JobKind
 from pendingtx.services.credentials import Caller
 from pendingtx.services.enqueue import AcceptedJob, Idempotency, NewJob, enqueue
-from pendingtx.storage.engine import make_engine
+from pendingtx.storage.driver.engine import make_engine
 from pendingtx.storage.unit_of_work import UnitOfWork
 from tests.support import FakeClock, record
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from pendingtx.bootstrap import Runtime
 from pendingtx.config import Settings
 from pendingtx.domain.cursors import KEY_BYTES, ListKind
-from pendingtx.storage.engine import make_engine
+from pendingtx.storage.driver.engine import make_engine
 from pendingtx.storage.server_keys import CURSOR_KEY
 from pendingtx.storage.tables import server_keys
 from tests.support import FakeClock
