@@ -104,7 +104,7 @@ def noop_server() -> Iterator[str]:
         "--log-level",
         "warning",
         "--no-access-log",
-        # As `pendingtx serve` (api.app.server_config): without uvicorn's proxy-header middleware.
+        # As `pendingtx serve` (api.server.server_config): without uvicorn's proxy-header middleware.
         "--no-proxy-headers",
         "--loop",
         "auto",

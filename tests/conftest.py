@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from pendingtx.api.app import create_app
-from pendingtx.bootstrap import Runtime
+from pendingtx.bootstrap import Runtime, build_app
 from pendingtx.config import Settings
 from pendingtx.domain.credentials import PRODUCT
 from pendingtx.services import credentials
@@ -95,7 +94,7 @@ def app_creds(runtime: Runtime) -> AppCreds:
 @pytest.fixture
 def client(runtime: Runtime) -> Iterator[TestClient]:
     """The real application in-process, without the background worker: tests run jobs explicitly."""
-    with TestClient(create_app(runtime, run_worker=False), base_url="http://127.0.0.1") as c:
+    with TestClient(build_app(runtime), base_url="http://127.0.0.1") as c:
         yield c
 
 
@@ -139,7 +138,7 @@ def serve_with(settings: Settings, clock: FakeClock) -> Iterator[Callable[..., S
     def serve(**changes: Any) -> Served:
         tuned = settings.replace(**changes)
         rt = Runtime(settings=tuned, engine=make_engine(tuned), clock=clock)
-        test_client = TestClient(create_app(rt, run_worker=False), base_url="http://127.0.0.1")
+        test_client = TestClient(build_app(rt), base_url="http://127.0.0.1")
         test_client.__enter__()
         opened.append((rt, test_client))
         return Served(rt, test_client)

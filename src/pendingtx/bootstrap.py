@@ -1,4 +1,10 @@
-"""The composition root: builds what the entrypoints run from typed settings; tests build their own."""
+"""The composition root: builds a process of the service from typed settings.
+
+Every decision that depends on the database is made here, once: how blocking calls run, how jobs
+are accepted, how status reads are made, where rate counters live, whether other processes' jobs
+need listening for. Only the entrypoints (cli.py, demo.py) and the tests import this module; no
+package below it imports it back (docs/ARCHITECTURE.md).
+"""
 
 from __future__ import annotations
 
@@ -6,26 +12,44 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import sqlalchemy as sa
+from starlette.types import ASGIApp
 
-from pendingtx.api.blocking import DatabaseCalls
+from pendingtx.api.app import DEFAULT_SHUTDOWN_TIMEOUT, create_app
+from pendingtx.api.dependencies import ApiServices
+from pendingtx.api.server import run_server
+from pendingtx.api.status import render
+from pendingtx.blocking import BlockingCalls, InlineCalls, ThreadCalls
 from pendingtx.clock import Clock, utc_now
 from pendingtx.config import Settings
 from pendingtx.domain.credentials import TokenLifetimes
+from pendingtx.domain.jobs import QueueSnapshot
+from pendingtx.observability.logs import AccessLog
+from pendingtx.services import job_status
 from pendingtx.services.abuse import AbuseLimits
+from pendingtx.services.authentication import Authenticator
+from pendingtx.services.enqueue import Acceptor, DirectAcceptor
 from pendingtx.services.group_commit import GroupCommit
-from pendingtx.storage.driver.engine import make_engine
+from pendingtx.storage import claim
+from pendingtx.storage.driver import Statement, run
+from pendingtx.storage.driver.detached import AwaitedStatements, DetachedStatements
+from pendingtx.storage.driver.engine import libpq_conninfo, make_engine
 from pendingtx.storage.hot_reads import HotReads
 from pendingtx.storage.migrate import upgrade
-from pendingtx.storage.rate_counters import DatabaseCounters, MemoryCounters
+from pendingtx.storage.rate_counters import Counters, DatabaseCounters, MemoryCounters
 from pendingtx.storage.server_keys import ServerKeys
 from pendingtx.storage.unit_of_work import UnitOfWork
+from pendingtx.worker.listener import JobListener
+from pendingtx.worker.pool import WorkerPool
 from pendingtx.worker.wakeup import Wakeup
 from pendingtx.worker.worker import Worker, WorkerConfig
+
+_PING = Statement(sa.select(sa.literal(1).label("up")))
 
 
 @dataclass
 class Runtime:
-    """Everything a process of the service shares: settings, database, clock and wake-up signal."""
+    """Everything one process of the service shares: settings, database, clock, wake-up signal, and
+    the services made for this database."""
 
     settings: Settings
     engine: sa.Engine
@@ -33,38 +57,83 @@ class Runtime:
     wakeup: Wakeup = field(default_factory=Wakeup)
 
     def __post_init__(self) -> None:
+        s = self.settings
         self.uow = UnitOfWork(self.engine)
-        self.reads = HotReads(self.engine)
+        # The embedded SQLite file: one process, local reads cheaper than a thread hop, one writer.
+        embedded = self.uow.rules.embedded
+        self.calls: BlockingCalls = (
+            InlineCalls()
+            if embedded
+            else ThreadCalls(timeout=s.database_timeout_seconds, threads=s.database_pool_size)
+        )
+        # As many idle reading connections as the pool holds: as many as read at once.
+        self.detached = DetachedStatements(self.engine, max_idle=s.database_pool_size)
+        awaited = None if embedded else AwaitedStatements(self.engine, size=s.database_pool_size)
+        self.reads = HotReads(self.detached, awaited)
         # Read from the database on first use, not here: building a runtime touches no table.
         self.keys = ServerKeys(self.uow, self.clock)
         self.lifetimes = TokenLifetimes(
-            absolute=timedelta(seconds=self.settings.token_ttl_seconds),
-            idle=timedelta(seconds=self.settings.token_idle_seconds),
+            absolute=timedelta(seconds=s.token_ttl_seconds), idle=timedelta(seconds=s.token_idle_seconds)
         )
-        self.trusted_proxies = self.settings.trusted_proxy_networks
-        counters = (
-            DatabaseCounters(self.engine, self.clock)
-            if self.settings.rate_counters_in_database
-            else MemoryCounters(self.clock)
-        )
-        self.abuse = AbuseLimits.from_settings(self.settings, counters, clock=self.clock)
+        self.authenticator = Authenticator(self.uow, self.reads, lifetimes=self.lifetimes, clock=self.clock)
+        self.abuse = AbuseLimits.from_settings(s, self._counters(embedded), clock=self.clock)
         # On SQLite each commit is a flush to disk that one writer thread shares among submissions;
         # PostgreSQL flushes concurrent commits together by itself.
-        self.acceptances = (
+        self.acceptor: Acceptor = (
             GroupCommit(self.uow, clock=self.clock, notify=self.notify_workers)
-            if self.settings.is_sqlite
-            else None
+            if embedded
+            else DirectAcceptor(self.uow, self.calls, clock=self.clock, notify=self.notify_workers)
         )
+
+    def _counters(self, embedded: bool) -> Counters:
+        # "auto": in memory for the one process of an embedded database, else shared by every process.
+        where = self.settings.rate_limit_storage
+        if where == "database" or (where == "auto" and not embedded):
+            return DatabaseCounters(self.detached, self.clock)
+        return MemoryCounters(self.clock)
 
     def notify_workers(self) -> None:
         """Wake this process's workers: there may be new work (the wake-up may be replaced after start)."""
         self.wakeup.notify()
 
-    def database_calls(self) -> DatabaseCalls:
-        """How the API runs blocking database calls for this database (see api.blocking)."""
-        s = self.settings
-        return DatabaseCalls(
-            in_threads=not s.is_sqlite, timeout=s.database_timeout_seconds, threads=s.database_pool_size
+    def status_reader(self) -> job_status.StatusReader:
+        """How status GETs are answered on this database."""
+        service = job_status.StatusService(
+            authenticator=self.authenticator,
+            budget=self.abuse.status_reads,
+            render=render,
+            answers=job_status.FinishedAnswerCache(),
+            max_problems=self.settings.status_max_problems,
+        )
+        if self.uow.rules.embedded:
+            return job_status.BlockingStatusReader(service, self.calls)
+        # The read is awaited on the event loop: no thread hop on the hot path.
+        return job_status.AwaitedStatusReader(service, self.calls)
+
+    def ping(self) -> None:
+        """Read from the database (the readiness probe)."""
+        with self.uow.read() as conn:
+            run(conn, _PING)
+
+    def queue_snapshot(self) -> QueueSnapshot:
+        """The jobs as the database has them now."""
+        with self.uow.read() as conn:
+            return claim.queue_snapshot(conn, now=self.clock())
+
+    def api_services(self) -> ApiServices:
+        """What the HTTP layer is given."""
+        return ApiServices(
+            settings=self.settings,
+            uow=self.uow,
+            clock=self.clock,
+            calls=self.calls,
+            authenticator=self.authenticator,
+            abuse=self.abuse,
+            status=self.status_reader(),
+            acceptor=self.acceptor,
+            keys=self.keys,
+            ping=self.ping,
+            queue_snapshot=self.queue_snapshot,
         )
 
     def new_worker(self, worker_id: str | None = None) -> Worker:
@@ -80,10 +149,20 @@ class Runtime:
         )
         return Worker(self.uow, config, clock=self.clock, worker_id=worker_id)
 
+    def worker_pool(self, concurrency: int = 1) -> WorkerPool:
+        """This process's workers, and a listener for the jobs other processes commit (PostgreSQL)."""
+        listener = None
+        if not self.uow.rules.embedded:
+            listener = JobListener(
+                libpq_conninfo(self.settings.database_url),
+                self.wakeup,
+                retry_seconds=self.settings.worker_poll_seconds,
+            )
+        return WorkerPool([self.new_worker() for _ in range(concurrency)], self.wakeup, listener)
+
     def close(self) -> None:
         """Commit what is waiting and release the database connections."""
-        if self.acceptances is not None:
-            self.acceptances.close()
+        self.acceptor.close()
         self.reads.close()
         self.engine.dispose()
 
@@ -94,3 +173,37 @@ def build_runtime(settings: Settings, *, clock: Clock = utc_now, migrate: bool =
     if migrate:
         upgrade(engine)
     return Runtime(settings=settings, engine=engine, clock=clock)
+
+
+def build_app(
+    runtime: Runtime,
+    *,
+    workers: WorkerPool | None = None,
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+    access_log: AccessLog | None = None,
+) -> ASGIApp:
+    """The ASGI application over this runtime, running `workers` beside it when given."""
+    return create_app(
+        runtime.api_services(), background=workers, shutdown_timeout=shutdown_timeout, access_log=access_log
+    )
+
+
+def serve(
+    runtime: Runtime, *, host: str, port: int, run_worker: bool = True, access_log: AccessLog | None = None
+) -> None:
+    """Serve the API (and, with `run_worker`, the embedded worker) until SIGTERM or SIGINT.
+
+    On the signal the workers stop claiming at once and hand back a job in progress at its next
+    chunk boundary; the server finishes the requests in flight; then this returns.
+    """
+    timeout = runtime.settings.shutdown_timeout_seconds
+    workers = runtime.worker_pool() if run_worker else None
+    app = build_app(runtime, workers=workers, shutdown_timeout=timeout, access_log=access_log)
+    run_server(
+        app,
+        host=host,
+        port=port,
+        log_level=runtime.settings.log_level.lower(),
+        shutdown_timeout=timeout,
+        on_stop_signal=workers.request_stop if workers is not None else lambda: None,
+    )

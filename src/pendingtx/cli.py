@@ -70,7 +70,7 @@ def serve(host: str, port: int, database_url: str | None, no_worker: bool) -> No
     server stops accepting, the worker hands back a job in progress at its next chunk boundary, and
     the process exits with status 0.
     """
-    from pendingtx.api.app import run_server
+    from pendingtx.bootstrap import serve as serve_runtime
     from pendingtx.observability.logs import AccessLog, configure_logging
 
     settings = _settings(database_url)
@@ -80,14 +80,8 @@ def serve(host: str, port: int, database_url: str | None, no_worker: bool) -> No
         raise click.UsageError(f"invalid setting: {exc}") from None
     runtime = _runtime(settings)
     try:
-        run_server(
-            runtime,
-            host=host,
-            port=port,
-            log_level=settings.log_level.lower(),
-            run_worker=not no_worker,
-            shutdown_timeout=settings.shutdown_timeout_seconds,
-            access_log=AccessLog(sink=log_sink),
+        serve_runtime(
+            runtime, host=host, port=port, run_worker=not no_worker, access_log=AccessLog(sink=log_sink)
         )
     finally:
         runtime.close()
@@ -105,7 +99,6 @@ def worker(database_url: str | None, concurrency: int) -> None:
     boundary (another worker resumes it at once), and exits with status 0.
     """
     from pendingtx.observability.logs import configure_logging
-    from pendingtx.worker.pool import WorkerPool
 
     settings = _settings(database_url)
     try:
@@ -116,7 +109,7 @@ def worker(database_url: str | None, concurrency: int) -> None:
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     # Blocked before any thread starts, so that only the main thread's sigwait receives them.
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-    pool = WorkerPool(runtime, concurrency=concurrency)
+    pool = runtime.worker_pool(concurrency)
     try:
         pool.start()
         received = signal.sigwait(stop_signals)

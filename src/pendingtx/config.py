@@ -103,11 +103,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return msgspec.structs.replace(self, **changes)
 
     @property
-    def is_sqlite(self) -> bool:
-        """Whether the database is the embedded SQLite file."""
-        return self.database_url.startswith("sqlite")
-
-    @property
     def patch_limits(self) -> PatchLimits:
         """The bounds on a JSON Patch."""
         # Imported here: the client commands read settings without the server's dependencies.
@@ -119,10 +114,3 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def trusted_proxy_networks(self) -> tuple[Network, ...]:
         """The networks of `trusted_proxies`."""
         return parse_networks(split_list(self.trusted_proxies))
-
-    @property
-    def rate_counters_in_database(self) -> bool:
-        """Whether rate-limit counters are kept in the database (shared by processes) or in memory."""
-        if self.rate_limit_storage == "auto":
-            return not self.is_sqlite
-        return self.rate_limit_storage == "database"

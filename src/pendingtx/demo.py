@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import uvicorn
 
-from pendingtx.api.app import create_app, server_config
-from pendingtx.bootstrap import build_runtime
+from pendingtx.api.server import server_config
+from pendingtx.bootstrap import build_app, build_runtime
 from pendingtx.config import Settings
 from pendingtx.domain.credentials import PRODUCT
 from pendingtx.services import credentials
@@ -75,7 +75,12 @@ def run_demo(echo: Callable[[str], None], *, timeout: float = 30.0) -> int:
         echo(f"registered application demo-app: AppKey {app.app_key}")
         port = _free_port()
         server = uvicorn.Server(
-            server_config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
+            server_config(
+                build_app(runtime, workers=runtime.worker_pool()),
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+            )
         )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()

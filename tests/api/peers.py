@@ -7,8 +7,7 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from pendingtx.api.app import create_app
-from pendingtx.bootstrap import Runtime
+from pendingtx.bootstrap import Runtime, build_app
 from pendingtx.config import Settings
 from pendingtx.storage.driver.engine import make_engine
 from tests.support import FakeClock, basic
@@ -19,7 +18,7 @@ class Site:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.app = create_app(runtime, run_worker=False)
+        self.app = build_app(runtime)
         self._clients: dict[str, TestClient] = {}
 
     def at(self, host: str) -> TestClient:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from pendingtx.services import credentials, enqueue, job_status, submissions
+from pendingtx.services import authentication, credentials, enqueue, job_status, submissions
 from tests.conftest import AppCreds, assert_error, register
 from tests.support import record
 
@@ -106,12 +106,12 @@ def _boom(*_: Any, **__: Any) -> Any:
 @pytest.mark.parametrize(
     ("target", "names", "method", "path"),
     [
-        # The status GET reads on the event loop on PostgreSQL (read_status_async), in a call elsewhere.
-        (job_status, ("read_status", "read_status_async"), "GET", STATUS_URL),
+        # Either reader of the status GET (blocking on SQLite, awaited on PostgreSQL) passes here.
+        (job_status, ("_owned",), "GET", STATUS_URL),
         (submissions, ("batch_job",), "POST", "/v1/transactions"),
         (submissions, ("batch_job",), "POST", "/v1/transfers"),
         (enqueue, ("store_in",), "POST", "/v1/transactions"),
-        (credentials, ("admit",), "GET", STATUS_URL),
+        (authentication, ("check_rules",), "GET", STATUS_URL),
     ],
 )
 def test_unhandled_exception_is_500_without_details(

@@ -18,12 +18,12 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from pendingtx.api import app as app_module
-from pendingtx.api.app import create_app
-from pendingtx.bootstrap import Runtime
+from pendingtx.api.status import StatusEndpoint
+from pendingtx.bootstrap import Runtime, build_app
 from pendingtx.observability import identify
 from pendingtx.observability.logs import ACCESS_LOGGER, AccessLog, JsonFormatter, JsonLinesHandler, redact
-from pendingtx.services import credentials, processing
+from pendingtx.services import authentication, processing
+from pendingtx.storage import claim
 from pendingtx.storage.tables import job_claims, jobs, transactions
 from tests.conftest import AppCreds, mint, register
 from tests.support import FakeClock, StopAfter, basic, record
@@ -123,7 +123,7 @@ def test_unhandled_errors_are_logged_with_route_and_tracking_id(
     def boom(*_: Any, **__: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(app_module.StatusEndpoint, "__call__", boom)
+    monkeypatch.setattr(StatusEndpoint, "__call__", boom)
     caplog.set_level(logging.INFO)
     answer = client.get("/v1/jobs/insight/status/AAAAAAAAAAAAAAAAAAAAAA==", headers=headers)
     assert answer.status_code == 500
@@ -146,7 +146,7 @@ def test_access_lines_go_straight_to_the_json_handler(
     runtime: Runtime, app_creds: AppCreds, json_log: tuple[JsonLinesHandler, io.StringIO]
 ) -> None:
     handler, _ = json_log
-    app = create_app(runtime, run_worker=False, access_log=AccessLog(sink=handler))
+    app = build_app(runtime, access_log=AccessLog(sink=handler))
     with TestClient(app, base_url="http://127.0.0.1") as http:
         answer = http.get("/healthz")
     (line,) = [x for x in lines_of(json_log) if x["logger"] == ACCESS_LOGGER]
@@ -175,16 +175,16 @@ def test_identify_names_the_caller_even_from_a_worker_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The mechanism: whatever authenticates calls identify(); on PostgreSQL that runs in a thread."""
-    admit = credentials.admit
+    admit = authentication.check_rules
     called_in: list[str] = []
 
-    def admit_and_identify(*args: Any, **kwargs: Any) -> credentials.Caller:
+    def admit_and_identify(*args: Any, **kwargs: Any) -> authentication.Caller:
         caller = admit(*args, **kwargs)
         called_in.append(threading.current_thread().name)
         identify(caller.app_key, caller.org_id)
         return caller
 
-    monkeypatch.setattr(credentials, "admit", admit_and_identify)
+    monkeypatch.setattr(authentication, "check_rules", admit_and_identify)
     key = submit(client, headers, [record("OBS-2")])
     caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
     caplog.clear()
@@ -250,7 +250,7 @@ def test_no_secret_token_or_basic_credentials_in_the_logs_of_a_whole_flow(
     handler, _ = json_log
     creds = register(runtime, name="log-app", org="log-org")
     wrong_secret = creds.app_secret[::-1]
-    app = create_app(runtime, run_worker=False, access_log=AccessLog(sink=handler))
+    app = build_app(runtime, access_log=AccessLog(sink=handler))
     with TestClient(app, base_url="http://127.0.0.1") as http:
         token = mint(http, creds)
         headers = {"Authorization": f"Bearer {token}", "AppKey": creds.app_key}
@@ -561,7 +561,7 @@ def test_without_the_database_the_scrape_still_answers(
     def unreachable(*_: Any, **__: Any) -> Any:
         raise sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
 
-    monkeypatch.setattr(app_module, "read_snapshot", unreachable)
+    monkeypatch.setattr(claim, "queue_snapshot", unreachable)
     client.get("/healthz")
     metrics = scrape(client)
     assert metrics["pendingtx_database_up"][()] == 0
@@ -573,7 +573,7 @@ def test_each_app_has_its_own_registry_and_the_global_one_is_untouched(
     runtime: Runtime, client: TestClient
 ) -> None:
     client.get("/healthz")
-    with TestClient(create_app(runtime, run_worker=False), base_url="http://127.0.0.1") as other:
+    with TestClient(build_app(runtime), base_url="http://127.0.0.1") as other:
         health = labels(route="/healthz", method="GET", status="200")
         assert health not in scrape(other).get("pendingtx_http_requests_total", {})
     assert health in scrape(client)["pendingtx_http_requests_total"]

@@ -11,9 +11,8 @@ import pytest
 from starlette.routing import Route, Router
 from starlette.testclient import TestClient
 
-from pendingtx.api.app import create_app
 from pendingtx.api.context import RequestContext
-from pendingtx.bootstrap import Runtime
+from pendingtx.bootstrap import Runtime, build_app
 from pendingtx.domain.transactions import validate_record
 from tests.support import record
 
@@ -31,7 +30,7 @@ def document(client: TestClient) -> dict[str, Any]:
 
 
 def served_routes(runtime: Runtime) -> list[Route]:
-    app = create_app(runtime, run_worker=False)
+    app = build_app(runtime)
     assert isinstance(app, RequestContext)
     router = app.app
     assert isinstance(router, Router)

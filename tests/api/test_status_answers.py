@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from pendingtx.bootstrap import Runtime
 from pendingtx.services import credentials
-from pendingtx.services.job_status import TerminalAnswers
+from pendingtx.services.job_status import FinishedAnswerCache
 from tests.conftest import AppCreds, assert_error, mint, register
 from tests.support import record
 
@@ -123,7 +123,7 @@ def test_other_methods_on_the_status_route_are_405(client: TestClient, headers: 
 
 
 def test_answers_are_kept_per_organization_and_job() -> None:
-    answers = TerminalAnswers()
+    answers = FinishedAnswerCache()
     answers.put(1, 7, b"one")
     assert answers.get(1, 7) == b"one"
     assert answers.get(2, 7) is None
@@ -131,7 +131,7 @@ def test_answers_are_kept_per_organization_and_job() -> None:
 
 
 def test_the_oldest_answers_go_first_beyond_the_size_bound() -> None:
-    answers = TerminalAnswers(max_bytes=10, max_answer_bytes=6)
+    answers = FinishedAnswerCache(max_bytes=10, max_answer_bytes=6)
     answers.put(1, 1, b"aaaa")
     answers.put(1, 2, b"bbbb")
     answers.put(1, 3, b"cccc")

@@ -13,8 +13,7 @@ import sqlalchemy as sa
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from starlette.testclient import TestClient
 
-from pendingtx.api.app import create_app
-from pendingtx.bootstrap import Runtime
+from pendingtx.bootstrap import Runtime, build_app
 from pendingtx.services import credentials
 from pendingtx.storage.tables import metadata
 from tests.conftest import AppCreds, assert_error, mint, register
@@ -336,7 +335,7 @@ def test_app_secret_is_stored_only_as_an_argon2_hash(runtime: Runtime, app_creds
 
 @pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
 def test_authlib_client_credentials_flow(runtime: Runtime, app_creds: AppCreds, method: str) -> None:
-    app = create_app(runtime, run_worker=False)
+    app = build_app(runtime)
     base = "http://127.0.0.1"
 
     async def scenario() -> tuple[dict[str, Any], int, int, dict[str, Any]]:

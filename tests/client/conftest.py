@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pendingtx.api.app import create_app
-from pendingtx.bootstrap import Runtime
+from pendingtx.bootstrap import Runtime, build_app
 from pendingtx.client import Client
 from tests import databases
 from tests.client.bridge import ASGIBridge, Recording
@@ -55,7 +54,7 @@ def fake_time() -> FakeTime:
 @pytest.fixture
 def transport(runtime: Runtime) -> Iterator[Recording]:
     """The real application (no background worker), reached through a recording sync bridge."""
-    bridge = ASGIBridge(create_app(runtime, run_worker=False))
+    bridge = ASGIBridge(build_app(runtime))
     yield Recording(bridge)
     bridge.close()
 

@@ -15,7 +15,8 @@ from limits.strategies import FixedWindowRateLimiter
 
 from pendingtx import errors
 from pendingtx.services.abuse import MAX_LEASE, Budget
-from pendingtx.storage.rate_counters import DatabaseCounters, MemoryCounters
+from pendingtx.storage.rate_counters import MemoryCounters
+from tests.services.conftest import CountersOn
 from tests.services.test_rate_counters import DATABASES, Engines, _engines
 from tests.support import FakeClock
 
@@ -45,9 +46,11 @@ def spend(budgets: list[Budget], attempts: int) -> int:
     return sum(admitted(budgets[n % len(budgets)].charge) for n in range(attempts))
 
 
-def test_processes_sharing_a_large_budget_never_exceed_it(db_engines: Engines, clock: FakeClock) -> None:
+def test_processes_sharing_a_large_budget_never_exceed_it(
+    counters_on: CountersOn, db_engines: Engines, clock: FakeClock
+) -> None:
     limit = 1000  # leases of 10
-    processes = [budget(DatabaseCounters(db_engines(), clock), limit, clock) for _ in range(3)]
+    processes = [budget(counters_on(db_engines(), clock), limit, clock) for _ in range(3)]
     used = spend(processes, limit + 100)
     assert limit - 3 * (limit // 100) <= used <= limit
     assert spend(processes, 30) == 0
@@ -55,8 +58,10 @@ def test_processes_sharing_a_large_budget_never_exceed_it(db_engines: Engines, c
     assert spend(processes, 30) == 30
 
 
-def test_a_refusal_gives_the_shared_windows_retry_after(db_engines: Engines, clock: FakeClock) -> None:
-    processes = [budget(DatabaseCounters(db_engines(), clock), 1000, clock) for _ in range(2)]
+def test_a_refusal_gives_the_shared_windows_retry_after(
+    counters_on: CountersOn, db_engines: Engines, clock: FakeClock
+) -> None:
+    processes = [budget(counters_on(db_engines(), clock), 1000, clock) for _ in range(2)]
     spend(processes, 1000)
     clock.advance(45)
     spend(processes, 60)  # past the unspent leases
@@ -66,21 +71,25 @@ def test_a_refusal_gives_the_shared_windows_retry_after(db_engines: Engines, clo
 
 
 def test_under_200_a_window_every_request_is_counted_in_the_database(
-    db_engines: Engines, clock: FakeClock
+    counters_on: CountersOn, db_engines: Engines, clock: FakeClock
 ) -> None:
-    processes = [budget(DatabaseCounters(db_engines(), clock), 150, clock) for _ in range(2)]
+    processes = [budget(counters_on(db_engines(), clock), 150, clock) for _ in range(2)]
     assert spend(processes, 200) == 150
 
 
-def test_applications_have_their_own_leases(db_engines: Engines, clock: FakeClock) -> None:
-    shared = budget(DatabaseCounters(db_engines(), clock), 500, clock)
+def test_applications_have_their_own_leases(
+    counters_on: CountersOn, db_engines: Engines, clock: FakeClock
+) -> None:
+    shared = budget(counters_on(db_engines(), clock), 500, clock)
     assert sum(admitted(shared.charge, APP) for _ in range(600)) == 500
     assert sum(admitted(shared.charge, APP + 1) for _ in range(600)) == 500
 
 
-def test_threads_of_one_process_never_exceed_the_budget(db_engines: Engines, clock: FakeClock) -> None:
+def test_threads_of_one_process_never_exceed_the_budget(
+    counters_on: CountersOn, db_engines: Engines, clock: FakeClock
+) -> None:
     limit = 2000
-    shared = budget(DatabaseCounters(db_engines(), clock), limit, clock)
+    shared = budget(counters_on(db_engines(), clock), limit, clock)
     counts: list[int] = []
 
     def run() -> None:
@@ -94,8 +103,8 @@ def test_threads_of_one_process_never_exceed_the_budget(db_engines: Engines, clo
     assert limit - 4 * (limit // 100) <= sum(counts) <= limit
 
 
-def test_leases_are_bounded(db_engines: Engines, clock: FakeClock) -> None:
-    counters = DatabaseCounters(db_engines(), clock)
+def test_leases_are_bounded(counters_on: CountersOn, db_engines: Engines, clock: FakeClock) -> None:
+    counters = counters_on(db_engines(), clock)
     huge = budget(counters, 10**9, clock)
     huge.charge(APP)
     assert counters.get(f"test-budget/{APP}/{10**9}/1/minute") == MAX_LEASE
@@ -110,10 +119,10 @@ def test_in_memory_every_request_is_counted(clock: FakeClock) -> None:
 
 
 def test_spending_a_lease_needs_no_storage_and_stops_when_it_runs_out(
-    db_engines: Engines, clock: FakeClock
+    counters_on: CountersOn, db_engines: Engines, clock: FakeClock
 ) -> None:
     limit = 1000  # leases of 10
-    process = budget(DatabaseCounters(db_engines(), clock), limit, clock)
+    process = budget(counters_on(db_engines(), clock), limit, clock)
     assert not process.spend_leased(APP)  # no lease taken yet
     process.charge(APP)  # takes a lease of 10 and spends one
     assert [process.spend_leased(APP) for _ in range(10)] == [True] * 9 + [False]

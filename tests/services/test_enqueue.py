@@ -13,7 +13,7 @@ from pendingtx import errors
 from pendingtx.bootstrap import Runtime
 from pendingtx.config import Settings
 from pendingtx.domain.jobs import JobKind
-from pendingtx.services.credentials import Caller
+from pendingtx.services.authentication import Caller
 from pendingtx.services.enqueue import AcceptedJob, Idempotency, NewJob, enqueue
 from pendingtx.storage.driver.engine import make_engine
 from pendingtx.storage.unit_of_work import UnitOfWork

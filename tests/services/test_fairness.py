@@ -8,12 +8,12 @@ import pytest
 
 from pendingtx.bootstrap import Runtime
 from pendingtx.domain.jobs import JobStatus
-from pendingtx.services.credentials import Caller
+from pendingtx.services.authentication import Caller
 from pendingtx.storage import apps as app_repo
-from pendingtx.storage import jobs as job_repo
 from pendingtx.storage.claim import organizations_in_turn
+from pendingtx.storage.tables import organizations
 from tests.conftest import register
-from tests.services.conftest import Submit
+from tests.services.conftest import Submit, job_view, store
 from tests.support import record
 
 
@@ -27,10 +27,7 @@ def other_caller(runtime: Runtime) -> Caller:
 
 
 def _status(runtime: Runtime, caller: Caller, key: str) -> JobStatus:
-    with runtime.uow.read() as conn:
-        job = job_repo.find_job(conn, key=key, org_id=caller.org_id)
-    assert job is not None
-    return job.status
+    return job_view(runtime, caller, key).job.status
 
 
 def _batch(prefix: str, size: int) -> list[dict[str, object]]:
@@ -77,11 +74,8 @@ def test_the_least_recently_served_organization_goes_first(
     submit(_batch("A2", 1))
     submit(_batch("B2", 1), who=other_caller)
     with runtime.uow.write() as conn:
-        conn.exec_driver_sql(
-            "UPDATE organizations SET served_at = NULL WHERE id = ?"
-            if runtime.uow.dialect == "sqlite"
-            else "UPDATE organizations SET served_at = NULL WHERE id = %s",
-            (other_caller.org_id,),
+        conn.execute(
+            organizations.update().where(organizations.c.id == other_caller.org_id).values(served_at=None)
         )
     with runtime.uow.read() as conn:
         assert organizations_in_turn(conn, now=runtime.clock()) == [other_caller.org_id, caller.org_id]
@@ -109,14 +103,17 @@ def test_modifications_of_one_transaction_keep_their_order_across_turns(
     submit([record("M-1")])
     runtime.new_worker().run_until_idle()
     keys = [
-        modifications.request_modification(
-            runtime.uow,
+        store(
+            runtime,
             caller,
-            "M-1",
-            body=f'{{"comments": "edit {n}"}}'.encode(),
-            media_type="application/merge-patch+json",
-            clock=runtime.clock,
-            notify=runtime.wakeup.notify,
+            modifications.modification_job(
+                runtime.uow,
+                caller,
+                "M-1",
+                body=f'{{"comments": "edit {n}"}}'.encode(),
+                media_type="application/merge-patch+json",
+                limits=runtime.settings.patch_limits,
+            ),
         ).key
         for n in range(3)
     ]

@@ -13,7 +13,7 @@ from pendingtx import errors
 from pendingtx.bootstrap import Runtime
 from pendingtx.domain.jobs import JobKind
 from pendingtx.services import enqueue as storing
-from pendingtx.services.credentials import Caller
+from pendingtx.services.authentication import Caller
 from pendingtx.services.enqueue import Idempotency, NewJob
 from pendingtx.services.group_commit import GroupCommit
 from pendingtx.storage.tables import jobs

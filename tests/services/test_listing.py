@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pendingtx import errors
 from pendingtx.bootstrap import Runtime
 from pendingtx.domain.cursors import ListKind
-from pendingtx.services.credentials import Caller
+from pendingtx.services.authentication import Caller
 from pendingtx.services.listing import list_transactions
 from tests.services.conftest import Submit
 from tests.support import FakeClock, record

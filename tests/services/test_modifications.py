@@ -13,13 +13,13 @@ import pytest
 
 from pendingtx import errors
 from pendingtx.bootstrap import Runtime
-from pendingtx.services import job_status, modifications, modifying
-from pendingtx.services.credentials import Caller
+from pendingtx.services import job_status, modifications
+from pendingtx.services.authentication import Caller
+from pendingtx.services.enqueue import AcceptedJob
 from pendingtx.services.processing import process_job
-from pendingtx.services.submissions import AcceptedJob
 from pendingtx.storage import transactions as tx_repo
 from tests.conftest import register
-from tests.services.conftest import Submit
+from tests.services.conftest import Submit, job_view, store
 from tests.support import FakeClock, record
 
 JSON_PATCH = "application/json-patch+json"
@@ -31,15 +31,15 @@ def modify(runtime: Runtime, caller: Caller) -> Any:
     def _modify(
         external_id: str, patch: Any, media_type: str = JSON_PATCH, who: Caller = caller
     ) -> AcceptedJob:
-        return modifications.request_modification(
+        job = modifications.modification_job(
             runtime.uow,
             who,
             external_id,
             body=msgspec.json.encode(patch),
             media_type=media_type,
-            clock=runtime.clock,
-            notify=runtime.wakeup.notify,
+            limits=runtime.settings.patch_limits,
         )
+        return store(runtime, who, job)
 
     return _modify
 
@@ -53,7 +53,7 @@ def stored(runtime: Runtime, caller: Caller, external_id: str) -> tx_repo.Stored
 
 def verdict(runtime: Runtime, caller: Caller, accepted: AcceptedJob) -> job_status.JobView:
     runtime.new_worker().run_until_idle()
-    return job_status.job_status(runtime.uow, caller, accepted.key)
+    return job_view(runtime, caller, accepted.key)
 
 
 @pytest.fixture
@@ -155,9 +155,7 @@ def test_modifications_apply_in_the_order_they_were_accepted(
     for i in (1, 2):
         assert runtime.new_worker(f"host:{i}:next").run_once()
         assert stored(runtime, caller, existing).tx.comments == f"edit-{i}"
-    assert all(
-        job_status.job_status(runtime.uow, caller, j.key).job.status.value == "Completed" for j in jobs
-    )
+    assert all(job_view(runtime, caller, j.key).job.status.value == "Completed" for j in jobs)
 
 
 # --- patches that cost: bounded, and applied with no transaction open ----------------------------
@@ -185,7 +183,7 @@ def test_the_document_limit_is_a_setting(
 ) -> None:
     accepted = modify(existing, [{"op": "add", "path": "/comments", "value": "c" * 300}])
     serve_with(max_patch_document_bytes=500).runtime.new_worker().run_until_idle()
-    view = job_status.job_status(runtime.uow, caller, accepted.key)
+    view = job_view(runtime, caller, accepted.key)
     assert [p.reason for p in view.problems] == [
         "operation 0 (add) refused: it would make the transaction larger than 500 bytes"
     ]
@@ -211,7 +209,7 @@ def test_a_patch_is_applied_with_no_transaction_open_and_again_if_its_transactio
 ) -> None:
     seen: list[str | None] = []
     unblocked: list[bool] = []
-    apply = modifying.apply_stored_patch
+    apply = modifications.apply_stored_patch
 
     def applied_while_another_writes(found: tx_repo.StoredTransaction, *args: Any) -> Any:
         seen.append(found.tx.comments)
@@ -220,7 +218,7 @@ def test_a_patch_is_applied_with_no_transaction_open_and_again_if_its_transactio
             unblocked.append(_write_meanwhile(runtime, found, "meanwhile"))
         return apply(found, *args)
 
-    monkeypatch.setattr(modifying, "apply_stored_patch", applied_while_another_writes)
+    monkeypatch.setattr(modifications, "apply_stored_patch", applied_while_another_writes)
     view = verdict(runtime, caller, modify(existing, [{"op": "replace", "path": "/amount", "value": "7"}]))
     assert unblocked == [True]
     assert seen == ["first", "meanwhile"]
@@ -232,19 +230,19 @@ def test_a_patch_is_applied_with_no_transaction_open_and_again_if_its_transactio
 def test_a_transaction_that_keeps_changing_leaves_the_job_to_a_retry(
     runtime: Runtime, caller: Caller, modify: Any, existing: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    apply = modifying.apply_stored_patch
+    apply = modifications.apply_stored_patch
     edits = iter(range(100))
 
     def always_changed(found: tx_repo.StoredTransaction, *args: Any) -> Any:
         assert _write_meanwhile(runtime, found, f"edit-{next(edits)}")
         return apply(found, *args)
 
-    monkeypatch.setattr(modifying, "apply_stored_patch", always_changed)
+    monkeypatch.setattr(modifications, "apply_stored_patch", always_changed)
     accepted = modify(existing, {"comments": "mine"}, MERGE_PATCH)
     worker = runtime.new_worker()
     job = worker.claim()
     assert job is not None
-    with pytest.raises(modifying.ChangedMeanwhile):
+    with pytest.raises(modifications.ChangedMeanwhile):
         process_job(runtime.uow, job, lease=worker.lease, chunk_size=10, clock=runtime.clock)
-    assert stored(runtime, caller, existing).tx.comments == f"edit-{modifying.ATTEMPTS - 1}"
-    assert job_status.job_status(runtime.uow, caller, accepted.key).job.status.value == "In Progress"
+    assert stored(runtime, caller, existing).tx.comments == f"edit-{modifications.ATTEMPTS - 1}"
+    assert job_view(runtime, caller, accepted.key).job.status.value == "In Progress"

@@ -11,15 +11,15 @@ from sqlalchemy import event
 from pendingtx.bootstrap import Runtime
 from pendingtx.domain.jobs import JobKind
 from pendingtx.services import job_status
-from pendingtx.services.credentials import Caller
+from pendingtx.services.authentication import Caller
 from pendingtx.storage.driver.engine import make_engine
 from pendingtx.storage.tables import job_problems, jobs, transactions
-from tests.services.conftest import Submit
+from tests.services.conftest import Submit, job_view
 from tests.support import FakeClock, record
 
 
 def status_of(runtime: Runtime, caller: Caller, key: str) -> job_status.JobView:
-    return job_status.job_status(runtime.uow, caller, key)
+    return job_view(runtime, caller, key)
 
 
 def stored_ids(runtime: Runtime) -> list[str]:
@@ -158,7 +158,8 @@ def test_a_worker_dying_at_any_step_loses_nothing_and_applies_nothing_twice(
         return [record(f"{prefix}-{i}", amount="-1" if i == 4 else "10") for i in range(7)]
 
     settings = runtime.settings.replace(worker_chunk_size=3)
-    runtime = Runtime(settings=settings, engine=runtime.engine, clock=clock)
+    # The test's runtime with small chunks: its workers take the jobs in three chunks.
+    runtime.settings = settings
     submit(batch("probe"))
     steps = count_steps(runtime)
     assert steps > 10

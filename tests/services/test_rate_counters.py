@@ -18,9 +18,10 @@ from limits.strategies import FixedWindowRateLimiter
 
 from pendingtx.config import Settings
 from pendingtx.storage.driver.engine import make_engine
-from pendingtx.storage.rate_counters import SWEEP_SECONDS, Counters, DatabaseCounters, MemoryCounters
+from pendingtx.storage.rate_counters import SWEEP_SECONDS, Counters, MemoryCounters
 from pendingtx.storage.tables import rate_counters
 from tests import databases
+from tests.services.conftest import CountersOn
 from tests.support import FakeClock
 
 Engines = Callable[[], sa.Engine]
@@ -67,11 +68,13 @@ def db_engines(db_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> 
 
 
 @pytest.fixture
-def make_counters(kind: str, engines: Engines, clock: FakeClock) -> Callable[[], Counters]:
+def make_counters(
+    counters_on: CountersOn, kind: str, engines: Engines, clock: FakeClock
+) -> Callable[[], Counters]:
     """Counters as one process sees them (the database kinds share their counts between calls)."""
 
     def make() -> Counters:
-        return MemoryCounters(clock) if kind == "memory" else DatabaseCounters(engines(), clock)
+        return MemoryCounters(clock) if kind == "memory" else counters_on(engines(), clock)
 
     return make
 
@@ -199,8 +202,13 @@ def test_a_window_of_several_seconds(counters: Storage, clock: FakeClock) -> Non
 # --- shared between processes, exact under concurrency (database counters) ------------------------
 
 
-def test_database_counters_are_shared_between_processes(db_engines: Engines, clock: FakeClock) -> None:
-    first, second = DatabaseCounters(db_engines(), clock), DatabaseCounters(db_engines(), clock)
+def test_database_counters_are_shared_between_processes(
+    counters_on: CountersOn, db_engines: Engines, clock: FakeClock
+) -> None:
+    first, second = (
+        counters_on(db_engines(), clock),
+        counters_on(db_engines(), clock),
+    )
     assert first.incr("shared", 60) == 1
     assert second.incr("shared", 60) == 2
     assert first.incr("shared", 60) == 3
@@ -248,9 +256,11 @@ def test_memory_counters_forget_expired_windows(clock: FakeClock) -> None:
     assert (counters.get("long"), counters.get("c")) == (1, 1)
 
 
-def test_database_counters_delete_expired_rows(db_engines: Engines, clock: FakeClock) -> None:
+def test_database_counters_delete_expired_rows(
+    counters_on: CountersOn, db_engines: Engines, clock: FakeClock
+) -> None:
     engine = db_engines()
-    counters = DatabaseCounters(engine, clock)
+    counters = counters_on(engine, clock)
     for key in ("a", "b"):
         counters.incr(key, 60)
     counters.incr("long", 600)

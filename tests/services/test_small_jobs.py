@@ -12,17 +12,17 @@ from sqlalchemy import event
 from pendingtx.bootstrap import Runtime
 from pendingtx.domain.jobs import JobKind, JobStatus
 from pendingtx.services import job_status, processing
-from pendingtx.services.credentials import Caller
+from pendingtx.services.authentication import Caller
 from pendingtx.services.small_jobs import pick_small
 from pendingtx.storage import jobs as job_repo
 from pendingtx.storage.claim import Candidate
 from pendingtx.storage.tables import job_claims, jobs, transactions
-from tests.services.conftest import Submit
+from tests.services.conftest import Submit, job_view
 from tests.support import FakeClock, record
 
 
 def status(runtime: Runtime, caller: Caller, key: str) -> job_status.JobView:
-    return job_status.job_status(runtime.uow, caller, key)
+    return job_view(runtime, caller, key)
 
 
 def commits_during(runtime: Runtime) -> list[int]:

@@ -9,13 +9,12 @@ import time
 from collections.abc import Callable
 
 from pendingtx.bootstrap import Runtime
-from pendingtx.services import job_status
-from pendingtx.services.credentials import Caller
+from pendingtx.services.authentication import Caller
 from pendingtx.storage import jobs as job_repo
 from pendingtx.worker.liveness import is_dead_local, local_prefix, new_worker_id
 from pendingtx.worker.wakeup import Wakeup
 from pendingtx.worker.worker import WorkerThread
-from tests.services.conftest import Submit
+from tests.services.conftest import Submit, job_view
 from tests.support import FakeClock, StopAfter, record
 
 
@@ -58,7 +57,7 @@ def test_a_submission_wakes_the_worker_without_waiting_for_a_poll(
     try:
         assert waiting.wait(10)
         accepted = submit([record("W-1")])
-        assert wait_until(lambda: job_status.job_status(runtime.uow, caller, accepted.key).terminal)
+        assert wait_until(lambda: job_view(runtime, caller, accepted.key).terminal)
     finally:
         thread.stop(timeout=10)
 
@@ -81,7 +80,7 @@ def test_jobs_of_a_dead_local_worker_are_taken_over_at_once(
     assert survivor.run_once() is False  # the lease is still running
     assert survivor.rescue_dead_local_workers() == 1
     assert survivor.run_once()
-    assert job_status.job_status(runtime.uow, caller, accepted.key).job.status.value == "Completed"
+    assert job_view(runtime, caller, accepted.key).job.status.value == "Completed"
 
 
 def test_a_job_whose_workers_keep_dying_ends_failed(
@@ -92,7 +91,7 @@ def test_a_job_whose_workers_keep_dying_ends_failed(
         assert runtime.new_worker(f"host:{attempt}:dies").claim() is not None
         clock.advance(runtime.settings.worker_lease_seconds + 1)
     assert runtime.new_worker().run_once()
-    view = job_status.job_status(runtime.uow, caller, accepted.key)
+    view = job_view(runtime, caller, accepted.key)
     assert view.job.status.value == "Failed"
     assert f"gave up after {runtime.settings.worker_max_attempts} attempts" in view.message
     with runtime.uow.read() as conn:
@@ -109,6 +108,6 @@ def test_a_job_handed_back_by_stopping_workers_keeps_its_attempts(
     for _ in range(restarts):
         assert runtime.new_worker().run_once(StopAfter(1))
     assert runtime.new_worker().run_once()
-    view = job_status.job_status(runtime.uow, caller, accepted.key)
+    view = job_view(runtime, caller, accepted.key)
     assert view.job.status.value == "Completed", view.message
     assert view.job.created_count == chunk * (restarts + 1)

@@ -16,7 +16,6 @@ from pendingtx.domain.transactions import (
     TransactionStatus,
     TransactionType,
     record_external_id,
-    repeated_in_batch,
     to_json,
     validate_record,
 )
@@ -505,23 +504,6 @@ def test_json_decoded_numbers_are_handled() -> None:
 )
 def test_record_external_id(record: object, expected: str | None) -> None:
     assert record_external_id(record) == expected
-
-
-def test_repeated_in_batch_keeps_first_occurrence() -> None:
-    batch: list[object] = [
-        {"externalId": "A"},
-        {"externalId": "B"},
-        {"externalId": "A", "type": "Dividend"},
-        "not an object",
-        {"externalId": 5},
-        {"externalId": 5},
-        {},
-        {},
-        {"externalId": "a"},
-        {"externalId": "A"},
-    ]
-    assert repeated_in_batch(batch) == {2, 9}
-    assert repeated_in_batch([]) == set()
 
 
 def test_to_json_omits_absent_members() -> None:

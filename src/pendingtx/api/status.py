@@ -9,10 +9,11 @@ from __future__ import annotations
 from starlette.types import Receive, Scope, Send
 
 from pendingtx.api.client_address import client_address
+from pendingtx.api.dependencies import ApiServices
 from pendingtx.api.responses import encode_json
-from pendingtx.bootstrap import Runtime
 from pendingtx.domain.times import to_eastern_iso
 from pendingtx.services import job_status
+from pendingtx.services.authentication import Credentials
 
 STATUS_PATH = "/v1/jobs/insight/status/{key}"
 STATUS_TEMPLATE = "/v1/jobs/{appName}/status/{key}"
@@ -48,22 +49,10 @@ def job_body(view: job_status.JobView) -> dict[str, object]:
 class StatusEndpoint:
     """Answers status GETs; errors are raised for the request layer to render."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
-        self.db = runtime.database_calls()
-        self._retry_after = str(runtime.settings.status_retry_after_seconds).encode("ascii")
-        self._service = job_status.StatusService(
-            uow=runtime.uow,
-            reads=runtime.reads,
-            budget=runtime.abuse.status_reads,
-            lifetimes=runtime.lifetimes,
-            clock=runtime.clock,
-            render=render,
-            answers=job_status.TerminalAnswers(),
-            max_problems=runtime.settings.status_max_problems,
-        )
-        # On PostgreSQL the read is awaited on the event loop: no thread hop on the hot path.
-        self._read_async = self.db.in_threads and runtime.reads.reads_async
+    def __init__(self, services: ApiServices) -> None:
+        self._read = services.status
+        self._trusted = services.trusted_proxies
+        self._retry_after = str(services.settings.status_retry_after_seconds).encode("ascii")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         authorization = app_key = None
@@ -75,17 +64,8 @@ class StatusEndpoint:
             elif name == b"appkey":
                 app_key = value.decode("latin-1")
         params = scope["path_params"]
-        request = job_status.StatusRequest(
-            authorization=authorization,
-            app_key=app_key,
-            address=client_address(scope, self.rt.trusted_proxies),
-            app_name=params["appName"],
-            key=params["key"],
-        )
-        if self._read_async:
-            answer = await job_status.read_status_async(self._service, request, self.db)
-        else:
-            answer = await self.db(job_status.read_status, self._service, request)
+        credentials = Credentials(authorization, app_key, client_address(scope, self._trusted))
+        answer = await self._read(job_status.StatusRequest(credentials, params["appName"], params["key"]))
         body = answer.body
         headers = [
             (b"content-type", b"application/json"),

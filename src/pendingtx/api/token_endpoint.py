@@ -13,12 +13,11 @@ from starlette.responses import Response
 from pendingtx import errors
 from pendingtx.api.client_address import client_address
 from pendingtx.api.context import OAUTH_SCOPE_KEY
+from pendingtx.api.dependencies import ApiServices
 from pendingtx.api.requests import given_once, read_body, require_media_type
 from pendingtx.api.responses import json_response
-from pendingtx.bootstrap import Runtime
 from pendingtx.domain.networks import Address
 from pendingtx.services import credentials
-from pendingtx.storage.apps import AppRecord
 
 OAUTH_PATH = "/v2/oauthtoken"
 FORM = "application/x-www-form-urlencoded"
@@ -57,33 +56,33 @@ def client_credentials(authorization: str | None, form: dict[str, str]) -> tuple
 class TokenEndpoint:
     """Mints and revokes tokens for authenticated applications."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.db = runtime.database_calls()
+    def __init__(self, services: ApiServices) -> None:
+        self.services = services
+        self.calls = services.calls
 
-    async def _authenticate(self, key: str, secret: str, address: Address | None) -> AppRecord:
+    async def _authenticate(self, key: str, secret: str, address: Address | None) -> credentials.Application:
         # The attempt counts before its secret is checked: a locked-out AppKey or address gets 429
         # before the secret is even looked at, and a burst cannot check more secrets than the limit.
-        failures = self.runtime.abuse.auth_failures
-        attempt = await self.db(failures.reserve, key, address)
-        checks = self.runtime.abuse.secret_checks
+        failures = self.services.abuse.auth_failures
+        attempt = await self.calls(failures.reserve, key, address)
+        checks = self.services.abuse.secret_checks
         try:
             # Argon2 takes a few hundred milliseconds: off the event loop, in one of a few slots.
             app = await run_in_threadpool(
                 credentials.authenticate_client,
-                self.runtime.uow,
+                self.services.uow,
                 checks,
                 app_key=key,
                 app_secret=secret,
                 deadline=checks.deadline(),
             )
         except errors.InvalidClient:
-            await self.db(failures.finish, attempt, failed=True)
+            await self.calls(failures.finish, attempt, failed=True)
             raise
         except Exception:
-            await self.db(failures.finish, attempt, failed=False)  # never judged (no slot, the database)
+            await self.calls(failures.finish, attempt, failed=False)  # never judged (no slot, the database)
             raise
-        await self.db(failures.finish, attempt, failed=False)
+        await self.calls(failures.finish, attempt, failed=False)
         return app
 
     async def handle(self, request: Request) -> Response:
@@ -96,12 +95,12 @@ class TokenEndpoint:
         form = given_once(fields, location="body", names=FORM_FIELDS)
         key, secret = client_credentials(request.headers.get("authorization"), form)
         app = await self._authenticate(
-            key, secret, client_address(request.scope, self.runtime.trusted_proxies)
+            key, secret, client_address(request.scope, self.services.trusted_proxies)
         )
-        rt = self.runtime
+        rt = self.services
         grant = form.get("grant_type", "")
         if grant == "client_credentials":
-            minted = await self.db(
+            minted = await self.calls(
                 credentials.mint_token, rt.uow, app, lifetimes=rt.lifetimes, clock=rt.clock
             )
             return json_response(
@@ -121,7 +120,7 @@ class TokenEndpoint:
                 raise errors.ValidationFailed(
                     "token is required", errors=[errors.ErrorDetail("token", "body", "is required")]
                 )
-            await self.db(credentials.revoke_token, rt.uow, app, token, clock=rt.clock)
+            await self.calls(credentials.revoke_token, rt.uow, app, token, clock=rt.clock)
             return json_response({"status": "revoked"}, headers=NO_STORE)
         reason = "is required" if not grant else "must be client_credentials or invalidate_token"
         raise errors.UnsupportedGrantType(

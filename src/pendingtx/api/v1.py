@@ -2,43 +2,38 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from starlette.requests import Request
 from starlette.responses import Response
 
 from pendingtx import errors
 from pendingtx.api.client_address import client_address
+from pendingtx.api.dependencies import ApiServices
 from pendingtx.api.requests import given_once, media_type, read_body, require_media_type
 from pendingtx.api.responses import JSON, json_response
 from pendingtx.api.status import STATUS_PATH
-from pendingtx.bootstrap import Runtime
 from pendingtx.domain import listing as paging
 from pendingtx.domain.jobs import JobKind
-from pendingtx.services import credentials, listing, modifications, submissions
-from pendingtx.services.credentials import Caller
-from pendingtx.services.enqueue import AcceptedJob, Idempotency, NewJob, enqueue
+from pendingtx.services import listing, modifications, submissions
+from pendingtx.services.authentication import Caller, Credentials
+from pendingtx.services.enqueue import AcceptedJob, Idempotency, NewJob
 
 
 class V1Routes:
     """Endpoints of the Pending Transactions product."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
-        self.db = runtime.database_calls()
+    def __init__(self, services: ApiServices) -> None:
+        self.services = services
+        self.calls = services.calls
 
     async def _caller(self, request: Request) -> Caller:
         headers = request.headers
-        return await self.db(
-            credentials.authenticate,
-            self.rt.uow,
-            self.rt.reads,
-            authorization=headers.get("authorization"),
-            app_key=headers.get("appkey"),
-            address=client_address(request.scope, self.rt.trusted_proxies),
-            budget=self.rt.abuse.requests,
-            lifetimes=self.rt.lifetimes,
-            clock=self.rt.clock,
+        presented = Credentials(
+            headers.get("authorization"),
+            headers.get("appkey"),
+            client_address(request.scope, self.services.trusted_proxies),
+        )
+        return await self.calls(
+            self.services.authenticator.authenticate, presented, self.services.abuse.requests
         )
 
     async def transactions(self, request: Request) -> Response:
@@ -62,51 +57,39 @@ class V1Routes:
         if state is not None and state != "pending":
             raise errors.ValidationFailed(errors=[errors.ErrorDetail("state", "query", "must be 'pending'")])
         require_media_type(request, JSON)
-        body = await read_body(request, limit=self.rt.settings.max_body_bytes)
-        job = submissions.batch_job(body, kind=kind, max_records=self.rt.settings.max_batch_records)
+        body = await read_body(request, limit=self.services.settings.max_body_bytes)
+        job = submissions.batch_job(body, kind=kind, max_records=self.services.settings.max_batch_records)
         return await self._accept(caller, job, _idempotency(request, body))
 
     async def modify_transaction(self, request: Request) -> Response:
         """PATCH /v1/transactions/{externalId}."""
         caller = await self._caller(request)
-        body = await read_body(request, limit=self.rt.settings.max_body_bytes)
+        body = await read_body(request, limit=self.services.settings.max_body_bytes)
         idempotency = _idempotency(request, body)
-        job = await self.db(
+        job = await self.calls(
             modifications.modification_job,
-            self.rt.uow,
+            self.services.uow,
             caller,
             request.path_params["externalId"],
             body=body,
             media_type=media_type(request),
-            limits=self.rt.settings.patch_limits,
+            limits=self.services.settings.patch_limits,
         )
         return await self._accept(caller, job, idempotency)
 
     async def _accept(self, caller: Caller, job: NewJob, idempotency: Idempotency | None) -> Response:
-        """Store the job durably (on SQLite through the shared writer), then answer 202."""
-        if self.rt.acceptances is not None:
-            accepted = await asyncio.wrap_future(self.rt.acceptances.submit(caller, job, idempotency))
-        else:
-            accepted = await self.db(
-                enqueue,
-                self.rt.uow,
-                caller,
-                job,
-                idempotency=idempotency,
-                clock=self.rt.clock,
-                notify=self.rt.wakeup.notify,
-            )
-        return _accepted(accepted)
+        """Store the job durably, then answer 202."""
+        return _accepted(await self.services.acceptor.accept(caller, job, idempotency))
 
     async def list_transactions(self, request: Request) -> Response:
         """GET /v1/transactions."""
         caller = await self._caller(request)
-        found = await self.db(
+        found = await self.calls(
             listing.list_transactions,
-            self.rt.uow,
+            self.services.uow,
             caller,
             request.query_params.multi_items(),
-            keys=self.rt.keys,
+            keys=self.services.keys,
         )
         return json_response(
             {

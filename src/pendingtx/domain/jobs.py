@@ -145,3 +145,13 @@ def progress_message(status: JobStatus, *, processed: int, record_count: int) ->
     if status is JobStatus.SUBMITTED:
         return f"Submitted: {record_count} records waiting for a worker"
     return f"In Progress: {processed} of {record_count} records processed"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSnapshot:
+    """The jobs as the database has them at one moment (what /metrics reports)."""
+
+    jobs_by_status: dict[str, int]
+    waiting: int
+    oldest_waiting_seconds: float
+    takeovers: int

@@ -385,20 +385,6 @@ def record_external_id(record: object) -> str | None:
     return external_id if isinstance(external_id, str) else None
 
 
-def repeated_in_batch(records: Sequence[object]) -> set[int]:
-    """Indexes of records whose (string) externalId already appeared earlier in the batch."""
-    seen: set[str] = set()
-    repeated: set[int] = set()
-    for index, record in enumerate(records):
-        external_id = record_external_id(record)
-        if external_id is None:
-            continue
-        if external_id in seen:
-            repeated.add(index)
-        seen.add(external_id)
-    return repeated
-
-
 def to_json(tx: PendingTransaction) -> dict[str, object]:
     """The client-facing JSON form: camelCase keys, None values omitted.
 

@@ -10,19 +10,14 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
 
-import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from pendingtx.domain.jobs import JobStatus
-from pendingtx.storage.tables import job_claims, jobs
-from pendingtx.storage.unit_of_work import UnitOfWork
+from pendingtx.domain.jobs import JobStatus, QueueSnapshot
 
 # Request latency buckets, in seconds: the status GET answers in well under a millisecond.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -84,39 +79,6 @@ class RequestMetrics:
             latency.add_metric(values, cumulative, series.total)
         yield requests
         yield latency
-
-
-@dataclass(frozen=True, slots=True)
-class QueueSnapshot:
-    """The jobs as the database has them at one moment."""
-
-    jobs_by_status: dict[str, int]
-    waiting: int
-    oldest_waiting_seconds: float
-    takeovers: int
-
-
-def read_snapshot(uow: UnitOfWork, *, now: datetime) -> QueueSnapshot:
-    """Count jobs by status, the waiting ones (Submitted, or held under an expired lease), and reclaims."""
-    waiting = sa.or_(
-        jobs.c.status == JobStatus.SUBMITTED.value,
-        sa.and_(jobs.c.status == JobStatus.IN_PROGRESS.value, jobs.c.lease_until <= now),
-    )
-    with uow.read() as conn:
-        by_status = {
-            str(status): int(count)
-            for status, count in conn.execute(
-                sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)
-            ).all()
-        }
-        count, oldest = conn.execute(
-            sa.select(sa.func.count(), sa.func.min(jobs.c.submitted_at)).where(waiting)
-        ).one()
-        takeovers = conn.execute(
-            sa.select(sa.func.count()).select_from(job_claims).where(job_claims.c.attempt > 1)
-        ).scalar_one()
-    age = max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
-    return QueueSnapshot(by_status, int(count), age, int(takeovers))
 
 
 class QueueMetrics:

@@ -1,8 +1,7 @@
-"""Registering applications, minting and revoking tokens, and authenticating callers."""
+"""Registering applications, authenticating them by their secrets, minting and revoking their tokens."""
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,12 +13,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from pendingtx import errors
 from pendingtx.clock import Clock
 from pendingtx.domain import credentials as cred
-from pendingtx.domain.networks import Address, Network, contains
+from pendingtx.domain.networks import Network
 from pendingtx.observability import identify
-from pendingtx.services.abuse import Budget, SecretChecks
+from pendingtx.services.abuse import SecretChecks
 from pendingtx.storage import apps as repo
-from pendingtx.storage.hot_reads import HotReads
 from pendingtx.storage.unit_of_work import UnitOfWork
+
+# An application as registered, with its organization and entitlements.
+Application = repo.AppRecord
 
 
 @cache
@@ -43,16 +44,6 @@ class NewApp:
     organization: str
     products: tuple[str, ...]
     allowed_networks: tuple[Network, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who is calling a /v1 route: the application, and the organization every query is scoped to."""
-
-    app_id: int
-    app_key: str
-    app_name: str
-    org_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,76 +130,6 @@ def revoke_token(uow: UnitOfWork, app: repo.AppRecord, token: str, *, clock: Clo
     """Revoke one of the application's own tokens; unknown or foreign tokens are left alone."""
     with uow.write() as conn:
         return repo.revoke_token(conn, digest=cred.token_digest(token), app_id=app.id, now=clock())
-
-
-def bearer_token(authorization: str | None) -> str:
-    """The token of an `Authorization: Bearer ...` header, or AuthenticationFailed."""
-    if authorization is None:
-        raise errors.AuthenticationFailed("Missing Authorization header")
-    scheme, _, token = authorization.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token:
-        raise errors.AuthenticationFailed("Malformed Authorization header; expected Bearer token")
-    return token
-
-
-def admit(
-    found: repo.TokenRecord | None,
-    *,
-    app_key: str | None,
-    address: Address | None,
-    lifetimes: cred.TokenLifetimes,
-    now: datetime,
-) -> Caller:
-    """Apply the contract's authentication rules 1 to 6, in order, to a token already looked up.
-
-    `address` is the caller's (api.client_address); None when unknown, which no allow-list admits.
-    """
-    if found is None or found.revoked:
-        raise errors.AuthenticationFailed()
-    if lifetimes.expired(expires_at=found.expires_at, last_used_at=found.last_used_at, now=now):
-        raise errors.TokenExpired()
-    if not app_key or not hmac.compare_digest(app_key.encode(), found.app_key.encode()):
-        raise errors.AuthenticationFailed("Invalid ApiKey")
-    identify(found.app_key, found.org_id)  # names the caller in this request's log line
-    if found.app_disabled:
-        raise errors.AuthenticationFailed("Application is disabled")
-    if not found.entitled:
-        raise errors.NotEntitled()
-    if found.allowed_networks is not None and not contains(found.allowed_networks, address):
-        shown = address if address is not None else "unknown"
-        raise errors.AccessDenied(f"Caller address {shown} is not on the application's allow-list")
-    return Caller(found.app_id, found.app_key, found.app_name, found.org_id)
-
-
-def note_use(
-    uow: UnitOfWork, found: repo.TokenRecord, *, lifetimes: cred.TokenLifetimes, now: datetime
-) -> None:
-    """Keep the idle clock honest, writing at most once per touch interval."""
-    if lifetimes.needs_touch(last_used_at=found.last_used_at, now=now):
-        with uow.write() as conn:
-            repo.touch_token(conn, found.id, now=now)
-
-
-def authenticate(
-    uow: UnitOfWork,
-    reads: HotReads,
-    *,
-    authorization: str | None,
-    app_key: str | None,
-    address: Address | None,
-    budget: Budget,
-    lifetimes: cred.TokenLifetimes,
-    clock: Clock,
-) -> Caller:
-    """Authenticate a /v1 request: one read, the rules, the budget, and the occasional last-use stamp."""
-    found = reads.token(cred.token_digest(bearer_token(authorization)))
-    now = clock()
-    caller = admit(found, app_key=app_key, address=address, lifetimes=lifetimes, now=now)
-    assert found is not None
-    budget.charge(caller.app_id)
-    note_use(uow, found, lifetimes=lifetimes, now=now)
-    return caller
 
 
 def list_apps(uow: UnitOfWork) -> list[repo.AppRecord]:

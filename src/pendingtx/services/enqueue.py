@@ -6,13 +6,15 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import sqlalchemy as sa
 
 from pendingtx import errors
+from pendingtx.blocking import BlockingCalls
 from pendingtx.clock import Clock
 from pendingtx.domain.jobs import JobKind, new_job_key
-from pendingtx.services.credentials import Caller
+from pendingtx.services.authentication import Caller
 from pendingtx.storage import jobs as repo
 from pendingtx.storage.claim import announce_job
 from pendingtx.storage.unit_of_work import UnitOfWork
@@ -95,9 +97,9 @@ def _earlier(conn: sa.Connection, caller: Caller, idempotency: Idempotency) -> A
     earlier = repo.find_by_idempotency_key(conn, app_id=caller.app_id, key=idempotency.key)
     if earlier is None:
         return None
-    if earlier[2] != idempotency.digest:
+    if earlier.request_digest != idempotency.digest:
         raise errors.IdempotencyKeyReused(errors=[_key_detail("was already used with a different request")])
-    return AcceptedJob(key=earlier[1], batch_id=str(earlier[0]))
+    return AcceptedJob(key=earlier.key, batch_id=str(earlier.id))
 
 
 def key_in_use() -> errors.IdempotencyKeyInUse:
@@ -133,3 +135,35 @@ def store_in(
     )
     announce_job(conn)
     return AcceptedJob(key=key, batch_id=str(job_id))
+
+
+class Acceptor(Protocol):
+    """Stores accepted jobs for the API (the composition root picks the implementation)."""
+
+    async def accept(self, caller: Caller, job: NewJob, idempotency: Idempotency | None) -> AcceptedJob:
+        """The job committed (or the one this Idempotency-Key made), answered once it is on disk."""
+
+    def close(self) -> None:
+        """Finish what is waiting; accept nothing more."""
+
+
+class DirectAcceptor:
+    """Each acceptance in a transaction of its own, through blocking calls (PostgreSQL: its commits
+    are flushed together by the server itself)."""
+
+    def __init__(
+        self, uow: UnitOfWork, calls: BlockingCalls, *, clock: Clock, notify: Callable[[], None]
+    ) -> None:
+        self._uow = uow
+        self._calls = calls
+        self._clock = clock
+        self._notify = notify
+
+    async def accept(self, caller: Caller, job: NewJob, idempotency: Idempotency | None) -> AcceptedJob:
+        """The job committed, or the one this Idempotency-Key made."""
+        return await self._calls(
+            enqueue, self._uow, caller, job, idempotency=idempotency, clock=self._clock, notify=self._notify
+        )
+
+    def close(self) -> None:
+        """Nothing waits here."""

@@ -9,6 +9,7 @@ Idempotency-Key is that of one still waiting or being stored is answered 409 at 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable
@@ -20,7 +21,7 @@ import sqlalchemy as sa
 from pendingtx import errors
 from pendingtx.clock import Clock
 from pendingtx.services import enqueue as storing
-from pendingtx.services.credentials import Caller
+from pendingtx.services.authentication import Caller
 from pendingtx.services.enqueue import AcceptedJob, Idempotency, NewJob
 from pendingtx.storage.unit_of_work import UnitOfWork
 
@@ -81,6 +82,10 @@ class GroupCommit:
 
             waiting.answer.add_done_callback(cancelled)
         return waiting.answer
+
+    async def accept(self, caller: Caller, job: NewJob, idempotency: Idempotency | None) -> AcceptedJob:
+        """The job's acceptance, awaited until the writer thread has committed it."""
+        return await asyncio.wrap_future(self.submit(caller, job, idempotency))
 
     def _release(self, held: tuple[int, str] | None) -> None:
         if held is not None:

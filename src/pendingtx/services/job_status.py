@@ -1,32 +1,28 @@
-"""Reading a job's status, scoped to the caller's organization."""
+"""Reading a job's status, scoped to the caller's organization: the service's hot path.
+
+One read brings the caller's token and the job together; the contract's checks then run in order.
+The composition root picks how the read is made: `BlockingStatusReader` (SQLite, a local read on
+the event loop) or `AwaitedStatusReader` (PostgreSQL, the read awaited on the event loop and only
+the steps that may block handed to threads).
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import ParamSpec, Protocol, TypeVar
+from typing import Protocol
 
 from pendingtx import errors
-from pendingtx.clock import Clock
-from pendingtx.domain.credentials import TokenLifetimes, token_digest
+from pendingtx.blocking import BlockingCalls
 from pendingtx.domain.jobs import RecordProblem, is_possible_key, progress_message
-from pendingtx.domain.networks import Address
-from pendingtx.services import credentials
 from pendingtx.services.abuse import Budget
-from pendingtx.services.credentials import Caller
+from pendingtx.services.authentication import Admission, Authenticator, Caller, Credentials
 from pendingtx.storage import jobs as repo
-from pendingtx.storage.apps import TokenRecord
-from pendingtx.storage.hot_reads import HotReads
-from pendingtx.storage.unit_of_work import UnitOfWork
 
 APP_NAME = "insight"
 # How many problems a status answer lists by default (the setting status_max_problems).
 MAX_PROBLEMS = 1000
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +41,7 @@ class JobView:
         return self.job.status.terminal
 
 
-class TerminalAnswers:
+class FinishedAnswerCache:
     """Encoded answers about terminal jobs (which never change), by organization and job id.
 
     An answer is handed out only after the caller has been authenticated, budgeted and found to
@@ -104,24 +100,11 @@ def check_path(app_name: str, key: str) -> None:
         raise errors.ValidationFailed(errors=problems)
 
 
-def job_status(uow: UnitOfWork, caller: Caller, key: str, *, max_problems: int = MAX_PROBLEMS) -> JobView:
-    """The caller's job with this key, or NotFound (also for another organization's key)."""
-    with uow.read() as conn:
-        job = repo.find_job(conn, key=key, org_id=caller.org_id)
-        if job is None:
-            raise errors.NotFound(f"No job with key {key}")
-        # One row more than is listed tells whether there are more.
-        problems = repo.problems_of(conn, job.id, max_problems + 1) if job.failed_count else []
-    return _view(job, problems, max_problems)
-
-
 @dataclass(frozen=True, slots=True)
 class StatusRequest:
-    """What a status GET carries: its credentials, where it comes from, and its path."""
+    """What a status GET carries: its credentials and its path."""
 
-    authorization: str | None
-    app_key: str | None
-    address: Address | None
+    credentials: Credentials
     app_name: str
     key: str
 
@@ -130,76 +113,73 @@ class StatusRequest:
 class StatusService:
     """What answering status GETs uses, made once per process."""
 
-    uow: UnitOfWork
-    reads: HotReads
+    authenticator: Authenticator
     budget: Budget
-    lifetimes: TokenLifetimes
-    clock: Clock
     render: Callable[[JobView], bytes]
-    answers: TerminalAnswers
+    answers: FinishedAnswerCache
     max_problems: int = MAX_PROBLEMS
 
 
+class StatusReader(Protocol):
+    """Answers one status GET (the composition root picks the implementation for the database)."""
+
+    async def __call__(self, request: StatusRequest) -> StatusAnswer:
+        """The status answer, or the error the contract's checks raise."""
+
+
+class BlockingStatusReader:
+    """Reads through blocking calls (on SQLite, inline on the event loop: a local read)."""
+
+    def __init__(self, service: StatusService, calls: BlockingCalls) -> None:
+        self.service = service
+        self.calls = calls
+
+    async def __call__(self, request: StatusRequest) -> StatusAnswer:
+        """The whole status GET in one blocking call."""
+        return await self.calls(read_status, self.service, request)
+
+
 def read_status(service: StatusService, request: StatusRequest) -> StatusAnswer:
-    """The whole status GET: authentication and the job in one read, then the contract's checks in order.
+    """The whole status GET, blocking: authentication and the job in one read, then the checks in order.
 
     The application's status-read budget is charged once the caller is admitted, before the path is
     checked: a caller cannot poll unknown keys beyond its budget. The job is rendered by the
     service's `render`, or for a terminal job taken from its `answers` once rendered.
     """
-    found, job = service.reads.token_and_job(_digest(request), request.key)
-    now = service.clock()
-    caller = _admit(service, request, found, now)
-    assert found is not None
-    service.budget.charge(caller.app_id)
-    credentials.note_use(service.uow, found, lifetimes=service.lifetimes, now=now)
+    reads = service.authenticator.reads
+    found, job = reads.token_and_job(request.credentials.token_digest(), request.key)
+    admission = service.authenticator.admit(found, request.credentials, service.budget)
+    for step in admission.pending:
+        step()
     job = _owned(request, job)
-    return _kept(service, caller, job) or _render(service, caller, job)
+    return _kept(service, admission, job) or _render(service, admission.caller, job)
 
 
-class Database(Protocol):
-    """How a coroutine on the event loop waits on the database (api.blocking.DatabaseCalls)."""
+class AwaitedStatusReader:
+    """Awaits the read on the event loop (PostgreSQL): no thread hop on the hot path. The steps that
+    may block (a new budget lease, the last-use stamp, reading problems to render an answer) go
+    through `calls`, and only when they are due."""
 
-    async def __call__(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """The blocking function's result, computed off the event loop within the deadline."""
+    def __init__(self, service: StatusService, calls: BlockingCalls) -> None:
+        self.service = service
+        self.calls = calls
 
-    async def wait(self, awaitable: Awaitable[T]) -> T:
-        """The awaitable's result within the deadline."""
-
-
-async def read_status_async(service: StatusService, request: StatusRequest, db: Database) -> StatusAnswer:
-    """`read_status` on PostgreSQL: the same steps in the same order, the read awaited on the event loop.
-
-    The steps that may block on the database (a new budget lease, the last-use stamp, reading
-    problems to render an answer) run through `db` in a thread, and only when they are due.
-    """
-    found, job = await db.wait(service.reads.token_and_job_async(_digest(request), request.key))
-    now = service.clock()
-    caller = _admit(service, request, found, now)
-    assert found is not None
-    if not service.budget.spend_leased(caller.app_id):
-        await db(service.budget.charge, caller.app_id)
-    if service.lifetimes.needs_touch(last_used_at=found.last_used_at, now=now):
-        await db(credentials.note_use, service.uow, found, lifetimes=service.lifetimes, now=now)
-    job = _owned(request, job)
-    kept = _kept(service, caller, job)
-    if kept is not None:
-        return kept
-    if not job.failed_count:  # nothing more to read: rendering does not block
-        return _render(service, caller, job)
-    return await db(_render, service, caller, job)
-
-
-def _digest(request: StatusRequest) -> str:
-    return token_digest(credentials.bearer_token(request.authorization))
-
-
-def _admit(
-    service: StatusService, request: StatusRequest, found: TokenRecord | None, now: datetime
-) -> Caller:
-    return credentials.admit(
-        found, app_key=request.app_key, address=request.address, lifetimes=service.lifetimes, now=now
-    )
+    async def __call__(self, request: StatusRequest) -> StatusAnswer:
+        """The same steps as `read_status`, in the same order."""
+        service = self.service
+        reads = service.authenticator.reads
+        digest = request.credentials.token_digest()
+        found, job = await self.calls.wait(reads.token_and_job_awaited(digest, request.key))
+        admission = service.authenticator.admit(found, request.credentials, service.budget)
+        for step in admission.pending:
+            await self.calls(step)
+        job = _owned(request, job)
+        kept = _kept(service, admission, job)
+        if kept is not None:
+            return kept
+        if not job.failed_count:  # nothing more to read: rendering does not block
+            return _render(service, admission.caller, job)
+        return await self.calls(_render, service, admission.caller, job)
 
 
 def _owned(request: StatusRequest, job: repo.JobRecord | None) -> repo.JobRecord:
@@ -210,14 +190,15 @@ def _owned(request: StatusRequest, job: repo.JobRecord | None) -> repo.JobRecord
     return job
 
 
-def _kept(service: StatusService, caller: Caller, job: repo.JobRecord) -> StatusAnswer | None:
-    kept = service.answers.get(caller.org_id, job.id) if job.status.terminal else None
+def _kept(service: StatusService, admission: Admission, job: repo.JobRecord) -> StatusAnswer | None:
+    kept = service.answers.get(admission.caller.org_id, job.id) if job.status.terminal else None
     return StatusAnswer(kept, True) if kept is not None else None
 
 
 def _render(service: StatusService, caller: Caller, job: repo.JobRecord) -> StatusAnswer:
     limit = service.max_problems
-    problems = service.reads.problems(job.id, limit + 1) if job.failed_count else []
+    # One row more than is listed tells whether there are more.
+    problems = service.authenticator.reads.problems(job.id, limit + 1) if job.failed_count else []
     body = service.render(_view(job, problems, limit))
     if job.status.terminal:
         # The job was found within the caller's organization (the read joins the token's), and so is kept.

@@ -10,7 +10,7 @@ from pendingtx.domain import listing
 from pendingtx.domain.cursors import ListKind
 from pendingtx.domain.times import to_eastern_iso
 from pendingtx.domain.transactions import to_json
-from pendingtx.services.credentials import Caller
+from pendingtx.services.authentication import Caller
 from pendingtx.storage import transactions as tx_repo
 from pendingtx.storage.server_keys import ServerKeys
 from pendingtx.storage.unit_of_work import UnitOfWork

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import cache
+from functools import cache, partial
 
 import msgspec
 import sqlalchemy as sa
@@ -20,15 +20,11 @@ from pendingtx.domain.fast_validation import validate_raw
 from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem, outcome, record_problems
 from pendingtx.domain.patching import PatchLimits
 from pendingtx.services.errors import Lease, LeaseLost, PoisonedPayload
-from pendingtx.services.modifications import DEFAULT_LIMITS
-from pendingtx.services.modifying import process_modification
+from pendingtx.services.modifications import DEFAULT_LIMITS, process_modification
 from pendingtx.storage import jobs as job_repo
 from pendingtx.storage import transactions as tx_repo
 from pendingtx.storage.jobs import ClaimedJob
 from pendingtx.storage.unit_of_work import UnitOfWork
-
-# How often a transaction that lost a race (see worth_retrying) is run again before giving up.
-RETRIES = 3
 
 
 @dataclass(slots=True)
@@ -121,11 +117,11 @@ def validated(job: ClaimedJob) -> tuple[list[tuple[int, domain.PendingTransactio
 
 def _apply_chunk(
     conn: sa.Connection,
+    *,
     job: ClaimedJob,
     progress: _Progress,
     end: int,
     checked: tuple[list[tuple[int, domain.PendingTransaction]], list[RecordProblem]],
-    *,
     lease: Lease,
     clock: Clock,
 ) -> _Progress:
@@ -188,39 +184,13 @@ def process_job(
             checkpoint()
         end = min(progress.processed + chunk_size, len(checked))
         chunk = _validate(checked, progress.processed, end, repeats=repeats)
-        progress = _apply_with_retries(uow, job, progress, end, chunk, lease=lease, clock=clock)
+        # A chunk that lost a race on an externalId with another job rolled back whole: looked at again.
+        apply = partial(
+            _apply_chunk, job=job, progress=progress, end=end, checked=chunk, lease=lease, clock=clock
+        )
+        progress = uow.write_retrying(apply, redoable=True)
     if job.processed_count < len(checked):
         return outcome(record_count=job.record_count, created=progress.created)[0]
     # Taken over after the last chunk committed but before the verdict: only the verdict is left.
     with uow.write(redoable=True) as conn:
         return _finish(conn, job, progress.created, lease=lease, clock=clock)
-
-
-def _apply_with_retries(
-    uow: UnitOfWork,
-    job: ClaimedJob,
-    progress: _Progress,
-    end: int,
-    checked: tuple[list[tuple[int, domain.PendingTransaction]], list[RecordProblem]],
-    *,
-    lease: Lease,
-    clock: Clock,
-) -> _Progress:
-    for attempt in range(RETRIES):
-        try:
-            with uow.write(redoable=True) as conn:
-                return _apply_chunk(conn, job, progress, end, checked, lease=lease, clock=clock)
-        except sa.exc.DBAPIError as exc:
-            # Another job inserted one of these externalIds concurrently, or the database chose this
-            # transaction as a deadlock victim: the chunk rolled back whole, so look again.
-            if attempt == RETRIES - 1 or not worth_retrying(exc):
-                raise
-    raise AssertionError("unreachable")
-
-
-def worth_retrying(exc: sa.exc.DBAPIError) -> bool:
-    """Whether a transaction that failed so may well succeed at once when run again."""
-    if isinstance(exc, sa.exc.IntegrityError):
-        return True
-    # PostgreSQL: deadlock detected, serialization failure.
-    return getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")

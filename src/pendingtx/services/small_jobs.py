@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 import sqlalchemy as sa
 
@@ -19,7 +20,7 @@ from pendingtx.clock import Clock
 from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem, abandoned, outcome
 from pendingtx.domain.transactions import PendingTransaction
 from pendingtx.services.errors import LeaseLost, PoisonedPayload
-from pendingtx.services.processing import RETRIES, sort_out, validated, worth_retrying
+from pendingtx.services.processing import sort_out, validated
 from pendingtx.storage import jobs as job_repo
 from pendingtx.storage import transactions as tx_repo
 from pendingtx.storage.claim import Candidate, mark_served, next_candidates
@@ -86,15 +87,9 @@ def run_small_jobs(
     try:
         # Judged outside any transaction: other writers need not wait for it.
         judged = [(job, _judge(job)) for job in taken]
-        for attempt in range(RETRIES):
-            try:
-                return _apply(uow, judged, worker_id=worker_id, clock=clock)
-            except sa.exc.DBAPIError as exc:
-                # Another worker inserted one of these externalIds concurrently, or the database
-                # chose this transaction as a deadlock victim: it rolled back whole, so look again.
-                if attempt == RETRIES - 1 or not worth_retrying(exc):
-                    raise
-        raise AssertionError("unreachable")
+        return uow.write_retrying(
+            partial(_apply, judged=judged, worker_id=worker_id, clock=clock), redoable=True
+        )
     except BaseException:
         with uow.write(redoable=True) as conn:
             job_repo.unclaim(conn, [j.id for j in taken], worker_id=worker_id)
@@ -113,41 +108,40 @@ def _judge(job: ClaimedJob) -> _Judged:
 
 
 def _apply(
-    uow: UnitOfWork, judged: list[tuple[ClaimedJob, _Judged]], *, worker_id: str, clock: Clock
+    conn: sa.Connection, *, judged: list[tuple[ClaimedJob, _Judged]], worker_id: str, clock: Clock
 ) -> list[Finished]:
-    with uow.write(redoable=True) as conn:
-        now = clock()
-        # What each organization holds already, read once for the whole batch; what earlier jobs of
-        # the batch create joins it as they go, exactly as if the jobs ran one after the other.
-        wanted: dict[int, list[str]] = {}
-        for job, verdict in judged:
-            if not isinstance(verdict, str):
-                wanted.setdefault(job.org_id, []).extend(tx.external_id for _, tx in verdict[0])
-        known = {org: tx_repo.existing_external_ids(conn, org, ids) for org, ids in wanted.items()}
-        rows: list[tuple[object, ...]] = []
-        problems_by_job = []
-        completions = []
-        finished = []
-        for job, verdict in judged:
-            if isinstance(verdict, str):
-                given_up = job_repo.Verdict(
-                    *abandoned(record_count=job.record_count, processed=0, created=0, reason=verdict)
-                )
-                completions.append(job_repo.Completion(job.id, 0, 0, 0, given_up))
-                finished.append(Finished(job, given_up.status, 0, verdict))
-                continue
-            held = known.setdefault(job.org_id, set())
-            fresh, problems = sort_out(*verdict, held)
-            held.update(tx.external_id for tx in fresh)
-            rows += tx_repo.transaction_rows(org_id=job.org_id, job_id=job.id, records=fresh, now=now)
-            problems_by_job.append((job.id, sorted(problems, key=lambda p: p.index)))
-            done = job_repo.Verdict(*outcome(record_count=job.record_count, created=len(fresh)))
-            failed = len({p.index for p in problems})
-            completions.append(job_repo.Completion(job.id, job.record_count, len(fresh), failed, done))
-            finished.append(Finished(job, done.status, len(fresh)))
-        # First, as in a chunk: a worker whose lease ran out stops here, before writing anything.
-        if not job_repo.complete_held(conn, completions, worker_id=worker_id, now=now):
-            raise LeaseLost()
-        tx_repo.insert_transaction_rows(conn, rows)
-        job_repo.insert_problems_of(conn, problems_by_job)
+    now = clock()
+    # What each organization holds already, read once for the whole batch; what earlier jobs of
+    # the batch create joins it as they go, exactly as if the jobs ran one after the other.
+    wanted: dict[int, list[str]] = {}
+    for job, verdict in judged:
+        if not isinstance(verdict, str):
+            wanted.setdefault(job.org_id, []).extend(tx.external_id for _, tx in verdict[0])
+    known = {org: tx_repo.existing_external_ids(conn, org, ids) for org, ids in wanted.items()}
+    rows: list[tuple[object, ...]] = []
+    problems_by_job = []
+    completions = []
+    finished = []
+    for job, verdict in judged:
+        if isinstance(verdict, str):
+            given_up = job_repo.Verdict(
+                *abandoned(record_count=job.record_count, processed=0, created=0, reason=verdict)
+            )
+            completions.append(job_repo.Completion(job.id, 0, 0, 0, given_up))
+            finished.append(Finished(job, given_up.status, 0, verdict))
+            continue
+        held = known.setdefault(job.org_id, set())
+        fresh, problems = sort_out(*verdict, held)
+        held.update(tx.external_id for tx in fresh)
+        rows += tx_repo.transaction_rows(org_id=job.org_id, job_id=job.id, records=fresh, now=now)
+        problems_by_job.append((job.id, sorted(problems, key=lambda p: p.index)))
+        done = job_repo.Verdict(*outcome(record_count=job.record_count, created=len(fresh)))
+        failed = len({p.index for p in problems})
+        completions.append(job_repo.Completion(job.id, job.record_count, len(fresh), failed, done))
+        finished.append(Finished(job, done.status, len(fresh)))
+    # First, as in a chunk: a worker whose lease ran out stops here, before writing anything.
+    if not job_repo.complete_held(conn, completions, worker_id=worker_id, now=now):
+        raise LeaseLost()
+    tx_repo.insert_transaction_rows(conn, rows)
+    job_repo.insert_problems_of(conn, problems_by_job)
     return finished

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import cache
 
 import msgspec
 
 from pendingtx import errors
-from pendingtx.clock import Clock
 from pendingtx.domain.jobs import JobKind
 from pendingtx.domain.json_text import MAX_JSON_DEPTH, decode_error_reason, json_depth_exceeds
-from pendingtx.services.credentials import Caller
-from pendingtx.services.enqueue import AcceptedJob, Idempotency, NewJob, enqueue
-from pendingtx.storage.unit_of_work import UnitOfWork
+from pendingtx.services.enqueue import NewJob
 
 Batch = list[msgspec.Raw] | dict[str, msgspec.Raw]
 
@@ -79,28 +75,6 @@ def count_records(body: bytes, *, max_records: int, max_depth: int = MAX_JSON_DE
             shown = ", ".join(str(i) for i in deep[:10])
             raise too_deep(max_depth, f"; too deep at index {shown}")
     return len(batch)
-
-
-def submit_batch(
-    uow: UnitOfWork,
-    caller: Caller,
-    body: bytes,
-    *,
-    kind: JobKind,
-    max_records: int,
-    clock: Clock,
-    notify: Callable[[], None],
-    idempotency: Idempotency | None = None,
-) -> AcceptedJob:
-    """Commit the batch as one job before answering, then wake a worker."""
-    return enqueue(
-        uow,
-        caller,
-        batch_job(body, kind=kind, max_records=max_records),
-        idempotency=idempotency,
-        clock=clock,
-        notify=notify,
-    )
 
 
 def batch_job(body: bytes, *, kind: JobKind, max_records: int) -> NewJob:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
-from pendingtx.domain.networks import Network, allow_list_from_text, allow_list_text
+from pendingtx.domain.networks import Network
+from pendingtx.storage.driver import Statement, parameters_for, run, run_many
 from pendingtx.storage.tables import apps, entitlements, organizations, tokens
 
 
@@ -47,15 +49,28 @@ class TokenRecord:
     allowed_networks: tuple[Network, ...] | None
 
 
+_ORGANIZATION = Statement(sa.select(organizations.c.id).where(organizations.c.name == sa.bindparam("name")))
+_ADD_ORGANIZATION = Statement(
+    organizations.insert()
+    .values(parameters_for(organizations, "name", "created_at"))
+    .returning(organizations.c.id)
+)
+
+
 def ensure_organization(conn: sa.Connection, name: str, *, now: datetime) -> int:
     """The id of the named organization, created on first use."""
-    found = conn.execute(sa.select(organizations.c.id).where(organizations.c.name == name)).scalar()
+    found = run(conn, _ORGANIZATION, {"name": name}).first()
     if found is not None:
-        return int(found)
-    inserted = conn.execute(
-        organizations.insert().values(name=name, created_at=now).returning(organizations.c.id)
-    )
-    return int(inserted.scalar_one())
+        return int(found.id)
+    return int(run(conn, _ADD_ORGANIZATION, {"name": name, "created_at": now}).one().id)
+
+
+_ADD_APP = Statement(
+    apps.insert()
+    .values(parameters_for(apps, "org_id", "name", "app_key", "secret_hash", "created_at", "allowed_ips"))
+    .returning(apps.c.id)
+)
+_ENTITLE = Statement(entitlements.insert().values(parameters_for(entitlements, "app_id", "product")))
 
 
 def insert_app(
@@ -70,107 +85,132 @@ def insert_app(
     allowed_networks: Iterable[Network] = (),
 ) -> int:
     """Store a new application and its entitlements."""
-    result = conn.execute(
-        apps.insert()
-        .values(
-            org_id=org_id,
-            name=name,
-            app_key=app_key,
-            secret_hash=secret_hash,
-            created_at=now,
-            allowed_ips=allow_list_text(allowed_networks),
-        )
-        .returning(apps.c.id)
-    )
-    app_id = int(result.scalar_one())
-    rows = [{"app_id": app_id, "product": p} for p in sorted(set(products))]
-    if rows:
-        conn.execute(entitlements.insert(), rows)
+    values = {
+        "org_id": org_id,
+        "name": name,
+        "app_key": app_key,
+        "secret_hash": secret_hash,
+        "created_at": now,
+        "allowed_ips": tuple(allowed_networks),
+    }
+    app_id = int(run(conn, _ADD_APP, values).one().id)
+    run_many(conn, _ENTITLE, [{"app_id": app_id, "product": p} for p in sorted(set(products))])
     return app_id
 
 
-_APPS = sa.select(apps, organizations.c.name.label("org_name")).join(
-    organizations, organizations.c.id == apps.c.org_id
-)
-
-
-def _load_apps(conn: sa.Connection, query: sa.Select[tuple[object, ...]]) -> list[AppRecord]:
-    rows = conn.execute(query.order_by(apps.c.id)).all()
-    products: dict[int, list[str]] = {}
-    if rows:
-        ids = [row._mapping["id"] for row in rows]
-        granted = conn.execute(
-            sa.select(entitlements.c.app_id, entitlements.c.product).where(entitlements.c.app_id.in_(ids))
+def _apps(where: sa.ColumnElement[bool] | None) -> Statement:
+    query = (
+        sa.select(
+            apps,
+            organizations.c.name.label("org_name"),
+            entitlements.c.product,
         )
-        for app_id, product in granted:
-            products.setdefault(app_id, []).append(product)
+        .join(organizations, organizations.c.id == apps.c.org_id)
+        .outerjoin(entitlements, entitlements.c.app_id == apps.c.id)
+        .order_by(apps.c.id, entitlements.c.product)
+    )
+    return Statement(query if where is None else query.where(where))
+
+
+_ALL_APPS = _apps(None)
+_APP_BY_KEY = _apps(apps.c.app_key == sa.bindparam("app_key"))
+
+
+def _records(rows: list[Any]) -> list[AppRecord]:
+    """One record per application: its rows (one per entitlement) grouped."""
+    products: dict[int, list[str]] = {}
+    first: dict[int, Any] = {}
+    for row in rows:
+        first.setdefault(row.id, row)
+        if row.product is not None:
+            products.setdefault(row.id, []).append(row.product)
     return [
         AppRecord(
-            id=m["id"],
-            org_id=m["org_id"],
-            org_name=m["org_name"],
-            name=m["name"],
-            app_key=m["app_key"],
-            secret_hash=m["secret_hash"],
-            disabled=bool(m["disabled"]),
-            products=tuple(sorted(products.get(m["id"], []))),
-            created_at=m["created_at"],
-            allowed_networks=allow_list_from_text(m["allowed_ips"]),
+            id=m.id,
+            org_id=m.org_id,
+            org_name=m.org_name,
+            name=m.name,
+            app_key=m.app_key,
+            secret_hash=m.secret_hash,
+            disabled=bool(m.disabled),
+            products=tuple(products.get(app_id, [])),
+            created_at=m.created_at,
+            allowed_networks=m.allowed_ips,
         )
-        for m in (row._mapping for row in rows)
+        for app_id, m in first.items()
     ]
 
 
 def find_app(conn: sa.Connection, app_key: str) -> AppRecord | None:
     """The application with this key, if any."""
-    found = _load_apps(conn, _APPS.where(apps.c.app_key == app_key))
+    found = _records(run(conn, _APP_BY_KEY, {"app_key": app_key}).all())
     return found[0] if found else None
 
 
 def list_apps(conn: sa.Connection) -> list[AppRecord]:
     """Every application, oldest first."""
-    return _load_apps(conn, _APPS)
+    return _records(run(conn, _ALL_APPS).all())
+
+
+_SET_DISABLED = Statement(
+    apps.update().where(apps.c.app_key == sa.bindparam("app_key")).values(disabled=sa.bindparam("disabled"))
+)
+_SET_ALLOWED = Statement(
+    apps.update()
+    .where(apps.c.app_key == sa.bindparam("app_key"))
+    .values(allowed_ips=sa.bindparam("allowed_ips"))
+)
 
 
 def set_app_disabled(conn: sa.Connection, app_key: str, *, disabled: bool) -> bool:
     """Disable or enable an application; False when no such application exists."""
-    result = conn.execute(apps.update().where(apps.c.app_key == app_key).values(disabled=disabled))
-    return result.rowcount == 1
+    return run(conn, _SET_DISABLED, {"app_key": app_key, "disabled": disabled}).rowcount == 1
 
 
 def set_allowed_networks(conn: sa.Connection, app_key: str, networks: Iterable[Network]) -> bool:
     """Replace an application's IP allow-list (no networks: any address); False when no such application."""
-    result = conn.execute(
-        apps.update().where(apps.c.app_key == app_key).values(allowed_ips=allow_list_text(networks))
+    values = {"app_key": app_key, "allowed_ips": tuple(networks)}
+    return run(conn, _SET_ALLOWED, values).rowcount == 1
+
+
+_ADD_TOKEN = Statement(
+    tokens.insert().values(
+        parameters_for(tokens, "digest", "app_id", "issued_at", "expires_at", "last_used_at")
     )
-    return result.rowcount == 1
+)
 
 
 def insert_token(
     conn: sa.Connection, *, digest: str, app_id: int, issued_at: datetime, expires_at: datetime
 ) -> None:
     """Store a freshly minted token by its digest."""
-    conn.execute(
-        tokens.insert().values(
-            digest=digest,
-            app_id=app_id,
-            issued_at=issued_at,
-            expires_at=expires_at,
-            last_used_at=issued_at,
-        )
+    values = {"digest": digest, "app_id": app_id, "issued_at": issued_at, "expires_at": expires_at}
+    run(conn, _ADD_TOKEN, {**values, "last_used_at": issued_at})
+
+
+_REVOKE = Statement(
+    tokens.update()
+    .where(
+        tokens.c.digest == sa.bindparam("digest"),
+        tokens.c.app_id == sa.bindparam("app_id"),
+        tokens.c.revoked_at.is_(None),
     )
+    .values(revoked_at=sa.bindparam("now", type_=tokens.c.revoked_at.type))
+)
 
 
 def revoke_token(conn: sa.Connection, *, digest: str, app_id: int, now: datetime) -> bool:
     """Revoke one of the application's own tokens; False when it has no such live token."""
-    result = conn.execute(
-        tokens.update()
-        .where(tokens.c.digest == digest, tokens.c.app_id == app_id, tokens.c.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    return result.rowcount == 1
+    return run(conn, _REVOKE, {"digest": digest, "app_id": app_id, "now": now}).rowcount == 1
+
+
+_TOUCH = Statement(
+    tokens.update()
+    .where(tokens.c.id == sa.bindparam("token_id"))
+    .values(last_used_at=sa.bindparam("now", type_=tokens.c.last_used_at.type))
+)
 
 
 def touch_token(conn: sa.Connection, token_id: int, *, now: datetime) -> None:
     """Record that a token was used (coarsely; see TokenLifetimes.touch_interval)."""
-    conn.execute(tokens.update().where(tokens.c.id == token_id).values(last_used_at=now))
+    run(conn, _TOUCH, {"token_id": token_id, "now": now})

@@ -1,4 +1,8 @@
-"""Claiming the next job: the one place where SQLite and PostgreSQL are handled differently."""
+"""Claiming the next job: organizations served in turn, each one's jobs in the order they came.
+
+Claims run in write transactions: on SQLite one writer at a time (BEGIN IMMEDIATE), on PostgreSQL
+with the claimed rows locked and other claimers skipping them (Dialect.lock_skipping).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pendingtx.domain.jobs import JobKind, JobStatus
-from pendingtx.storage.direct import DirectStatement, run, run_many
-from pendingtx.storage.jobs import ClaimedJob
+from pendingtx.domain.jobs import JobKind, JobStatus, QueueSnapshot
+from pendingtx.storage.driver import Dialect, Statement, dialect_for, record_of, run, run_many
+from pendingtx.storage.jobs import ClaimedJob, open_claims
 from pendingtx.storage.tables import job_claims, jobs, organizations
 
 # PostgreSQL notification channel that announces committed jobs to every worker process.
@@ -20,9 +24,8 @@ CHANNEL = "pendingtx_jobs"
 
 
 def announce_job(conn: sa.Connection) -> None:
-    """Tell other processes' workers, at commit, that a job is waiting (SQLite has one process)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.select(sa.func.pg_notify(CHANNEL, "")))
+    """Tell other processes' workers, at commit, that a job is waiting."""
+    dialect_for(conn).announce(conn, CHANNEL)
 
 
 _UNFINISHED = (JobStatus.SUBMITTED.value, JobStatus.IN_PROGRESS.value)
@@ -37,7 +40,7 @@ def _waits_for_earlier_modification() -> sa.Exists:
         earlier.c.org_id == jobs.c.org_id,
         earlier.c.target == jobs.c.target,
         earlier.c.id < jobs.c.id,
-        # Not IN (...): a list of values is expanded at execution, which a statement run directly cannot be.
+        # Not IN (...): a list of values is expanded at execution, which a compiled-once statement cannot be.
         sa.or_(*(earlier.c.status == status for status in _UNFINISHED)),
     )
 
@@ -60,7 +63,7 @@ def _in_org(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
     return sa.and_(condition, jobs.c.org_id == sa.bindparam("org_id"), _in_order())
 
 
-def _turns_statement(_: str) -> sa.Select[Any]:
+def _turns_statement() -> sa.Select[Any]:
     """Organizations with claimable jobs, least recently served first.
 
     Those with waiting jobs are found by skipping along (status, org_id): one index probe per such
@@ -81,19 +84,17 @@ def _turns_statement(_: str) -> sa.Select[Any]:
     )
 
 
-_TURNS = DirectStatement(_turns_statement)
-_SERVED = DirectStatement(
-    lambda _: (
-        organizations.update()
-        .where(organizations.c.id == sa.bindparam("org_id"))
-        .values(served_at=sa.bindparam("now", type_=organizations.c.served_at.type))
-    )
+_TURNS = Statement(_turns_statement())
+_SERVED = Statement(
+    organizations.update()
+    .where(organizations.c.id == sa.bindparam("org_id"))
+    .values(served_at=sa.bindparam("now", type_=organizations.c.served_at.type))
 )
 
 
 def organizations_in_turn(conn: sa.Connection, *, now: datetime) -> list[int]:
     """The organizations with claimable jobs, in the order they are to be served."""
-    return [int(r[0]) for r in run(conn, _TURNS, {"now": now}).fetchall()]
+    return [int(row.org_id) for row in run(conn, _TURNS, {"now": now}).all()]
 
 
 def mark_served(conn: sa.Connection, org_ids: Collection[int], *, now: datetime) -> None:
@@ -101,9 +102,9 @@ def mark_served(conn: sa.Connection, org_ids: Collection[int], *, now: datetime)
     run_many(conn, _SERVED, [{"org_id": org_id, "now": now} for org_id in sorted(org_ids)])
 
 
-_OTHERS_WAITING = DirectStatement(
+_OTHERS_WAITING = Statement(
     # Two probes of (status, org_id) rather than `org_id <>`, which would walk the caller's own backlog.
-    lambda _: sa.select(
+    sa.select(
         sa.or_(
             sa.exists().where(
                 jobs.c.status == JobStatus.SUBMITTED.value, jobs.c.org_id < sa.bindparam("org_id")
@@ -112,23 +113,19 @@ _OTHERS_WAITING = DirectStatement(
                 jobs.c.status == JobStatus.SUBMITTED.value, jobs.c.org_id > sa.bindparam("org_id")
             ),
             sa.exists().where(_abandoned(), jobs.c.org_id != sa.bindparam("org_id")),
-        )
+        ).label("waiting")
     )
 )
 
 
 def others_waiting(conn: sa.Connection, org_id: int, *, now: datetime) -> bool:
     """Whether another organization has a claimable job (it may be a blocked modification)."""
-    return bool(run(conn, _OTHERS_WAITING, {"org_id": org_id, "now": now}).fetchone()[0])
+    return bool(run(conn, _OTHERS_WAITING, {"org_id": org_id, "now": now}).scalar())
 
 
-def _claim_statement(dialect: str, which: sa.ColumnElement[bool]) -> sa.Update:
+def _claim_statement(dialect: Dialect, which: sa.ColumnElement[bool]) -> sa.Update:
     now = sa.bindparam("now", type_=jobs.c.lease_until.type)
-    claimable = sa.select(jobs.c.id).where(which).order_by(jobs.c.id).limit(1)
-    if dialect == "postgresql":
-        # Concurrent claimers skip each other's rows instead of queueing behind them.
-        claimable = claimable.with_for_update(skip_locked=True)
-    # SQLite needs no row locks: the claim runs under BEGIN IMMEDIATE, so one writer at a time.
+    claimable = dialect.lock_skipping(sa.select(jobs.c.id).where(which).order_by(jobs.c.id).limit(1))
     return (
         jobs.update()
         .where(jobs.c.id == claimable.scalar_subquery())
@@ -157,22 +154,20 @@ _CLAIMED_COLUMNS = (
 )
 # Within an organization, a job under an expired lease is resumed before its waiting ones start.
 _CLAIM_IN_ORG = (
-    DirectStatement(lambda dialect: _claim_statement(dialect, _in_org(_abandoned()))),
-    DirectStatement(
-        lambda dialect: _claim_statement(dialect, _in_org(jobs.c.status == JobStatus.SUBMITTED.value))
-    ),
+    Statement(lambda dialect: _claim_statement(dialect, _in_org(_abandoned()))),
+    Statement(lambda dialect: _claim_statement(dialect, _in_org(jobs.c.status == JobStatus.SUBMITTED.value))),
 )
 # Should every organization in turn have only modifications waiting behind others, any claimable job.
-_CLAIM_ANY = DirectStatement(lambda dialect: _claim_statement(dialect, _claimable()))
+_CLAIM_ANY = Statement(lambda dialect: _claim_statement(dialect, _claimable()))
 
 
 def _claim_row(conn: sa.Connection, values: dict[str, Any]) -> Any:
     for org_id in organizations_in_turn(conn, now=values["now"]):
         for statement in _CLAIM_IN_ORG:
-            row = run(conn, statement, {**values, "org_id": org_id}).fetchone()
+            row = run(conn, statement, {**values, "org_id": org_id}).first()
             if row is not None:
                 return row
-    return run(conn, _CLAIM_ANY, values).fetchone()
+    return run(conn, _CLAIM_ANY, values).first()
 
 
 def claim_next(
@@ -185,37 +180,10 @@ def claim_next(
     row = _claim_row(conn, values)
     if row is None:
         return None
-    job = ClaimedJob(
-        id=row[0],
-        org_id=row[1],
-        kind=JobKind(row[2]),
-        payload=bytes(row[3]),
-        record_count=row[4],
-        processed_count=row[5],
-        created_count=row[6],
-        failed_count=row[7],
-        attempts=row[8],
-        target=row[9],
-    )
-    claim = {"job_id": job.id, "attempt": job.attempts, **values}
-    run(conn, _OPEN_CLAIM, claim)
+    job = record_of(ClaimedJob, row)
+    open_claims(conn, [(job.id, job.attempts)], worker_id=worker_id, now=now, lease_until=lease_until)
     mark_served(conn, [job.org_id], now=now)
     return job
-
-
-_OPEN_CLAIM = DirectStatement(
-    lambda _: (
-        job_claims.insert()
-        .inline()
-        .values(
-            job_id=sa.bindparam("job_id"),
-            worker_id=sa.bindparam("worker_id"),
-            attempt=sa.bindparam("attempt"),
-            claimed_at=sa.bindparam("now", type_=job_claims.c.claimed_at.type),
-            lease_until=sa.bindparam("lease_until", type_=job_claims.c.lease_until.type),
-        )
-    )
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +215,7 @@ class Candidate:
         )
 
 
-def _candidates_statement(dialect: str, which: sa.ColumnElement[bool]) -> sa.Select[Any]:
+def _candidates_statement(dialect: Dialect, which: sa.ColumnElement[bool]) -> sa.Select[Any]:
     # Only a payload that could be batched is read: a large job's is left for the worker that claims it.
     small = sa.and_(
         jobs.c.status == JobStatus.SUBMITTED.value,
@@ -262,36 +230,31 @@ def _candidates_statement(dialect: str, which: sa.ColumnElement[bool]) -> sa.Sel
             jobs.c.kind,
             jobs.c.record_count,
             jobs.c.target,
-            sa.case((small, jobs.c.payload), else_=sa.null()),
+            sa.case((small, jobs.c.payload), else_=sa.null()).label("payload"),
         )
         .where(which)
         .order_by(jobs.c.id)
         .limit(sa.bindparam("limit"))
     )
     # Locked until the batch commits: other workers skip these rows rather than wait on them.
-    return query.with_for_update(skip_locked=True) if dialect == "postgresql" else query
+    return dialect.lock_skipping(query)
 
 
 _CANDIDATES_IN_ORG = (
-    DirectStatement(lambda dialect: _candidates_statement(dialect, _in_org(_abandoned()))),
-    DirectStatement(
+    Statement(lambda dialect: _candidates_statement(dialect, _in_org(_abandoned()))),
+    Statement(
         lambda dialect: _candidates_statement(dialect, _in_org(jobs.c.status == JobStatus.SUBMITTED.value))
     ),
 )
 
 
 def _candidates(rows: Sequence[Any]) -> list[Candidate]:
-    return [
-        Candidate(
-            r[0], r[1], JobStatus(r[2]), JobKind(r[3]), r[4], r[5], None if r[6] is None else bytes(r[6])
-        )
-        for r in rows
-    ]
+    return [record_of(Candidate, row) for row in rows]
 
 
 def _queue(conn: sa.Connection, org_id: int, values: dict[str, Any]) -> list[Candidate]:
     abandoned, waiting = (
-        run(conn, statement, {**values, "org_id": org_id}).fetchall() for statement in _CANDIDATES_IN_ORG
+        run(conn, statement, {**values, "org_id": org_id}).all() for statement in _CANDIDATES_IN_ORG
     )
     return _candidates([*abandoned, *waiting])
 
@@ -304,3 +267,24 @@ def next_candidates(conn: sa.Connection, *, now: datetime, limit: int, max_recor
     queues = [_queue(conn, org_id, values) for org_id in organizations_in_turn(conn, now=now)]
     interleaved = [c for turn in itertools.zip_longest(*queues) for c in turn if c is not None]
     return interleaved[:limit]
+
+
+_WAITING = Statement(
+    sa.select(sa.func.count().label("waiting"), sa.func.min(jobs.c.submitted_at).label("oldest")).where(
+        sa.or_(jobs.c.status == JobStatus.SUBMITTED.value, _abandoned())
+    )
+)
+_BY_STATUS = Statement(sa.select(jobs.c.status, sa.func.count().label("jobs")).group_by(jobs.c.status))
+_TAKEOVERS = Statement(
+    sa.select(sa.func.count().label("claims")).select_from(job_claims).where(job_claims.c.attempt > 1)
+)
+
+
+def queue_snapshot(conn: sa.Connection, *, now: datetime) -> QueueSnapshot:
+    """Jobs by status, the waiting ones (Submitted, or held under an expired lease), and takeovers."""
+    by_status = {str(row.status): int(row.jobs) for row in run(conn, _BY_STATUS).all()}
+    queue = run(conn, _WAITING, {"now": now}).one()
+    takeovers = int(run(conn, _TAKEOVERS).scalar() or 0)
+    oldest = queue.oldest
+    age = max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
+    return QueueSnapshot(by_status, int(queue.waiting), age, takeovers)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
 
 from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem, storable
-from pendingtx.storage.direct import DirectStatement, run, run_many
+from pendingtx.storage.driver import Statement, dialect_for, parameters_for, record_of, run, run_many
 from pendingtx.storage.tables import job_claims, job_problems, jobs
 
 
@@ -49,25 +47,52 @@ class ClaimedJob:
     target: str | None
 
 
-# Run on the driver: SQLAlchemy's per-execution work cost more than the insert on the submit path.
-_INSERT_JOB = DirectStatement(
-    lambda _: (
-        jobs.insert()
-        .values(
-            key=sa.bindparam("key"),
-            org_id=sa.bindparam("org_id"),
-            app_id=sa.bindparam("app_id"),
-            kind=sa.bindparam("kind"),
-            status=JobStatus.SUBMITTED.value,
-            payload=sa.bindparam("payload"),
-            record_count=sa.bindparam("record_count"),
-            submitted_at=sa.bindparam("submitted_at", type_=jobs.c.submitted_at.type),
-            target=sa.bindparam("target"),
-            idempotency_key=sa.bindparam("idempotency_key"),
-            request_digest=sa.bindparam("request_digest"),
-        )
-        .returning(jobs.c.id)
+@dataclass(frozen=True, slots=True)
+class EarlierJob:
+    """The job an application already made with an Idempotency-Key, and what that request was."""
+
+    id: int
+    key: str
+    request_digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A job's terminal status and message, decided by the worker."""
+
+    status: JobStatus
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """The counts and verdict of a job processed whole in one transaction."""
+
+    job_id: int
+    processed: int
+    created: int
+    failed: int
+    verdict: Verdict
+
+
+def _utc(name: str, column: sa.Column[Any]) -> sa.BindParameter[Any]:
+    return sa.bindparam(name, type_=column.type)
+
+
+# --- acceptance -------------------------------------------------------------------------------------
+
+# What a job is stored with, besides its status.
+_SUBMITTED = (
+    "key", "org_id", "app_id", "kind", "payload", "record_count", "submitted_at", "target",
+    "idempotency_key", "request_digest",
+)  # fmt: skip
+_INSERT_JOB = Statement(
+    jobs.insert()
+    .values(
+        status=JobStatus.SUBMITTED.value,
+        **parameters_for(jobs, *_SUBMITTED),
     )
+    .returning(jobs.c.id)
 )
 
 
@@ -86,108 +111,78 @@ def insert_job(
     request_digest: str | None = None,
 ) -> int:
     """Store a submitted job with its whole payload; returns its id, the batchId."""
-    cursor = run(
-        conn,
-        _INSERT_JOB,
-        {
-            "key": key,
-            "org_id": org_id,
-            "app_id": app_id,
-            "kind": kind.value,
-            "payload": payload,
-            "record_count": record_count,
-            "submitted_at": now,
-            "target": target,
-            "idempotency_key": idempotency_key,
-            "request_digest": request_digest,
-        },
-    )
-    return int(cursor.fetchone()[0])
+    values = {
+        "key": key,
+        "org_id": org_id,
+        "app_id": app_id,
+        "kind": kind.value,
+        "payload": payload,
+        "record_count": record_count,
+        "submitted_at": now,
+        "target": target,
+        "idempotency_key": idempotency_key,
+        "request_digest": request_digest,
+    }
+    return int(run(conn, _INSERT_JOB, values).one().id)
 
 
 def reserve_idempotency_key(conn: sa.Connection, *, app_id: int, key: str) -> bool:
     """Whether this transaction may store a job under the key: False, at once, while another one
-    (of any process) is storing a job under it.
-
-    On PostgreSQL a transaction-scoped advisory lock, so that the second of two concurrent requests
-    neither waits on the unique index for the first to commit nor stores a second job. A SQLite
-    write transaction excludes every other writer already.
+    (of any process) is storing a job under it, so that the second of two concurrent requests
+    neither waits for the first to commit nor stores a second job.
     """
-    if conn.dialect.name != "postgresql":
-        return True
-    # 64 bits of the (application, key) pair: a collision costs a spurious, retryable 409.
-    digest = hashlib.blake2b(f"{app_id}\n{key}".encode(), digest_size=8, person=b"idempotency-key")
-    lock = sa.func.pg_try_advisory_xact_lock(int.from_bytes(digest.digest(), signed=True))
-    return bool(conn.execute(sa.select(lock)).scalar_one())
+    return dialect_for(conn).try_exclusive(conn, f"idempotency-key\n{app_id}\n{key}")
 
 
-def find_by_idempotency_key(conn: sa.Connection, *, app_id: int, key: str) -> tuple[int, str, str] | None:
-    """The (id, key, request digest) of the job an application made with this Idempotency-Key."""
-    row = conn.execute(
-        sa.select(jobs.c.id, jobs.c.key, jobs.c.request_digest).where(
-            jobs.c.app_id == app_id, jobs.c.idempotency_key == key
-        )
-    ).first()
-    return (int(row[0]), str(row[1]), str(row[2])) if row is not None else None
-
-
-# What the status endpoint shows of a job, in the order `job_record` reads it.
-JOB_COLUMNS = (
-    jobs.c.id,
-    jobs.c.key,
-    jobs.c.kind,
-    jobs.c.status,
-    jobs.c.record_count,
-    jobs.c.processed_count,
-    jobs.c.created_count,
-    jobs.c.failed_count,
-    jobs.c.message,
-    jobs.c.submitted_at,
-    jobs.c.completed_at,
-)
-_FIND_JOB = sa.select(*JOB_COLUMNS).where(
-    jobs.c.key == sa.bindparam("key"), jobs.c.org_id == sa.bindparam("org_id")
+_BY_IDEMPOTENCY_KEY = Statement(
+    sa.select(jobs.c.id, jobs.c.key, jobs.c.request_digest).where(
+        jobs.c.app_id == sa.bindparam("app_id"), jobs.c.idempotency_key == sa.bindparam("idempotency_key")
+    )
 )
 
 
-def job_record(row: Sequence[Any], utc: Callable[[Any], datetime]) -> JobRecord:
-    """A row of JOB_COLUMNS as a JobRecord; `utc` turns the stored timestamps into aware UTC ones."""
-    return JobRecord(
-        id=row[0],
-        key=row[1],
-        kind=JobKind(row[2]),
-        status=JobStatus(row[3]),
-        record_count=row[4],
-        processed_count=row[5],
-        created_count=row[6],
-        failed_count=row[7],
-        message=row[8],
-        submitted_at=utc(row[9]),
-        completed_at=utc(row[10]) if row[10] is not None else None,
+def find_by_idempotency_key(conn: sa.Connection, *, app_id: int, key: str) -> EarlierJob | None:
+    """The job an application made with this Idempotency-Key, if any."""
+    row = run(conn, _BY_IDEMPOTENCY_KEY, {"app_id": app_id, "idempotency_key": key}).first()
+    return EarlierJob(row.id, row.key, row.request_digest) if row is not None else None
+
+
+# --- the status read ----------------------------------------------------------------------------------
+
+# What the status endpoint shows of a job (the fields of JobRecord), labelled `job_…` so that it can
+# share a row with other tables.
+STATUS_COLUMNS = tuple(jobs.c[name].label(f"job_{name}") for name in JobRecord.__dataclass_fields__)
+
+
+def job_record(row: Any) -> JobRecord | None:
+    """The job of a row holding STATUS_COLUMNS (None when an outer join found no job)."""
+    return None if row.job_id is None else record_of(JobRecord, row, prefix="job_")
+
+
+# Named, as SQLite renders an OFFSET with any LIMIT.
+FIRST_PROBLEMS = Statement(
+    sa.select(
+        job_problems.c.record_index, job_problems.c.external_id, job_problems.c.field, job_problems.c.reason
     )
+    .where(job_problems.c.job_id == sa.bindparam("job_id"))
+    .order_by(job_problems.c.record_index, job_problems.c.id)
+    .limit(sa.bindparam("limit"))
+    .offset(sa.bindparam("offset"))
+)
 
 
-def find_job(conn: sa.Connection, *, key: str, org_id: int) -> JobRecord | None:
-    """The organization's job with this key; another organization's job is simply not found."""
-    row = conn.execute(_FIND_JOB, {"key": key, "org_id": org_id}).first()
-    # SQLAlchemy's column types already hand back aware UTC datetimes.
-    return job_record(row, lambda moment: moment) if row is not None else None
+def problems_of_rows(rows: Sequence[Any]) -> list[RecordProblem]:
+    """Rows of FIRST_PROBLEMS as problems."""
+    return [RecordProblem(row.record_index, row.external_id, row.field, row.reason) for row in rows]
 
 
-def problems_of(conn: sa.Connection, job_id: int, limit: int | None = None) -> list[RecordProblem]:
-    """The recorded problems of a job in record order: every one, or the first `limit`."""
-    rows = conn.execute(
-        sa.select(
-            job_problems.c.record_index,
-            job_problems.c.external_id,
-            job_problems.c.field,
-            job_problems.c.reason,
-        )
-        .where(job_problems.c.job_id == job_id)
-        .order_by(job_problems.c.record_index, job_problems.c.id)
-        .limit(limit)
-    )
-    return [RecordProblem(index=r[0], external_id=r[1], field=r[2], reason=r[3]) for r in rows]
+# --- problems -----------------------------------------------------------------------------------------
+
+_INSERT_PROBLEM = Statement(
+    job_problems.insert()
+    .inline()
+    .values(parameters_for(job_problems, "job_id", "record_index", "external_id", "field", "reason"))
+)
 
 
 def insert_problems(conn: sa.Connection, job_id: int, problems: Sequence[RecordProblem]) -> None:
@@ -211,9 +206,10 @@ def insert_problems_of(conn: sa.Connection, by_job: Sequence[tuple[int, Sequence
         for job_id, problems in by_job
         for p in problems
     ]
-    if rows:
-        conn.execute(job_problems.insert(), rows)
+    run_many(conn, _INSERT_PROBLEM, rows)
 
+
+# --- leases -------------------------------------------------------------------------------------------
 
 # Named apart from the columns: a column set in .values() gets an implicit parameter of its own name.
 _HELD = sa.and_(
@@ -226,50 +222,39 @@ _OPEN_CLAIM = sa.and_(
     job_claims.c.worker_id == sa.bindparam("held_by"),
     job_claims.c.ended_at.is_(None),
 )
-
-
-@cache
-def _statements() -> dict[str, sa.Update]:
-    # Built once: constructing a statement costs more than running it on the hot worker path.
-    progress = {
-        "processed_count": sa.bindparam("processed"),
-        "created_count": jobs.c.created_count + sa.bindparam("created"),
-        "failed_count": jobs.c.failed_count + sa.bindparam("failed"),
-    }
-    verdict = {
-        "status": sa.bindparam("status"),
-        "message": sa.bindparam("message"),
-        "completed_at": sa.bindparam("now", type_=jobs.c.completed_at.type),
-        "worker_id": None,
-        "lease_until": None,
-    }
-    unchanged = jobs.c.processed_count == sa.bindparam("from_processed")
-    claims = job_claims.update().where(_OPEN_CLAIM)
-    return {
-        "advance": jobs.update()
-        .where(_HELD, unchanged)
-        .values(**progress, lease_until=sa.bindparam("lease")),
-        "complete": jobs.update().where(_HELD, unchanged).values(**progress, **verdict),
-        "finish": jobs.update().where(_HELD).values(**verdict),
-        "release": jobs.update().where(_HELD).values(worker_id=None, lease_until=sa.bindparam("retry_at")),
-        "hand_back": jobs.update()
-        .where(_HELD)
-        .values(worker_id=None, lease_until=sa.bindparam("retry_at"), attempts=jobs.c.attempts - 1),
-        "renew_claim": claims.values(lease_until=sa.bindparam("lease")),
-        "end_claim": claims.values(ended_at=sa.bindparam("now", type_=job_claims.c.ended_at.type)),
-    }
-
-
-def _run(conn: sa.Connection, name: str, **params: object) -> bool:
-    return conn.execute(_statements()[name], params).rowcount == 1
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """A job's terminal status and message, decided by the worker."""
-
-    status: JobStatus
-    message: str
+_NOW = _utc("now", jobs.c.completed_at)
+_UNCHANGED = jobs.c.processed_count == sa.bindparam("from_processed")
+_PROGRESS = {
+    "processed_count": sa.bindparam("processed"),
+    "created_count": jobs.c.created_count + sa.bindparam("created"),
+    "failed_count": jobs.c.failed_count + sa.bindparam("failed"),
+}
+_VERDICT = {
+    "status": sa.bindparam("status"),
+    "message": sa.bindparam("message"),
+    "completed_at": _NOW,
+    "worker_id": None,
+    "lease_until": None,
+}
+_ADVANCE = Statement(
+    jobs.update().where(_HELD, _UNCHANGED).values(**_PROGRESS, lease_until=_utc("lease", jobs.c.lease_until))
+)
+_COMPLETE = Statement(jobs.update().where(_HELD, _UNCHANGED).values(**_PROGRESS, **_VERDICT))
+_FINISH = Statement(jobs.update().where(_HELD).values(**_VERDICT))
+_RELEASE = Statement(
+    jobs.update().where(_HELD).values(worker_id=None, lease_until=_utc("retry_at", jobs.c.lease_until))
+)
+_HAND_BACK = Statement(
+    jobs.update()
+    .where(_HELD)
+    .values(worker_id=None, lease_until=_utc("retry_at", jobs.c.lease_until), attempts=jobs.c.attempts - 1)
+)
+_RENEW_CLAIM = Statement(
+    job_claims.update().where(_OPEN_CLAIM).values(lease_until=_utc("lease", job_claims.c.lease_until))
+)
+_END_CLAIM = Statement(
+    job_claims.update().where(_OPEN_CLAIM).values(ended_at=_utc("now", job_claims.c.ended_at))
+)
 
 
 def advance(
@@ -299,30 +284,23 @@ def advance(
         "failed": failed,
     }
     if verdict is None:
-        if not _run(conn, "advance", **held, **progress, lease=lease_until):
+        if run(conn, _ADVANCE, {**held, **progress, "lease": lease_until}).rowcount != 1:
             return False
-        return _run(conn, "renew_claim", **held, lease=lease_until)
-    if not _run(
-        conn, "complete", **held, **progress, status=verdict.status.value, message=verdict.message, now=now
-    ):
+        return run(conn, _RENEW_CLAIM, {**held, "lease": lease_until}).rowcount == 1
+    ended = {"status": verdict.status.value, "message": verdict.message, "now": now}
+    if run(conn, _COMPLETE, {**held, **progress, **ended}).rowcount != 1:
         return False
-    return _run(conn, "end_claim", **held, now=now)
+    return run(conn, _END_CLAIM, {**held, "now": now}).rowcount == 1
 
 
 def finish(
-    conn: sa.Connection,
-    *,
-    job_id: int,
-    worker_id: str,
-    status: JobStatus,
-    message: str,
-    now: datetime,
+    conn: sa.Connection, *, job_id: int, worker_id: str, status: JobStatus, message: str, now: datetime
 ) -> bool:
     """Give a held job its terminal status; False if the lease was lost."""
     held = {"held_job": job_id, "held_by": worker_id}
-    if not _run(conn, "finish", **held, status=status.value, message=message, now=now):
+    if run(conn, _FINISH, {**held, "status": status.value, "message": message, "now": now}).rowcount != 1:
         return False
-    return _run(conn, "end_claim", **held, now=now)
+    return run(conn, _END_CLAIM, {**held, "now": now}).rowcount == 1
 
 
 def release(
@@ -336,128 +314,128 @@ def release(
 ) -> bool:
     """Give up a held job so that any worker may retry it from `retry_at` on.
 
-    A job released without having `failed` (its worker is stopping) gets its attempt back: restarts
-    of the service must not use up a long job's attempts.
+    A job released without having `failed` (its worker is stopping, or its organization's turn is
+    over) gets its attempt back: restarts of the service must not use up a long job's attempts.
     """
     held = {"held_job": job_id, "held_by": worker_id}
-    if not _run(conn, "release" if failed else "hand_back", **held, retry_at=retry_at):
+    if run(conn, _RELEASE if failed else _HAND_BACK, {**held, "retry_at": retry_at}).rowcount != 1:
         return False
-    return _run(conn, "end_claim", **held, now=now)
+    return run(conn, _END_CLAIM, {**held, "now": now}).rowcount == 1
+
+
+_EXPIRE_LEASES = Statement(
+    jobs.update()
+    .where(jobs.c.worker_id == sa.bindparam("held_by"), jobs.c.status == JobStatus.IN_PROGRESS.value)
+    .values(lease_until=_utc("now", jobs.c.lease_until))
+)
+_END_CLAIMS_OF = Statement(
+    job_claims.update()
+    .where(job_claims.c.worker_id == sa.bindparam("held_by"), job_claims.c.ended_at.is_(None))
+    .values(ended_at=_utc("now", job_claims.c.ended_at))
+)
 
 
 def expire_leases(conn: sa.Connection, worker_ids: Sequence[str], *, now: datetime) -> int:
     """End the leases of workers known to be dead, so their jobs are taken over at once."""
-    if not worker_ids:
-        return 0
-    result = conn.execute(
-        jobs.update()
-        .where(jobs.c.worker_id.in_(list(worker_ids)), jobs.c.status == JobStatus.IN_PROGRESS.value)
-        .values(lease_until=now)
-    )
+    held = [{"held_by": worker_id, "now": now} for worker_id in worker_ids]
+    expired = run_many(conn, _EXPIRE_LEASES, held)
     # Their claims end now too, so the audit shows the takeover starting after them.
-    conn.execute(
-        job_claims.update()
-        .where(job_claims.c.worker_id.in_(list(worker_ids)), job_claims.c.ended_at.is_(None))
-        .values(ended_at=now)
-    )
-    return int(result.rowcount)
+    run_many(conn, _END_CLAIMS_OF, held)
+    return expired
+
+
+_HOLDERS = Statement(
+    sa.select(jobs.c.worker_id)
+    .where(jobs.c.status == JobStatus.IN_PROGRESS.value, jobs.c.worker_id.startswith(sa.bindparam("prefix")))
+    .distinct()
+)
 
 
 def held_by_prefix(conn: sa.Connection, prefix: str) -> list[str]:
     """Distinct worker ids, starting with `prefix`, that hold jobs in progress."""
-    rows = conn.execute(
-        sa.select(jobs.c.worker_id)
-        .where(jobs.c.status == JobStatus.IN_PROGRESS.value, jobs.c.worker_id.startswith(prefix))
-        .distinct()
-    )
-    return [r[0] for r in rows]
+    return [row.worker_id for row in run(conn, _HOLDERS, {"prefix": prefix}).all()]
+
+
+_PROGRESS_OF = Statement(
+    sa.select(jobs.c.processed_count, jobs.c.created_count).where(jobs.c.id == sa.bindparam("job_id"))
+)
 
 
 def progress_of(conn: sa.Connection, job_id: int) -> tuple[int, int]:
     """A job's committed (processed, created) counts."""
-    row = conn.execute(
-        sa.select(jobs.c.processed_count, jobs.c.created_count).where(jobs.c.id == job_id)
-    ).one()
-    return int(row[0]), int(row[1])
+    row = run(conn, _PROGRESS_OF, {"job_id": job_id}).one()
+    return int(row.processed_count), int(row.created_count)
 
 
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """The counts and verdict of a job processed whole in one transaction."""
+# --- batches of small jobs ----------------------------------------------------------------------------
 
-    job_id: int
-    processed: int
-    created: int
-    failed: int
-    verdict: Verdict
+_CLAIM_WAITING = Statement(
+    jobs.update()
+    .where(jobs.c.id == sa.bindparam("held_job"), jobs.c.status == JobStatus.SUBMITTED.value)
+    .values(
+        status=JobStatus.IN_PROGRESS.value,
+        worker_id=sa.bindparam("held_by"),
+        lease_until=_utc("lease", jobs.c.lease_until),
+        attempts=jobs.c.attempts + 1,
+        started_at=sa.func.coalesce(jobs.c.started_at, _NOW),
+    )
+)
+# Inline: without it PostgreSQL's compilation asks for the new ids back, which nobody reads.
+_ADD_CLAIM = Statement(
+    job_claims.insert()
+    .inline()
+    .values(parameters_for(job_claims, "job_id", "worker_id", "attempt", "claimed_at", "lease_until"))
+)
 
 
-_LEASE = sa.bindparam("lease", type_=jobs.c.lease_until.type)
-_NOW = sa.bindparam("now", type_=jobs.c.completed_at.type)
-_CLAIM_WAITING = DirectStatement(
-    lambda _: (
-        jobs.update()
-        .where(jobs.c.id == sa.bindparam("held_job"), jobs.c.status == JobStatus.SUBMITTED.value)
-        .values(
-            status=JobStatus.IN_PROGRESS.value,
-            worker_id=sa.bindparam("held_by"),
-            lease_until=_LEASE,
-            attempts=jobs.c.attempts + 1,
-            started_at=sa.func.coalesce(jobs.c.started_at, _NOW),
-        )
+def open_claims(
+    conn: sa.Connection,
+    claimed: Sequence[tuple[int, int]],
+    *,
+    worker_id: str,
+    now: datetime,
+    lease_until: datetime,
+) -> None:
+    """Record in the audit who claimed these (job id, attempt)s, when, and until when."""
+    rows = [
+        {
+            "job_id": job_id,
+            "worker_id": worker_id,
+            "attempt": attempt,
+            "claimed_at": now,
+            "lease_until": lease_until,
+        }
+        for job_id, attempt in claimed
+    ]
+    run_many(conn, _ADD_CLAIM, rows)
+
+
+_COMPLETE_HELD = Statement(
+    jobs.update()
+    .where(_HELD)
+    .values(
+        status=sa.bindparam("verdict"),
+        message=sa.bindparam("text"),
+        processed_count=sa.bindparam("processed"),
+        created_count=sa.bindparam("created"),
+        failed_count=sa.bindparam("failed"),
+        completed_at=_NOW,
+        worker_id=None,
+        lease_until=None,
     )
 )
-_OPEN_CLAIMS = DirectStatement(
-    # Inline: without it PostgreSQL's compilation asks for the new ids back, which nobody reads.
-    lambda _: (
-        job_claims.insert()
-        .inline()
-        .values(
-            job_id=sa.bindparam("held_job"),
-            worker_id=sa.bindparam("held_by"),
-            attempt=1,
-            claimed_at=sa.bindparam("now", type_=job_claims.c.claimed_at.type),
-            lease_until=sa.bindparam("lease", type_=job_claims.c.lease_until.type),
-        )
+_UNCLAIM = Statement(
+    jobs.update()
+    .where(_HELD)
+    .values(
+        status=JobStatus.SUBMITTED.value,
+        worker_id=None,
+        lease_until=None,
+        attempts=jobs.c.attempts - 1,
+        started_at=None,
     )
 )
-_COMPLETE_HELD = DirectStatement(
-    lambda _: (
-        jobs.update()
-        .where(_HELD)
-        .values(
-            status=sa.bindparam("verdict"),
-            message=sa.bindparam("text"),
-            processed_count=sa.bindparam("processed"),
-            created_count=sa.bindparam("created"),
-            failed_count=sa.bindparam("failed"),
-            completed_at=_NOW,
-            worker_id=None,
-            lease_until=None,
-        )
-    )
-)
-_UNCLAIM = DirectStatement(
-    lambda _: (
-        jobs.update()
-        .where(_HELD)
-        .values(
-            status=JobStatus.SUBMITTED.value,
-            worker_id=None,
-            lease_until=None,
-            attempts=jobs.c.attempts - 1,
-            started_at=None,
-        )
-    )
-)
-_DROP_CLAIMS = DirectStatement(lambda _: job_claims.delete().where(_OPEN_CLAIM))
-_END_CLAIMS = DirectStatement(
-    lambda _: (
-        job_claims.update()
-        .where(_OPEN_CLAIM)
-        .values(ended_at=sa.bindparam("now", type_=job_claims.c.ended_at.type))
-    )
-)
+_DROP_CLAIMS = Statement(job_claims.delete().where(_OPEN_CLAIM))
 
 
 def claim_waiting(
@@ -466,34 +444,30 @@ def claim_waiting(
     """Claim waiting jobs (locked by this transaction) under one lease, counting an attempt for each."""
     held = [{"held_job": i, "held_by": worker_id, "now": now, "lease": lease_until} for i in job_ids]
     run_many(conn, _CLAIM_WAITING, held)
-    run_many(conn, _OPEN_CLAIMS, held)
+    open_claims(conn, [(i, 1) for i in job_ids], worker_id=worker_id, now=now, lease_until=lease_until)
 
 
 def complete_held(
     conn: sa.Connection, completions: Sequence[Completion], *, worker_id: str, now: datetime
 ) -> bool:
     """Give held jobs their counts and terminal status; False if any lease was lost (roll back then)."""
-    updated = run_many(
-        conn,
-        _COMPLETE_HELD,
-        [
-            {
-                "held_job": c.job_id,
-                "held_by": worker_id,
-                "verdict": c.verdict.status.value,
-                "text": c.verdict.message,
-                "processed": c.processed,
-                "created": c.created,
-                "failed": c.failed,
-                "now": now,
-            }
-            for c in completions
-        ],
-    )
-    if updated != len(completions):
+    ended = [
+        {
+            "held_job": c.job_id,
+            "held_by": worker_id,
+            "verdict": c.verdict.status.value,
+            "text": c.verdict.message,
+            "processed": c.processed,
+            "created": c.created,
+            "failed": c.failed,
+            "now": now,
+        }
+        for c in completions
+    ]
+    if run_many(conn, _COMPLETE_HELD, ended) != len(completions):
         return False
     run_many(
-        conn, _END_CLAIMS, [{"held_job": c.job_id, "held_by": worker_id, "now": now} for c in completions]
+        conn, _END_CLAIM, [{"held_job": c.job_id, "held_by": worker_id, "now": now} for c in completions]
     )
     return True
 

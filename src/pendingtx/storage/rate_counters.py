@@ -12,8 +12,7 @@ hits have all been given back is no window: the next hit opens a new one.
 
 `MemoryCounters` serves one process (the SQLite deployment) for a dictionary lookup per hit.
 `DatabaseCounters` keeps the counts in the `rate_counters` table, so that every API process on one
-PostgreSQL shares them: a hit is one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING`. This module
-is the only place where the two databases' upserts differ.
+PostgreSQL shares them: a hit is one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING`.
 """
 
 from __future__ import annotations
@@ -24,11 +23,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from limits.storage import Storage
-from sqlalchemy.dialects import postgresql, sqlite
 
 from pendingtx.clock import Clock
-from pendingtx.storage.driver.engine import WRITE_OPTION
-from pendingtx.storage.prepared import Prepared
+from pendingtx.storage.driver import Dialect, Statement
+from pendingtx.storage.driver.detached import DetachedStatements
 from pendingtx.storage.tables import rate_counters
 
 # How often, on the clock, expired counters are deleted.
@@ -130,16 +128,9 @@ class MemoryCounters(Counters):
 _ZERO: sa.ColumnClause[int] = sa.literal_column("0")
 
 
-def _upsert(dialect: str) -> Any:
+def _upsert(dialect: Dialect) -> Any:
     """Count hits in one statement: a new, expired or emptied row starts a window, a live one adds to it."""
-    insert: Any
-    if dialect == "postgresql":
-        insert = postgresql.insert
-    elif dialect == "sqlite":  # ON CONFLICT ... RETURNING needs SQLite 3.35 or newer
-        insert = sqlite.insert
-    else:
-        raise ValueError(f"no rate-limit counters for the {dialect} dialect")
-    new = insert(rate_counters).values(
+    new = dialect.upsert(rate_counters).values(
         key=sa.bindparam("key"), hits=sa.bindparam("amount"), expires_at=sa.bindparam("expires_at")
     )
     expired = sa.or_(rate_counters.c.expires_at <= sa.bindparam("now"), rate_counters.c.hits <= _ZERO)
@@ -152,8 +143,9 @@ def _upsert(dialect: str) -> Any:
     ).returning(rate_counters.c.hits, rate_counters.c.expires_at)
 
 
+_UPSERT = Statement(_upsert)
 # Never below zero, and never in a window that has closed (its hits no longer count).
-_RELEASE = (
+_RELEASE = Statement(
     rate_counters.update()
     .where(
         rate_counters.c.key == sa.bindparam("key"),
@@ -167,40 +159,37 @@ _RELEASE = (
         )
     )
 )
-_LIVE = sa.select(rate_counters.c.hits, rate_counters.c.expires_at).where(
-    rate_counters.c.key == sa.bindparam("key"), rate_counters.c.expires_at > sa.bindparam("now")
-)
-# SKIP LOCKED (PostgreSQL; SQLite has no row locks and ignores it): a sweep never waits on, or
-# deadlocks with, another process counting or sweeping.
-_SWEEP = rate_counters.delete().where(
-    rate_counters.c.key.in_(
-        sa.select(rate_counters.c.key)
-        .where(rate_counters.c.expires_at <= sa.bindparam("now"))
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
+_LIVE = Statement(
+    sa.select(rate_counters.c.hits, rate_counters.c.expires_at).where(
+        rate_counters.c.key == sa.bindparam("key"), rate_counters.c.expires_at > sa.bindparam("now")
     )
 )
+# Skipping locked rows, a sweep never waits on, or deadlocks with, another process counting or sweeping.
+_SWEEP = Statement(
+    lambda dialect: rate_counters.delete().where(
+        rate_counters.c.key.in_(
+            dialect.lock_skipping(
+                sa.select(rate_counters.c.key).where(rate_counters.c.expires_at <= sa.bindparam("now"))
+            ).scalar_subquery()
+        )
+    )
+)
+_CLEAR = Statement(rate_counters.delete().where(rate_counters.c.key == sa.bindparam("key")))
+_RESET = Statement(rate_counters.delete())
+_PING = Statement(sa.select(sa.literal(1).label("up")))
 
 
 class DatabaseCounters(Counters):
     """Fixed-window counters in the `rate_counters` table, shared by every process on the database.
 
-    On PostgreSQL each call is one statement on a pooled connection in autocommit, run on the driver
-    directly (as storage.prepared does for the hot reads): a hit costs the pool's liveness check and
-    one round trip, not SQLAlchemy's BEGIN, statement and COMMIT. On SQLite, where the database
-    counters serve only when asked for, each call is an ordinary SQLAlchemy transaction.
+    Each call is one statement in autocommit on a detached connection (storage.driver.detached), as
+    the hot reads are: a hit costs one round trip, not a BEGIN, a statement and a COMMIT.
     """
 
-    def __init__(self, engine: sa.Engine, clock: Clock) -> None:
+    def __init__(self, statements: DetachedStatements, clock: Clock) -> None:
         super().__init__()
-        self._engine = engine
-        self._writer = engine.execution_options(**{WRITE_OPTION: True})
-        self._direct = engine.dialect.name == "postgresql"
+        self._statements = statements
         self._clock = clock
-        self._upsert = Prepared(_upsert(engine.dialect.name), engine.dialect)
-        self._live = Prepared(_LIVE, engine.dialect)
-        self._release = Prepared(_RELEASE, engine.dialect)
-        self._sweep = Prepared(_SWEEP, engine.dialect)
         self._next_sweep = 0.0
 
     @property
@@ -209,32 +198,6 @@ class DatabaseCounters(Counters):
 
     def _now(self) -> float:
         return self._clock().timestamp()
-
-    def _run(self, statement: Prepared, values: dict[str, Any], *, write: bool) -> tuple[Any, int]:
-        """The statement's first row (or None) and its row count."""
-        if not self._direct:
-            with (self._writer if write else self._engine).begin() as conn:
-                result = conn.exec_driver_sql(statement.sql, statement.parameters(values))
-                return (result.first() if result.returns_rows else None), result.rowcount
-        error = self._engine.dialect.loaded_dbapi.Error
-        try:
-            pooled = self._engine.raw_connection()
-        except error as exc:
-            raise sa.exc.DBAPIError.instance(None, None, exc, error) from exc
-        driver: Any = pooled.driver_connection
-        try:
-            driver.autocommit = True
-            cursor = pooled.cursor()
-            cursor.execute(statement.sql, statement.parameters(values))
-            row = cursor.fetchone() if cursor.description is not None else None
-            return row, cursor.rowcount
-        except error as exc:
-            pooled.invalidate()
-            raise sa.exc.DBAPIError.instance(None, None, exc, error) from exc
-        finally:
-            if pooled.is_valid:
-                driver.autocommit = False  # the pool hands out transactional connections
-            pooled.close()
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         """Count `amount` hits; a window of `expiry` seconds opens at the first hit after the last closed."""
@@ -247,23 +210,23 @@ class DatabaseCounters(Counters):
         """
         now = self._now()
         values = {"key": key, "amount": amount, "expires_at": now + expiry, "now": now}
-        row, _ = self._run(self._upsert, values, write=True)
+        row = self._statements.one(_UPSERT, values)
         if now >= self._next_sweep:
             self._next_sweep = now + SWEEP_SECONDS
             self.sweep()
-        return int(row[0]), float(row[1])
+        return int(row.hits), float(row.expires_at)
 
     def release(self, key: str, amount: int = 1) -> None:
         """Take back up to `amount` hits from the key's open window (none when no window is open)."""
-        self._run(self._release, {"key": key, "amount": amount, "now": self._now()}, write=True)
+        self._statements.count(_RELEASE, {"key": key, "amount": amount, "now": self._now()})
 
     def sweep(self) -> int:
         """Delete expired counters (each process does so once a minute); returns how many."""
-        return self._run(self._sweep, {"now": self._now()}, write=True)[1]
+        return self._statements.count(_SWEEP, {"now": self._now()})
 
     def _window(self, key: str) -> tuple[int, float] | None:
-        row, _ = self._run(self._live, {"key": key, "now": self._now()}, write=False)
-        return (int(row[0]), float(row[1])) if row is not None else None
+        row = self._statements.one(_LIVE, {"key": key, "now": self._now()})
+        return (int(row.hits), float(row.expires_at)) if row is not None else None
 
     def get(self, key: str) -> int:
         """Hits in the key's open window (0 when none is open)."""
@@ -277,19 +240,16 @@ class DatabaseCounters(Counters):
 
     def clear(self, key: str) -> None:
         """Forget one key's window."""
-        with self._writer.begin() as conn:
-            conn.execute(rate_counters.delete().where(rate_counters.c.key == key))
+        self._statements.count(_CLEAR, {"key": key})
 
     def reset(self) -> int | None:
         """Forget every window; returns how many there were."""
-        with self._writer.begin() as conn:
-            return conn.execute(rate_counters.delete()).rowcount
+        return self._statements.count(_RESET, {})
 
     def check(self) -> bool:
         """Whether the database answers."""
         try:
-            with self._engine.connect() as conn:
-                conn.execute(sa.select(1))
+            self._statements.one(_PING, {})
         except sa.exc.SQLAlchemyError:
             return False
         return True

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from pendingtx.clock import Clock
 from pendingtx.domain.cursors import CursorKey, new_cursor_key
+from pendingtx.storage.driver import Statement, run
 from pendingtx.storage.tables import server_keys
 from pendingtx.storage.unit_of_work import UnitOfWork
 
@@ -25,7 +26,7 @@ def stored_key(uow: UnitOfWork, name: str, make: Callable[[], bytes], clock: Clo
         return found
     try:
         with uow.write() as conn:
-            conn.execute(server_keys.insert().values(name=name, secret=make(), created_at=clock()))
+            run(conn, _ADD_KEY, {"name": name, "secret": make(), "now": clock()})
     except sa.exc.IntegrityError:
         pass  # another process stored its key first: that one is the key, for every process
     found = _read(uow, name)
@@ -34,9 +35,19 @@ def stored_key(uow: UnitOfWork, name: str, make: Callable[[], bytes], clock: Clo
     return found
 
 
+_KEY = Statement(sa.select(server_keys.c.secret).where(server_keys.c.name == sa.bindparam("name")))
+_ADD_KEY = Statement(
+    server_keys.insert().values(
+        name=sa.bindparam("name"),
+        secret=sa.bindparam("secret"),
+        created_at=sa.bindparam("now", type_=server_keys.c.created_at.type),
+    )
+)
+
+
 def _read(uow: UnitOfWork, name: str) -> bytes | None:
     with uow.read() as conn:
-        secret = conn.execute(sa.select(server_keys.c.secret).where(server_keys.c.name == name)).scalar()
+        secret = run(conn, _KEY, {"name": name}).scalar()
     return bytes(secret) if secret is not None else None
 
 

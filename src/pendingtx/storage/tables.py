@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from pendingtx.storage.types import ExactDecimal, UTCDateTime
+from pendingtx.domain.jobs import JobKind, JobStatus
+from pendingtx.domain.transactions import TransactionStatus, TransactionType
+from pendingtx.storage.driver.types import AllowList, Enumerated, ExactDecimal, UTCDateTime
 
 metadata = sa.MetaData(
     naming_convention={
@@ -40,7 +42,7 @@ apps = sa.Table(
     sa.Column("disabled", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     # The IP allow-list (contract section 2, rule 6): normalized CIDRs joined by commas; NULL = any address.
-    sa.Column("allowed_ips", sa.Text(), nullable=True),
+    sa.Column("allowed_ips", AllowList(), nullable=True),
 )
 
 entitlements = sa.Table(
@@ -69,8 +71,8 @@ jobs = sa.Table(
     sa.Column("key", sa.String(32), nullable=False, unique=True),
     sa.Column("org_id", Id, sa.ForeignKey("organizations.id"), nullable=False),
     sa.Column("app_id", Id, sa.ForeignKey("apps.id"), nullable=False),
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("kind", Enumerated(JobKind, 16), nullable=False),
+    sa.Column("status", Enumerated(JobStatus, 24), nullable=False),
     sa.Column("payload", sa.LargeBinary(), nullable=False),
     sa.Column("record_count", sa.Integer(), nullable=False),
     sa.Column("processed_count", sa.Integer(), nullable=False, server_default="0"),
@@ -124,8 +126,8 @@ transactions = sa.Table(
     sa.Column("org_id", Id, sa.ForeignKey("organizations.id"), nullable=False),
     sa.Column("external_id", sa.String(64), nullable=False),
     sa.Column("job_id", Id, sa.ForeignKey("jobs.id"), nullable=False),
-    sa.Column("type", sa.String(32), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("type", Enumerated(TransactionType, 32), nullable=False),
+    sa.Column("status", Enumerated(TransactionStatus, 16), nullable=False),
     sa.Column("product_external_id", sa.String(64), nullable=False),
     sa.Column("investor_external_id", sa.String(64), nullable=False),
     sa.Column("contact_external_id", sa.String(64), nullable=True),

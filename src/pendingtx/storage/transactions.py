@@ -5,17 +5,14 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
-import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from pendingtx.domain.listing import ListQuery
-from pendingtx.domain.transactions import PendingTransaction, TransactionStatus, TransactionType
-from pendingtx.storage.bulk import insert_rows
-from pendingtx.storage.direct import DirectStatement, run
+from pendingtx.domain.transactions import PendingTransaction
+from pendingtx.storage.driver import Statement, dialect_for, insert_rows, record_of, run
 from pendingtx.storage.tables import transactions
 
 _MILLISECOND = timedelta(milliseconds=1)
@@ -23,52 +20,21 @@ _MILLISECOND = timedelta(milliseconds=1)
 _LAST_MILLISECOND = datetime.max.replace(microsecond=0, tzinfo=UTC) + timedelta(milliseconds=999)
 
 
+def _held(item: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    return sa.select(transactions.c.id).where(
+        transactions.c.org_id == sa.bindparam("org_id"), transactions.c.external_id == item
+    )
+
+
+_EXISTING = Statement(lambda dialect: dialect.found_items("ids", _held))
+
+
 def existing_external_ids(conn: sa.Connection, org_id: int, external_ids: Collection[str]) -> set[str]:
     """Which of these externalIds the organization already holds."""
     if not external_ids:
         return set()
-    if conn.dialect.name == "sqlite":
-        # The ids travel as one JSON array: no statement to expand per call, run on the driver.
-        found = run(
-            conn, _EXISTING_SQLITE, {"org_id": org_id, "ids": msgspec.json.encode(list(external_ids))}
-        )
-        return {str(r[0]) for r in found.fetchall()}
-    rows = conn.execute(_existing_statement(conn.dialect.name), {"org_id": org_id, "ids": list(external_ids)})
-    return {str(r[0]) for r in rows}
-
-
-_EXISTING_SQLITE = DirectStatement(
-    lambda _: sa.select(transactions.c.external_id).where(
-        transactions.c.org_id == sa.bindparam("org_id"),
-        transactions.c.external_id.in_(
-            sa.select(sa.column("value", sa.String)).select_from(sa.func.json_each(sa.bindparam("ids")))
-        ),
-    )
-)
-
-
-@cache
-def _existing_statement(dialect: str) -> sa.Select[Any]:
-    if dialect == "postgresql":
-        # One unique-key probe per id. The plain IN form is planned from statistics, and before
-        # the first ANALYZE of a freshly filled table PostgreSQL scans the organization's every row
-        # for it instead: a large first import slowed down with each chunk.
-        ids = (
-            sa.func.unnest(sa.bindparam("ids", type_=postgresql.ARRAY(sa.String)))
-            .table_valued("id")
-            .render_derived()
-        )
-        held = (
-            sa.select(sa.literal(1))
-            .where(transactions.c.org_id == sa.bindparam("org_id"), transactions.c.external_id == ids.c.id)
-            .limit(1)
-            .lateral()
-        )
-        return sa.select(ids.c.id).select_from(ids.join(held, sa.true()))
-    return sa.select(transactions.c.external_id).where(
-        transactions.c.org_id == sa.bindparam("org_id"),
-        transactions.c.external_id.in_(sa.bindparam("ids", expanding=True)),
-    )
+    ids = dialect_for(conn).list_value(external_ids)
+    return {str(row.value) for row in run(conn, _EXISTING, {"org_id": org_id, "ids": ids}).all()}
 
 
 _INSERTED = (
@@ -143,15 +109,6 @@ def _columns(tx: PendingTransaction) -> dict[str, object]:
     }
 
 
-def count_for_org(conn: sa.Connection, org_id: int) -> int:
-    """How many transactions the organization holds."""
-    return int(
-        conn.execute(
-            sa.select(sa.func.count()).select_from(transactions).where(transactions.c.org_id == org_id)
-        ).scalar_one()
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class StoredTransaction:
     """A transaction as stored: the domain value plus its sequence number and server dates."""
@@ -172,92 +129,125 @@ class Page:
     more_before: bool
 
 
-def _stored(row: sa.RowMapping) -> StoredTransaction:
-    tx = PendingTransaction(
-        external_id=row["external_id"],
-        type=TransactionType(row["type"]),
-        status=TransactionStatus(row["status"]),
-        product_external_id=row["product_external_id"],
-        investor_external_id=row["investor_external_id"],
-        contact_external_id=row["contact_external_id"],
-        to_product_external_id=row["to_product_external_id"],
-        to_investor_external_id=row["to_investor_external_id"],
-        amount=row["amount"],
-        units=row["units"],
-        currency=row["currency"],
-        trade_date=row["trade_date"],
-        settlement_date=row["settlement_date"],
-        comments=row["comments"],
-    )
-    return StoredTransaction(row["id"], tx, row["created_at"], row["changed_at"])
+def _stored(row: Any) -> StoredTransaction:
+    # The columns are named after the fields of PendingTransaction.
+    return StoredTransaction(row.id, record_of(PendingTransaction, row), row.created_at, row.changed_at)
+
+
+_ONE = sa.select(transactions).where(
+    transactions.c.org_id == sa.bindparam("org_id"), transactions.c.external_id == sa.bindparam("external_id")
+)
+_FIND = Statement(_ONE)
+_FIND_FOR_UPDATE = Statement(_ONE.with_for_update())
 
 
 def find_transaction(
     conn: sa.Connection, org_id: int, external_id: str, *, for_update: bool = False
 ) -> StoredTransaction | None:
     """The organization's transaction with this externalId (locked for update on PostgreSQL)."""
-    query = sa.select(transactions).where(
-        transactions.c.org_id == org_id, transactions.c.external_id == external_id
-    )
-    if for_update:
-        query = query.with_for_update()
-    row = conn.execute(query).mappings().first()
+    statement = _FIND_FOR_UPDATE if for_update else _FIND
+    row = run(conn, statement, {"org_id": org_id, "external_id": external_id}).first()
     return _stored(row) if row is not None else None
+
+
+_CHANGED = tuple(name for name in _INSERTED if name not in ("org_id", "job_id", "created_at", "external_id"))
+_UPDATE = Statement(
+    transactions.update()
+    .where(transactions.c.id == sa.bindparam("row_id"))
+    .values({name: sa.bindparam(f"new_{name}", type_=transactions.c[name].type) for name in _CHANGED})
+)
 
 
 def update_transaction(conn: sa.Connection, row_id: int, tx: PendingTransaction, *, now: datetime) -> None:
     """Store the modified values of a transaction; its externalId and createDate never change."""
-    values = _columns(tx)
-    del values["external_id"]
-    conn.execute(transactions.update().where(transactions.c.id == row_id).values(**values, changed_at=now))
+    values = {**_columns(tx), "changed_at": now}
+    run(conn, _UPDATE, {"row_id": row_id, **{f"new_{name}": values[name] for name in _CHANGED}})
 
 
-def _filters(org_id: int, query: ListQuery) -> list[sa.ColumnElement[bool]]:
+# Each filter of a listing: its name in the query, and its condition on a parameter of that name.
+_FILTERS: dict[str, Any] = {
+    "status": lambda t: t.status == sa.bindparam("status"),
+    "type": lambda t: t.type == sa.bindparam("type"),
+    "external_id": lambda t: t.external_id == sa.bindparam("external_id"),
+    "product_external_id": lambda t: t.product_external_id == sa.bindparam("product_external_id"),
+    "investor_external_id": lambda t: t.investor_external_id == sa.bindparam("investor_external_id"),
+    "contact_external_id": lambda t: t.contact_external_id == sa.bindparam("contact_external_id"),
+    "create_start": lambda t: t.created_at >= sa.bindparam("create_start", type_=t.created_at.type),
+    "create_end": lambda t: t.created_at < sa.bindparam("create_end", type_=t.created_at.type),
+    "change_start": lambda t: t.changed_at >= sa.bindparam("change_start", type_=t.changed_at.type),
+    "change_end": lambda t: t.changed_at < sa.bindparam("change_end", type_=t.changed_at.type),
+}
+
+
+def _filter_values(org_id: int, query: ListQuery) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "org_id": org_id,
+        "status": query.status and query.status.value,
+        "type": query.type and query.type.value,
+        "external_id": query.external_id,
+        "product_external_id": query.product_external_id,
+        "investor_external_id": query.investor_external_id,
+        "contact_external_id": query.contact_external_id,
+        "create_start": query.create_start,
+        "create_end": _exclusive_end(query.create_end),
+        "change_start": query.change_start,
+        "change_end": _exclusive_end(query.change_end),
+    }
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _exclusive_end(end: datetime | None) -> datetime | None:
+    # Bounds are inclusive to the millisecond the client can write; stored times carry microseconds.
+    # An end in the last millisecond of year 9999 (or past it) bounds nothing: no time comes after.
+    if end is None or end >= _LAST_MILLISECOND:
+        return None
+    return end + _MILLISECOND
+
+
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    """The statements of a listing with one set of filters: each compiled once per dialect."""
+
+    total: Statement
+    forward: Statement
+    backward: Statement
+    any_after: Statement
+    any_before: Statement
+
+
+@lru_cache(maxsize=1024)
+def _listing(filters: frozenset[str]) -> _Listing:
     t = transactions.c
-    conditions: list[sa.ColumnElement[bool]] = [t.org_id == org_id]
-    equalities = (
-        (t.status, query.status),
-        (t.type, query.type),
-        (t.external_id, query.external_id),
-        (t.product_external_id, query.product_external_id),
-        (t.investor_external_id, query.investor_external_id),
-        (t.contact_external_id, query.contact_external_id),
+    where = [t.org_id == sa.bindparam("org_id"), *(_FILTERS[name](t) for name in sorted(filters))]
+    page = sa.select(transactions).where(*where).limit(sa.bindparam("limit"))
+    cursor: sa.BindParameter[int] = sa.bindparam("cursor", type_=sa.BigInteger)
+    return _Listing(
+        total=Statement(sa.select(sa.func.count().label("rows")).select_from(transactions).where(*where)),
+        forward=Statement(page.where(t.id > cursor).order_by(t.id)),
+        backward=Statement(page.where(t.id < cursor).order_by(t.id.desc())),
+        any_after=Statement(sa.select(sa.exists().where(*where, t.id > cursor).label("found"))),
+        any_before=Statement(sa.select(sa.exists().where(*where, t.id < cursor).label("found"))),
     )
-    conditions += [column == str(value) for column, value in equalities if value is not None]
-    ranges = (
-        (t.created_at, query.create_start, query.create_end),
-        (t.changed_at, query.change_start, query.change_end),
-    )
-    for column, start, end in ranges:
-        if start is not None:
-            conditions.append(column >= start)
-        if end is not None and end < _LAST_MILLISECOND:
-            # Bounds are inclusive to the millisecond the client can write; stored times carry microseconds.
-            conditions.append(column < end + _MILLISECOND)
-        # An end in the last millisecond of year 9999 (or past it) bounds nothing: no time comes after.
-    return conditions
 
 
 def list_page(conn: sa.Connection, org_id: int, query: ListQuery) -> Page:
     """A page of the organization's transactions in creation order, after or before a cursor."""
-    where = _filters(org_id, query)
-    t = transactions.c
-    total = conn.execute(sa.select(sa.func.count()).select_from(transactions).where(*where)).scalar_one()
-    page = sa.select(transactions).where(*where).limit(query.limit + 1)
+    values = _filter_values(org_id, query)
+    listing = _listing(frozenset(values) - {"org_id"})
+    total = int(run(conn, listing.total, values).scalar())
+    window = {**values, "limit": query.limit + 1}
     if query.before is not None:
-        found = conn.execute(page.where(t.id < query.before).order_by(t.id.desc())).mappings().all()
+        found = run(conn, listing.backward, {**window, "cursor": query.before}).all()
         rows = [_stored(r) for r in reversed(found[: query.limit])]
         more_before = len(found) > query.limit
-        more_after = bool(rows) and _exists(conn, where, t.id > rows[-1].id)
+        more_after = bool(rows) and bool(
+            run(conn, listing.any_after, {**values, "cursor": rows[-1].id}).scalar()
+        )
     else:
-        if query.after is not None:
-            page = page.where(t.id > query.after)
-        found = conn.execute(page.order_by(t.id)).mappings().all()
+        found = run(conn, listing.forward, {**window, "cursor": query.after or 0}).all()
         rows = [_stored(r) for r in found[: query.limit]]
         more_after = len(found) > query.limit
-        more_before = bool(rows) and _exists(conn, where, t.id < rows[0].id)
-    return Page(rows, int(total), more_after, more_before)
-
-
-def _exists(conn: sa.Connection, where: list[sa.ColumnElement[bool]], bound: sa.ColumnElement[bool]) -> bool:
-    return bool(conn.execute(sa.select(sa.exists().where(*where, bound))).scalar())
+        more_before = bool(rows) and bool(
+            run(conn, listing.any_before, {**values, "cursor": rows[0].id}).scalar()
+        )
+    return Page(rows, total, more_after, more_before)

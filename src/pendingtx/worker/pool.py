@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
-from pendingtx.bootstrap import Runtime
-from pendingtx.storage.driver.engine import libpq_conninfo
 from pendingtx.worker.listener import JobListener
-from pendingtx.worker.worker import WorkerThread
+from pendingtx.worker.wakeup import Wakeup
+from pendingtx.worker.worker import Worker, WorkerThread
 
 # Seconds a stopping process gives its workers to finish or hand back their jobs.
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
@@ -19,15 +19,13 @@ log = logging.getLogger("pendingtx.worker")
 class WorkerPool:
     """Starts and stops every worker thread of this process together."""
 
-    def __init__(self, runtime: Runtime, *, concurrency: int = 1) -> None:
-        self.threads = [WorkerThread(runtime.new_worker(), runtime.wakeup) for _ in range(concurrency)]
-        self.listener: JobListener | None = None
-        if runtime.engine.dialect.name == "postgresql":
-            self.listener = JobListener(
-                libpq_conninfo(runtime.settings.database_url),
-                runtime.wakeup,
-                retry_seconds=runtime.settings.worker_poll_seconds,
-            )
+    def __init__(
+        self, workers: Sequence[Worker], wakeup: Wakeup, listener: JobListener | None = None
+    ) -> None:
+        """`listener` wakes the workers when other processes commit jobs (the composition root makes
+        one where other processes can)."""
+        self.threads = [WorkerThread(worker, wakeup) for worker in workers]
+        self.listener = listener
 
     def start(self) -> None:
         """Start listening and working."""

@@ -14,17 +14,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
-
 from pendingtx.clock import Clock
-from pendingtx.domain.jobs import abandoned
 from pendingtx.domain.patching import PatchLimits
 from pendingtx.observability.logs import fields
+from pendingtx.services import leases
 from pendingtx.services.errors import Lease, LeaseLost, PoisonedPayload
-from pendingtx.services.processing import process_job, worth_retrying
+from pendingtx.services.processing import process_job
 from pendingtx.services.small_jobs import UNDECODABLE, run_small_jobs
-from pendingtx.storage import jobs as job_repo
-from pendingtx.storage.claim import claim_next, others_waiting
 from pendingtx.storage.jobs import ClaimedJob
 from pendingtx.storage.unit_of_work import UnitOfWork
 from pendingtx.worker.liveness import is_dead_local, local_prefix, new_worker_id
@@ -74,24 +70,11 @@ class Worker:
 
     def rescue_dead_local_workers(self) -> int:
         """Expire the leases of dead workers of this host, so a restart resumes their jobs at once."""
-        with self.uow.read() as conn:
-            holders = job_repo.held_by_prefix(conn, local_prefix())
-        dead = [w for w in holders if is_dead_local(w)]
-        if not dead:
-            return 0
-        with self.uow.write(redoable=True) as conn:
-            return job_repo.expire_leases(conn, dead, now=self.clock())
+        return leases.rescue(self.uow, prefix=local_prefix(), is_dead=is_dead_local, clock=self.clock)
 
     def claim(self) -> ClaimedJob | None:
         """Take the next job, if any, under a fresh lease."""
-        now = self.clock()
-        with self.uow.write(redoable=True) as conn:
-            return claim_next(
-                conn,
-                worker_id=self.lease.worker_id,
-                now=now,
-                lease_until=now + timedelta(seconds=self.lease.seconds),
-            )
+        return leases.claim_next(self.uow, self.lease, clock=self.clock)
 
     def run_once(self, stop: threading.Event | None = None) -> bool:
         """Process the next job, or a batch of small ones; False when there was nothing to do.
@@ -109,7 +92,7 @@ class Worker:
             except Exception as exc:
                 # The batch was handed back unclaimed. Its jobs go through the one-job path, which
                 # counts attempts and isolates the job at fault.
-                if isinstance(exc, sa.exc.DBAPIError) and worth_retrying(exc):
+                if leases.lost_a_race(self.uow, exc):
                     # It lost a race on externalIds with other workers each time it ran: no fault of
                     # its own, so no traceback; one at a time, each chunk retries on its own.
                     log.info("a batch of small jobs lost races with other workers; taking them one at a time")
@@ -229,10 +212,12 @@ class Worker:
                 raise StopRequested()
             # Never before the first chunk: a turn always gets something done.
             chunks += 1
-            if chunks > 1 and time.monotonic() - began >= share:
-                with self.uow.read() as conn:
-                    if others_waiting(conn, job.org_id, now=self.clock()):
-                        raise TurnOver()
+            if (
+                chunks > 1
+                and time.monotonic() - began >= share
+                and leases.others_waiting(self.uow, job.org_id, clock=self.clock)
+            ):
+                raise TurnOver()
 
         return check
 
@@ -269,13 +254,8 @@ class Worker:
     def _hand_back(self, job: ClaimedJob, reason: str) -> None:
         """Release a job at a chunk boundary so that any worker may resume it at once, without counting
         an attempt (this worker is stopping, or the job's organization has had its turn)."""
-        now = self.clock()
-        with self.uow.write(redoable=True) as conn:
-            released = job_repo.release(
-                conn, job_id=job.id, worker_id=self.lease.worker_id, now=now, retry_at=now, failed=False
-            )
-            processed = job_repo.progress_of(conn, job.id)[0]
-        if not released:
+        processed = leases.hand_back(self.uow, job, self.lease, clock=self.clock)
+        if processed is None:
             log.warning(
                 "job %s was taken over by another worker", job.id, extra=self._fields(job, "job.lease_lost")
             )
@@ -294,12 +274,7 @@ class Worker:
             self._give_up(job, f"processing failed {job.attempts} times with an internal error")
             return
         backoff = timedelta(seconds=min(2**job.attempts, 60))
-        now = self.clock()
-        with self.uow.write(redoable=True) as conn:
-            released = job_repo.release(
-                conn, job_id=job.id, worker_id=self.lease.worker_id, now=now, retry_at=now + backoff
-            )
-        if released:
+        if leases.retry_later(self.uow, job, self.lease, clock=self.clock, backoff=backoff):
             log.warning(
                 "job %s released for a retry in %s s",
                 job.id,
@@ -308,20 +283,7 @@ class Worker:
             )
 
     def _give_up(self, job: ClaimedJob, reason: str) -> None:
-        with self.uow.read() as conn:
-            current = job_repo.progress_of(conn, job.id)
-        status, message = abandoned(
-            record_count=job.record_count, processed=current[0], created=current[1], reason=reason
-        )
-        with self.uow.write(redoable=True) as conn:
-            job_repo.finish(
-                conn,
-                job_id=job.id,
-                worker_id=self.lease.worker_id,
-                status=status,
-                message=message,
-                now=self.clock(),
-            )
+        status, message = leases.give_up(self.uow, job, self.lease, clock=self.clock, reason=reason)
         log.error(
             "job %s ended %s: %s",
             job.id,

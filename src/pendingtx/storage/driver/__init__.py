@@ -7,7 +7,28 @@ dialects.py    Dialect: every difference between SQLite and PostgreSQL the queri
 engine.py      engines, and each kind's connection setup
 """
 
-from pendingtx.storage.driver.dialects import Dialect, dialect_of
-from pendingtx.storage.driver.statements import Result, Statement, driver_errors, run, run_many
+from pendingtx.storage.driver.dialects import Dialect, dialect_for, dialect_of
+from pendingtx.storage.driver.statements import (
+    Result,
+    Statement,
+    driver_errors,
+    insert_rows,
+    parameters_for,
+    record_of,
+    run,
+    run_many,
+)
 
-__all__ = ["Dialect", "Result", "Statement", "dialect_of", "driver_errors", "run", "run_many"]
+__all__ = [
+    "Dialect",
+    "Result",
+    "Statement",
+    "dialect_for",
+    "dialect_of",
+    "driver_errors",
+    "insert_rows",
+    "parameters_for",
+    "record_of",
+    "run",
+    "run_many",
+]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from typing import Any
 
@@ -23,6 +23,7 @@ import psycopg
 import sqlalchemy as sa
 from psycopg.conninfo import make_conninfo
 
+from pendingtx.storage.driver.dialects import dialect_of
 from pendingtx.storage.driver.engine import PG_CONNECT_ARGS
 from pendingtx.storage.driver.statements import Compiled, Statement, driver_errors
 
@@ -37,13 +38,20 @@ class _Connection:
         self.cursor = driver.cursor()
 
 
-def _rows(cursor: Any, compiled: Compiled, *, many: bool) -> Any:
-    if cursor.description is None:
-        return [] if many else None
-    if many:
-        return compiled.rows(cursor.fetchall(), cursor.description)
-    raw = cursor.fetchone()
+def _first(cursor: Any, compiled: Compiled) -> Any:
+    raw = cursor.fetchone() if cursor.description is not None else None
     return None if raw is None else compiled.rows([raw], cursor.description)[0]
+
+
+def _all(cursor: Any, compiled: Compiled) -> Any:
+    return compiled.rows(cursor.fetchall(), cursor.description) if cursor.description is not None else []
+
+
+def _count(cursor: Any, _: Compiled) -> Any:
+    return int(cursor.rowcount)
+
+
+Reader = Callable[[Any, Compiled], Any]
 
 
 class DetachedStatements:
@@ -55,7 +63,7 @@ class DetachedStatements:
         self._dbapi = self.dialect.loaded_dbapi
         self._error: type[Exception] = self._dbapi.Error
         # SQLite connections are cheap and local: one per thread, never shared.
-        self._per_thread = self.dialect.name == "sqlite"
+        self._per_thread = dialect_of(self.dialect.name).embedded
         self._max_idle = max_idle
         self._local = threading.local()
         self._idle: list[_Connection] = []
@@ -64,14 +72,19 @@ class DetachedStatements:
 
     def one(self, statement: Statement, values: Mapping[str, Any]) -> Any:
         """The statement's first row (named), or None."""
-        return self._run(statement.compiled(self.dialect), values, many=False)
+        return self._run(statement.compiled(self.dialect), values, _first)
 
     def all(self, statement: Statement, values: Mapping[str, Any]) -> list[Any]:
         """Every row of the statement."""
-        rows: list[Any] = self._run(statement.compiled(self.dialect), values, many=True)
+        rows: list[Any] = self._run(statement.compiled(self.dialect), values, _all)
         return rows
 
-    def _run(self, compiled: Compiled, values: Mapping[str, Any], *, many: bool) -> Any:
+    def count(self, statement: Statement, values: Mapping[str, Any]) -> int:
+        """How many rows the statement (a write) affected."""
+        affected: int = self._run(statement.compiled(self.dialect), values, _count)
+        return affected
+
+    def _run(self, compiled: Compiled, values: Mapping[str, Any], read: Reader) -> Any:
         parameters = compiled.parameters(values)
         if self._per_thread:
             connection = self._local.__dict__.get("connection") or self._thread_connection()
@@ -82,27 +95,27 @@ class DetachedStatements:
                 self._local.connection = None
                 self._discard(connection)
                 raise
-            return _rows(connection.cursor, compiled, many=many)
+            return read(connection.cursor, compiled)
         try:
             idle = self._idle.pop()
         except IndexError:
             idle = None
         if idle is not None:
             try:
-                return self._run_on(idle, compiled, parameters, many)
+                return self._run_on(idle, compiled, parameters, read)
             except self._error:
                 self._discard(idle)  # idle too long, or the server restarted: run again below
         with driver_errors(self._dbapi, compiled.sql):
             connection = self._open()
             try:
-                return self._run_on(connection, compiled, parameters, many)
+                return self._run_on(connection, compiled, parameters, read)
             except self._error:
                 self._discard(connection)
                 raise
 
-    def _run_on(self, connection: _Connection, compiled: Compiled, parameters: Any, many: bool) -> Any:
+    def _run_on(self, connection: _Connection, compiled: Compiled, parameters: Any, read: Reader) -> Any:
         connection.cursor.execute(compiled.sql, parameters)
-        result = _rows(connection.cursor, compiled, many=many)
+        result = read(connection.cursor, compiled)
         if len(self._idle) < self._max_idle:
             self._idle.append(connection)
         else:

@@ -7,6 +7,7 @@ Queries are written once in Core and ask their dialect only where the two must d
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Collection, Sequence
 from functools import cache
 from typing import Any
@@ -15,7 +16,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from pendingtx.storage.driver.statements import driver_errors
+from pendingtx.storage.driver.statements import Statement, announce, driver_errors, run
 
 # PostgreSQL: deadlock detected, serialization failure. A transaction that failed so may succeed
 # at once when run again.
@@ -56,6 +57,12 @@ class Dialect:
 
     def announce(self, conn: sa.Connection, channel: str) -> None:
         """Tell listening processes, when this transaction commits, that `channel` has news."""
+
+    def try_exclusive(self, conn: sa.Connection, name: str) -> bool:
+        """Whether this transaction is, until it ends, the only one working under `name`: False, at
+        once, while another transaction (of any process) is.
+        """
+        return True
 
     def insert_rows(
         self, conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: list[Any]
@@ -100,6 +107,7 @@ class SQLite(Dialect):
     ) -> None:
         sql = _insert_sql(table, tuple(columns), conn.dialect)
         driver: Any = conn.connection.driver_connection
+        announce(conn, None, sql, rows, many=True)
         with driver_errors(conn.dialect.loaded_dbapi, sql):
             driver.executemany(sql, rows)
 
@@ -134,7 +142,13 @@ class PostgreSQL(Dialect):
         return list(items)
 
     def announce(self, conn: sa.Connection, channel: str) -> None:
-        conn.exec_driver_sql("SELECT pg_notify(%s, '')", (channel,))
+        run(conn, _NOTIFY, {"channel": channel})
+
+    def try_exclusive(self, conn: sa.Connection, name: str) -> bool:
+        # A transaction-scoped advisory lock on 64 bits of the name: a collision costs a spurious,
+        # retryable refusal. (A SQLite write transaction excludes every other writer already.)
+        digest = hashlib.blake2b(name.encode(), digest_size=8, person=b"pendingtx-lock").digest()
+        return bool(run(conn, _TRY_LOCK, {"key": int.from_bytes(digest, signed=True)}).scalar())
 
     def insert_rows(
         self, conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: list[Any]
@@ -142,6 +156,7 @@ class PostgreSQL(Dialect):
         driver: Any = conn.connection.driver_connection
         names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
         sql = f"COPY {table.name} ({names}) FROM STDIN"
+        announce(conn, None, sql, rows, many=True)
         with (
             driver_errors(conn.dialect.loaded_dbapi, sql),
             driver.cursor() as cursor,
@@ -154,6 +169,12 @@ class PostgreSQL(Dialect):
         return super().retry_may_succeed(exc) or getattr(exc.orig, "sqlstate", None) in _CONFLICT_STATES
 
 
+_NOTIFY = Statement(sa.select(sa.func.pg_notify(sa.bindparam("channel", type_=sa.Text), "")))
+_TRY_LOCK = Statement(
+    sa.select(sa.func.pg_try_advisory_xact_lock(sa.bindparam("key", type_=sa.BigInteger)).label("held"))
+)
+
+
 @cache
 def _insert_sql(table: sa.Table, columns: tuple[str, ...], dialect: sa.Dialect) -> str:
     names = ", ".join(dialect.identifier_preparer.quote(c) for c in columns)
@@ -163,6 +184,11 @@ def _insert_sql(table: sa.Table, columns: tuple[str, ...], dialect: sa.Dialect) 
 
 
 _DIALECTS: dict[str, Dialect] = {"sqlite": SQLite(), "postgresql": PostgreSQL()}
+
+
+def dialect_for(conn: sa.Connection) -> Dialect:
+    """The dialect of the connection's database."""
+    return _DIALECTS[conn.dialect.name]
 
 
 def dialect_of(name: str) -> Dialect:

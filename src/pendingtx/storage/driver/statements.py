@@ -9,11 +9,12 @@ which on these paths cost more than SQLite takes to run the statement.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from pendingtx.storage.driver.dialects import Dialect
 
 Build = Callable[["Dialect"], sa.ClauseElement]
+R = TypeVar("R")
 Values = Mapping[str, Any]
 
 
@@ -60,7 +62,9 @@ class Compiled:
         ]
         columns = statement.exported_columns if isinstance(statement, ReturnsRows) else None
         self._types = [c.type for c in columns] if columns is not None else []
-        self.row_type: Any = namedtuple("Row", list(columns.keys())) if columns is not None else None
+        self.row_type: Any = (
+            namedtuple("Row", list(columns.keys()), rename=True) if columns is not None else None
+        )
         # Result processors depend on what the driver says each column is (PostgreSQL's type
         # codes), so they are chosen at the first execution that returns rows.
         self._readers: list[tuple[int, Callable[[Any], Any]]] | None = None
@@ -164,13 +168,26 @@ class Result:
         return None if row is None else row[0]
 
 
+def announce(conn: sa.Connection, cursor: Any, sql: str, parameters: Any, *, many: bool) -> None:
+    """Tell the engine's `before_cursor_execute` listeners, if any, what is about to run.
+
+    Statements here skip SQLAlchemy's execution machinery, not its instrumentation: tracing, and the
+    tests that make a worker die at any statement, see each one as they would a Core execution.
+    """
+    listeners = conn.dispatch.before_cursor_execute
+    if listeners:
+        listeners(conn, cursor, sql, parameters, None, many)
+
+
 def run(conn: sa.Connection, statement: Statement, values: Values | None = None) -> Result:
     """Execute the statement in the connection's transaction, on its driver connection."""
     compiled = statement.compiled(conn.dialect)
     driver: Any = conn.connection.driver_connection
     cursor = driver.cursor()
+    parameters = compiled.parameters(values or {})
+    announce(conn, cursor, compiled.sql, parameters, many=False)
     with driver_errors(conn.dialect.loaded_dbapi, compiled.sql):
-        cursor.execute(compiled.sql, compiled.parameters(values or {}))
+        cursor.execute(compiled.sql, parameters)
     return Result(cursor, compiled)
 
 
@@ -181,9 +198,77 @@ def run_many(conn: sa.Connection, statement: Statement, rows: Sequence[Values]) 
     compiled = statement.compiled(conn.dialect)
     driver: Any = conn.connection.driver_connection
     cursor = driver.cursor()
+    parameters = [compiled.parameters(row) for row in rows]
+    announce(conn, cursor, compiled.sql, parameters, many=True)
     try:
         with driver_errors(conn.dialect.loaded_dbapi, compiled.sql):
-            cursor.executemany(compiled.sql, [compiled.parameters(row) for row in rows])
+            cursor.executemany(compiled.sql, parameters)
         return int(cursor.rowcount)
     finally:
         cursor.close()
+
+
+class _Repeating:
+    """A bind processor that converts the value it has just converted (the same object) only once.
+
+    Rows of one chunk share some values, such as its creation time in two columns of every row.
+    """
+
+    __slots__ = ("_last", "_out", "_processor")
+
+    def __init__(self, processor: Callable[[Any], Any]) -> None:
+        self._processor = processor
+        self._last: Any = _Repeating
+        self._out: Any = None
+
+    def __call__(self, value: Any) -> Any:
+        if value is not self._last:
+            self._last = value
+            self._out = self._processor(value)
+        return self._out
+
+
+def insert_rows(
+    conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert many rows (values in `columns` order) in the connection's transaction, at once.
+
+    Values are converted with their columns' bind processors, column by column (most columns need
+    none), then handed to the dialect's bulk path (COPY or executemany).
+    """
+    if not rows:
+        return
+    from pendingtx.storage.driver.dialects import dialect_of
+
+    bound = [list(row) for row in rows]
+    for index, name in enumerate(columns):
+        processor = table.c[name].type._cached_bind_processor(conn.dialect)
+        if processor is None:
+            continue
+        convert = _Repeating(processor)
+        for row in bound:
+            value = row[index]
+            if value is not None:
+                row[index] = convert(value)
+    dialect_of(conn.dialect.name).insert_rows(conn, table, columns, [tuple(row) for row in bound])
+
+
+def parameters_for(table: sa.Table, *names: str) -> dict[str, sa.BindParameter[Any]]:
+    """Each named column bound to a parameter of its own name and type: the values of an INSERT."""
+    return {name: sa.bindparam(name, type_=table.c[name].type) for name in names}
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(field.name for field in dataclasses.fields(cls))
+    return names
+
+
+def record_of(cls: type[R], row: Any, *, prefix: str = "") -> R:
+    """The dataclass `cls` made of the row's values named after its fields (with `prefix`): columns
+    are labelled after the record they fill, and their types convert the values."""
+    return cls(*[getattr(row, prefix + name) for name in _field_names(cls)])

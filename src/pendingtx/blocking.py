@@ -1,9 +1,10 @@
-"""Running the services' blocking database calls from async handlers.
+"""Running blocking calls from coroutines: inline on the event loop, or in threads under a deadline.
 
 On SQLite a query is a local file read of a few microseconds, cheaper than any thread hop, so it
-runs on the event loop. On PostgreSQL a call may wait on the network or on a hung server, so it
-runs in a worker thread under a deadline: the event loop (and /healthz) never waits on the database,
-and a call that overruns answers 503 instead of hanging.
+runs on the event loop (InlineCalls). On PostgreSQL a call may wait on the network or on a hung
+server, so it runs in a thread under a deadline (ThreadCalls): the event loop (and /healthz) never
+waits on the database, and a call that overruns answers 503 instead of hanging. The composition
+root chooses one per process.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import queue
 import threading
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from pendingtx import errors
 
@@ -86,18 +87,39 @@ class _Threads:
             loop.call_soon_threadsafe(_settle, future, result, error)
 
 
-class DatabaseCalls:
-    """Calls blocking functions inline or in a bounded set of threads with a deadline."""
+class BlockingCalls(Protocol):
+    """How a coroutine on the event loop runs a blocking call (a database query, a password check)."""
 
-    def __init__(self, *, in_threads: bool, timeout: float, threads: int) -> None:
-        self.in_threads = in_threads
+    async def __call__(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """The function's result."""
+
+    async def wait(self, awaitable: Awaitable[T]) -> T:
+        """The awaitable's result (a read awaited on the event loop)."""
+
+
+class InlineCalls:
+    """Runs each call on the event loop itself: for SQLite, whose reads are local and cost less than
+    any thread hop, and whose writes queue on one lock (UnitOfWork) for a moment at most."""
+
+    async def __call__(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """The function's result, computed here."""
+        return function(*args, **kwargs)
+
+    async def wait(self, awaitable: Awaitable[T]) -> T:
+        """The awaitable's result."""
+        return await awaitable
+
+
+class ThreadCalls:
+    """Runs each call in a bounded set of threads under a deadline: for a database across a network,
+    where a call may hang; one that overruns answers 503 instead, and the event loop never waits."""
+
+    def __init__(self, *, timeout: float, threads: int) -> None:
         self.timeout = timeout
         self._threads = _Threads(threads)
 
     async def __call__(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """The function's result; 503 when it does not return within the deadline."""
-        if not self.in_threads:
-            return function(*args, **kwargs)
         try:
             async with asyncio.timeout(self.timeout):
                 # A call that overruns is abandoned: its thread finishes it, and nobody waits.

@@ -1,5 +1,6 @@
-"""The hot reads' own connections (storage.prepared.DirectReads, and AsyncReads on PostgreSQL): a
-connection lost while idle costs no request an error, and a failed read surfaces as SQLAlchemy's error.
+"""Statements outside transactions (storage.driver.detached: DetachedStatements, and AwaitedStatements
+on PostgreSQL): a connection lost while idle costs no request an error, and a failed statement
+surfaces as SQLAlchemy's error.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ import pytest
 import sqlalchemy as sa
 
 from pendingtx.bootstrap import Runtime
-from pendingtx.storage.prepared import AsyncReads, DirectReads, Prepared
+from pendingtx.storage.driver import Statement
+from pendingtx.storage.driver.detached import AwaitedStatements, DetachedStatements
 from pendingtx.storage.tables import apps
 
 pytestmark = pytest.mark.usefixtures("app_creds")
 
-_APP_KEYS = sa.select(apps.c.app_key)
+_APP_KEYS = Statement(sa.select(apps.c.app_key))
 
 
 def _server_drops_other_connections(runtime: Runtime) -> int:
@@ -30,8 +32,8 @@ def _server_drops_other_connections(runtime: Runtime) -> int:
 
 
 def test_reads_come_back_as_rows(runtime: Runtime) -> None:
-    reads = DirectReads(runtime.engine)
-    query = reads.prepare(_APP_KEYS)
+    reads = DetachedStatements(runtime.engine)
+    query = _APP_KEYS
     try:
         assert len(reads.all(query, {})) == 1
         assert reads.one(query, {}) is not None
@@ -42,8 +44,8 @@ def test_reads_come_back_as_rows(runtime: Runtime) -> None:
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_connection_dropped_while_idle_is_replaced_without_an_error(runtime: Runtime) -> None:
-    reads = DirectReads(runtime.engine)
-    query = reads.prepare(_APP_KEYS)
+    reads = DetachedStatements(runtime.engine)
+    query = _APP_KEYS
     try:
         assert reads.one(query, {}) is not None
         assert _server_drops_other_connections(runtime) >= 1
@@ -54,18 +56,18 @@ def test_a_connection_dropped_while_idle_is_replaced_without_an_error(runtime: R
 
 
 def test_a_failing_read_raises_sqlalchemys_error(runtime: Runtime) -> None:
-    reads = DirectReads(runtime.engine)
-    broken = reads.prepare(sa.select(sa.text("no_such_column")).select_from(apps))
+    reads = DetachedStatements(runtime.engine)
+    broken = Statement(sa.select(sa.column("no_such_column")).select_from(apps))
     try:
         with pytest.raises(sa.exc.DBAPIError):
             reads.one(broken, {})
-        assert reads.one(reads.prepare(_APP_KEYS), {}) is not None
+        assert reads.one(_APP_KEYS, {}) is not None
     finally:
         reads.close()
 
 
-def _async_reads(runtime: Runtime, size: int) -> tuple[AsyncReads, Prepared]:
-    return AsyncReads(runtime.engine, size=size), Prepared(_APP_KEYS, runtime.engine.dialect)
+def _async_reads(runtime: Runtime, size: int) -> tuple[AwaitedStatements, Statement]:
+    return AwaitedStatements(runtime.engine, size=size), _APP_KEYS
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -88,7 +90,7 @@ def test_async_reads_share_at_most_size_connections(runtime: Runtime) -> None:
 @pytest.mark.postgres
 def test_async_reads_cancelled_give_their_connection_back(runtime: Runtime) -> None:
     reads, query = _async_reads(runtime, size=1)
-    slow = Prepared(sa.select(sa.func.pg_sleep(30)), runtime.engine.dialect)
+    slow = Statement(sa.select(sa.func.pg_sleep(30).label("slept")))
 
     async def main() -> object:
         reading = asyncio.ensure_future(reads.one(slow, {}))
@@ -123,7 +125,7 @@ def test_an_async_connection_dropped_while_idle_is_replaced_without_an_error(run
 @pytest.mark.postgres
 def test_a_failing_async_read_raises_sqlalchemys_error(runtime: Runtime) -> None:
     reads, query = _async_reads(runtime, size=1)
-    broken = Prepared(sa.select(sa.text("no_such_column")).select_from(apps), runtime.engine.dialect)
+    broken = Statement(sa.select(sa.column("no_such_column")).select_from(apps))
     try:
         with pytest.raises(sa.exc.DBAPIError):
             asyncio.run(reads.one(broken, {}))

@@ -1,14 +1,18 @@
-"""Column types that keep money exact and times in UTC on every database."""
+"""Column types: money exact and times in UTC on every database, and values read back as the domain's
+(enum members, allow-lists) so that rows map onto records by name alone."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from pendingtx.domain.networks import Network, allow_list_from_text, allow_list_text
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -43,7 +47,9 @@ _PARSED: dict[str, datetime] = {}
 _MAX_PARSED = 4096
 
 
-def _utc_from_text(text: str) -> datetime:
+def _utc_from_text(text: str | None) -> datetime | None:
+    if text is None:  # Core hands every value over, None included
+        return None
     parsed = _PARSED.get(text)
     if parsed is None:
         if len(_PARSED) >= _MAX_PARSED:
@@ -76,3 +82,37 @@ class ExactDecimal(TypeDecorator[Decimal]):
         if value is None:
             return None
         return value if isinstance(value, Decimal) else Decimal(value)
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class Enumerated(TypeDecorator[E]):
+    """A StrEnum stored as its text: members in, members out."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self, members: type[E], length: int) -> None:
+        super().__init__(length)
+        self.members = members
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else str(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> E | None:
+        return None if value is None else self.members(value)
+
+
+class AllowList(TypeDecorator[tuple[Network, ...]]):
+    """An IP allow-list: its networks joined by commas in the database, NULL for none (any address)."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else allow_list_text(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> tuple[Network, ...] | None:
+        # Parsed once per distinct text: the same few allow-lists come back on every request.
+        return allow_list_from_text(value)

@@ -1,4 +1,4 @@
-"""Blocking database calls run off the event loop (api.blocking.DatabaseCalls): results, errors, the
+"""Blocking database calls run off the event loop (pendingtx.blocking): results, errors, the
 request's context variables, and the deadline that turns a hung call into 503.
 """
 
@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from pendingtx import errors
-from pendingtx.api.blocking import DatabaseCalls
+from pendingtx.blocking import InlineCalls, ThreadCalls
 
 _request: contextvars.ContextVar[str] = contextvars.ContextVar("request", default="none")
 
@@ -21,7 +21,7 @@ def _in_thread(value: int) -> tuple[int, str, bool]:
 
 
 def test_a_call_returns_its_result_from_another_thread_with_the_callers_context() -> None:
-    calls = DatabaseCalls(in_threads=True, timeout=5, threads=2)
+    calls = ThreadCalls(timeout=5, threads=2)
 
     async def main() -> tuple[int, str, bool]:
         _request.set("req-1")
@@ -31,12 +31,12 @@ def test_a_call_returns_its_result_from_another_thread_with_the_callers_context(
 
 
 def test_inline_calls_run_on_the_event_loop() -> None:
-    calls = DatabaseCalls(in_threads=False, timeout=5, threads=2)
+    calls = InlineCalls()
     assert asyncio.run(calls(_in_thread, 1))[2] is True
 
 
 def test_an_error_is_raised_to_the_caller() -> None:
-    calls = DatabaseCalls(in_threads=True, timeout=5, threads=1)
+    calls = ThreadCalls(timeout=5, threads=1)
 
     def fail() -> None:
         raise LookupError("gone")
@@ -46,7 +46,7 @@ def test_an_error_is_raised_to_the_caller() -> None:
 
 
 def test_a_hung_call_is_503_at_the_deadline_and_later_calls_still_run() -> None:
-    calls = DatabaseCalls(in_threads=True, timeout=0.2, threads=2)
+    calls = ThreadCalls(timeout=0.2, threads=2)
     release = threading.Event()
 
     async def main() -> list[object]:
@@ -70,7 +70,7 @@ def test_a_hung_call_is_503_at_the_deadline_and_later_calls_still_run() -> None:
 
 
 def test_calls_beyond_the_threads_wait_for_one_and_all_complete() -> None:
-    calls = DatabaseCalls(in_threads=True, timeout=5, threads=3)
+    calls = ThreadCalls(timeout=5, threads=3)
     running = 0
     most = 0
     lock = threading.Lock()
@@ -95,7 +95,7 @@ def test_calls_beyond_the_threads_wait_for_one_and_all_complete() -> None:
 
 
 def test_an_awaited_read_is_503_at_the_deadline_without_waiting_for_its_cleanup() -> None:
-    calls = DatabaseCalls(in_threads=True, timeout=0.1, threads=1)
+    calls = ThreadCalls(timeout=0.1, threads=1)
     cleaned = asyncio.Event()
 
     async def read() -> int:
