@@ -14,7 +14,7 @@ from pendingtx.domain.jobs import JobKind, JobStatus
 from pendingtx.services import job_status, processing
 from pendingtx.services.authentication import Caller
 from pendingtx.services.small_jobs import pick_small
-from pendingtx.storage import jobs as job_repo
+from pendingtx.storage import holds
 from pendingtx.storage.claim import Candidate
 from pendingtx.storage.tables import job_claims, jobs, transactions
 from tests.services.conftest import Submit, job_view
@@ -140,7 +140,7 @@ def test_a_job_that_kills_its_worker_inside_a_batch_is_given_up_after_its_attemp
         raise SystemExit("the process died")  # not an Exception: nothing in the worker catches it
 
     # A dead process hands nothing back: its claims simply stay until their leases run out.
-    monkeypatch.setattr(job_repo, "unclaim", lambda *_, **__: None)
+    monkeypatch.setattr(holds, "unclaim", lambda *_, **__: None)
     monkeypatch.setattr(processing, "validate_raw", killed)
     for attempt in range(attempts):
         with pytest.raises(SystemExit):

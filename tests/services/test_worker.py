@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from pendingtx.bootstrap import Runtime
 from pendingtx.services.authentication import Caller
-from pendingtx.storage import jobs as job_repo
+from pendingtx.storage import holds
 from pendingtx.worker.liveness import is_dead_local, local_prefix, new_worker_id
 from pendingtx.worker.wakeup import Wakeup
 from pendingtx.worker.worker import WorkerThread
@@ -95,7 +95,7 @@ def test_a_job_whose_workers_keep_dying_ends_failed(
     assert view.job.status.value == "Failed"
     assert f"gave up after {runtime.settings.worker_max_attempts} attempts" in view.message
     with runtime.uow.read() as conn:
-        assert job_repo.progress_of(conn, view.job.id) == (0, 0)
+        assert holds.progress_of(conn, view.job.id) == (0, 0)
 
 
 def test_a_job_handed_back_by_stopping_workers_keeps_its_attempts(

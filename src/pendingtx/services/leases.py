@@ -11,8 +11,7 @@ import sqlalchemy as sa
 from pendingtx.clock import Clock
 from pendingtx.domain.jobs import JobStatus, abandoned
 from pendingtx.services.errors import Lease
-from pendingtx.storage import claim
-from pendingtx.storage import jobs as job_repo
+from pendingtx.storage import claim, holds
 from pendingtx.storage.jobs import ClaimedJob
 from pendingtx.storage.unit_of_work import UnitOfWork
 
@@ -37,17 +36,17 @@ def hand_back(uow: UnitOfWork, job: ClaimedJob, lease: Lease, *, clock: Clock) -
     returns how many records it has processed, or None when its lease was lost already."""
     now = clock()
     with uow.write(redoable=True) as conn:
-        released = job_repo.release(
+        released = holds.release(
             conn, job_id=job.id, worker_id=lease.worker_id, now=now, retry_at=now, failed=False
         )
-        return job_repo.progress_of(conn, job.id)[0] if released else None
+        return holds.progress_of(conn, job.id)[0] if released else None
 
 
 def retry_later(uow: UnitOfWork, job: ClaimedJob, lease: Lease, *, clock: Clock, backoff: timedelta) -> bool:
     """Release a job that failed with an error, for a retry after `backoff`; False if the lease was lost."""
     now = clock()
     with uow.write(redoable=True) as conn:
-        return job_repo.release(
+        return holds.release(
             conn, job_id=job.id, worker_id=lease.worker_id, now=now, retry_at=now + backoff
         )
 
@@ -57,11 +56,11 @@ def give_up(
 ) -> tuple[JobStatus, str]:
     """End a job that cannot be processed: the records applied so far stay, the message says why."""
     with uow.write(redoable=True) as conn:
-        processed, created = job_repo.progress_of(conn, job.id)
+        processed, created = holds.progress_of(conn, job.id)
         status, message = abandoned(
             record_count=job.record_count, processed=processed, created=created, reason=reason
         )
-        job_repo.finish(
+        holds.finish(
             conn, job_id=job.id, worker_id=lease.worker_id, status=status, message=message, now=clock()
         )
     return status, message
@@ -71,11 +70,11 @@ def rescue(uow: UnitOfWork, *, prefix: str, is_dead: Callable[[str], bool], cloc
     """Expire the leases of dead workers whose ids start with `prefix`, so their jobs are taken over
     at once; returns how many jobs were freed."""
     with uow.read() as conn:
-        dead = [worker for worker in job_repo.held_by_prefix(conn, prefix) if is_dead(worker)]
+        dead = [worker for worker in holds.held_by_prefix(conn, prefix) if is_dead(worker)]
     if not dead:
         return 0
     with uow.write(redoable=True) as conn:
-        return job_repo.expire_leases(conn, dead, now=clock())
+        return holds.expire_leases(conn, dead, now=clock())
 
 
 def lost_a_race(uow: UnitOfWork, exc: BaseException) -> bool:

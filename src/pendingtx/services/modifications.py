@@ -36,6 +36,7 @@ from pendingtx.services.authentication import Caller
 from pendingtx.services.enqueue import NewJob
 from pendingtx.services.errors import Lease, LeaseLost, PoisonedPayload
 from pendingtx.services.submissions import check_json_depth
+from pendingtx.storage import holds
 from pendingtx.storage import jobs as job_repo
 from pendingtx.storage import transactions as tx_repo
 from pendingtx.storage.jobs import ClaimedJob
@@ -201,7 +202,7 @@ def _store(
     cancelled = isinstance(result, PendingTransaction) and result.status is TransactionStatus.CANCEL
     status, message = modification_outcome(external_id, problems=len(problems), cancelled=cancelled)
     now = clock()
-    held = job_repo.advance(
+    held = holds.advance(
         conn,
         job_id=job.id,
         worker_id=lease.worker_id,
@@ -211,7 +212,7 @@ def _store(
         failed=1 if problems else 0,
         now=now,
         lease_until=now + timedelta(seconds=lease.seconds),
-        verdict=job_repo.Verdict(status, message),
+        verdict=holds.Verdict(status, message),
     )
     if not held:
         raise LeaseLost()

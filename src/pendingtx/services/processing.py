@@ -21,6 +21,7 @@ from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem, outcome, re
 from pendingtx.domain.patching import PatchLimits
 from pendingtx.services.errors import Lease, LeaseLost, PoisonedPayload
 from pendingtx.services.modifications import DEFAULT_LIMITS, process_modification
+from pendingtx.storage import holds
 from pendingtx.storage import jobs as job_repo
 from pendingtx.storage import transactions as tx_repo
 from pendingtx.storage.jobs import ClaimedJob
@@ -130,9 +131,9 @@ def _apply_chunk(
     fresh, problems = sort_out(valid, problems, existing)
     after = _Progress(end, progress.created + len(fresh))
     # The last chunk and the verdict commit together: one statement and one commit fewer per job.
-    verdict = job_repo.Verdict(*outcome(record_count=job.record_count, created=after.created))
+    verdict = holds.Verdict(*outcome(record_count=job.record_count, created=after.created))
     now = clock()
-    held = job_repo.advance(
+    held = holds.advance(
         conn,
         job_id=job.id,
         worker_id=lease.worker_id,
@@ -153,7 +154,7 @@ def _apply_chunk(
 
 def _finish(conn: sa.Connection, job: ClaimedJob, created: int, *, lease: Lease, clock: Clock) -> JobStatus:
     status, message = outcome(record_count=job.record_count, created=created)
-    if not job_repo.finish(
+    if not holds.finish(
         conn, job_id=job.id, worker_id=lease.worker_id, status=status, message=message, now=clock()
     ):
         raise LeaseLost()

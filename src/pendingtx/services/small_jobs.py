@@ -21,6 +21,7 @@ from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem, abandoned, 
 from pendingtx.domain.transactions import PendingTransaction
 from pendingtx.services.errors import LeaseLost, PoisonedPayload
 from pendingtx.services.processing import sort_out, validated
+from pendingtx.storage import holds
 from pendingtx.storage import jobs as job_repo
 from pendingtx.storage import transactions as tx_repo
 from pendingtx.storage.claim import Candidate, mark_served, next_candidates
@@ -80,7 +81,7 @@ def run_small_jobs(
         if not taken:
             return []
         lease_until = now + timedelta(seconds=lease_seconds)
-        job_repo.claim_waiting(
+        holds.claim_waiting(
             conn, [j.id for j in taken], worker_id=worker_id, now=now, lease_until=lease_until
         )
         mark_served(conn, {j.org_id for j in taken}, now=now)
@@ -92,7 +93,7 @@ def run_small_jobs(
         )
     except BaseException:
         with uow.write(redoable=True) as conn:
-            job_repo.unclaim(conn, [j.id for j in taken], worker_id=worker_id)
+            holds.unclaim(conn, [j.id for j in taken], worker_id=worker_id)
         raise
 
 
@@ -124,10 +125,10 @@ def _apply(
     finished = []
     for job, verdict in judged:
         if isinstance(verdict, str):
-            given_up = job_repo.Verdict(
+            given_up = holds.Verdict(
                 *abandoned(record_count=job.record_count, processed=0, created=0, reason=verdict)
             )
-            completions.append(job_repo.Completion(job.id, 0, 0, 0, given_up))
+            completions.append(holds.Completion(job.id, 0, 0, 0, given_up))
             finished.append(Finished(job, given_up.status, 0, verdict))
             continue
         held = known.setdefault(job.org_id, set())
@@ -135,12 +136,12 @@ def _apply(
         held.update(tx.external_id for tx in fresh)
         rows += tx_repo.transaction_rows(org_id=job.org_id, job_id=job.id, records=fresh, now=now)
         problems_by_job.append((job.id, sorted(problems, key=lambda p: p.index)))
-        done = job_repo.Verdict(*outcome(record_count=job.record_count, created=len(fresh)))
+        done = holds.Verdict(*outcome(record_count=job.record_count, created=len(fresh)))
         failed = len({p.index for p in problems})
-        completions.append(job_repo.Completion(job.id, job.record_count, len(fresh), failed, done))
+        completions.append(holds.Completion(job.id, job.record_count, len(fresh), failed, done))
         finished.append(Finished(job, done.status, len(fresh)))
     # First, as in a chunk: a worker whose lease ran out stops here, before writing anything.
-    if not job_repo.complete_held(conn, completions, worker_id=worker_id, now=now):
+    if not holds.complete_held(conn, completions, worker_id=worker_id, now=now):
         raise LeaseLost()
     tx_repo.insert_transaction_rows(conn, rows)
     job_repo.insert_problems_of(conn, problems_by_job)

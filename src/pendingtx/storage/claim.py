@@ -16,7 +16,8 @@ import sqlalchemy as sa
 
 from pendingtx.domain.jobs import JobKind, JobStatus, QueueSnapshot
 from pendingtx.storage.driver import Dialect, Statement, dialect_for, record_of, run, run_many
-from pendingtx.storage.jobs import ClaimedJob, open_claims
+from pendingtx.storage.holds import open_claims
+from pendingtx.storage.jobs import ClaimedJob
 from pendingtx.storage.tables import job_claims, jobs, organizations
 
 # PostgreSQL notification channel that announces committed jobs to every worker process.

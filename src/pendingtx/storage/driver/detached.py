@@ -39,12 +39,12 @@ class _Connection:
 
 
 def _first(cursor: Any, compiled: Compiled) -> Any:
-    raw = cursor.fetchone() if cursor.description is not None else None
-    return None if raw is None else compiled.rows([raw], cursor.description)[0]
+    raw = cursor.fetchone() if compiled.returns_rows else None
+    return None if raw is None else compiled.rows([raw], cursor)[0]
 
 
 def _all(cursor: Any, compiled: Compiled) -> Any:
-    return compiled.rows(cursor.fetchall(), cursor.description) if cursor.description is not None else []
+    return compiled.rows(cursor.fetchall(), cursor) if compiled.returns_rows else []
 
 
 def _count(cursor: Any, _: Compiled) -> Any:
@@ -231,12 +231,12 @@ class AwaitedStatements:
     async def _run_on(self, connection: Any, compiled: Compiled, parameters: Any) -> Any:
         try:
             cursor = await connection.execute(compiled.sql, parameters)
-            raw = await cursor.fetchone() if cursor.description is not None else None
+            raw = await cursor.fetchone() if compiled.returns_rows else None
         except BaseException:
             _close(connection)
             raise
         self._give(connection)
-        return None if raw is None else compiled.rows([raw], cursor.description)[0]
+        return None if raw is None else compiled.rows([raw], cursor)[0]
 
     def close(self) -> None:
         """Close the idle connections (those in use are closed when their statement ends or fails)."""

@@ -65,6 +65,8 @@ class Compiled:
         self.row_type: Any = (
             namedtuple("Row", list(columns.keys()), rename=True) if columns is not None else None
         )
+        # Whether running it gives rows to read (a SELECT, or a write with RETURNING).
+        self.returns_rows = bool(self._types)
         # Result processors depend on what the driver says each column is (PostgreSQL's type
         # codes), so they are chosen at the first execution that returns rows.
         self._readers: list[tuple[int, Callable[[Any], Any]]] | None = None
@@ -81,9 +83,10 @@ class Compiled:
             return merged
         return tuple(merged[name] for name in self._order)
 
-    def rows(self, raw: Sequence[Sequence[Any]], description: Any) -> list[Any]:
-        """Driver rows as named rows, each value converted by its column's type."""
-        readers = self._readers if self._readers is not None else self._choose_readers(description)
+    def rows(self, raw: Sequence[Sequence[Any]], cursor: Any) -> list[Any]:
+        """Driver rows (read from `cursor`) as named rows, each value converted by its column's type."""
+        # The cursor's description is looked at once: psycopg builds it anew at every access.
+        readers = self._readers if self._readers is not None else self._choose_readers(cursor.description)
         make = self.row_type._make
         if not readers:
             return [make(row) for row in raw]
@@ -148,12 +151,12 @@ class Result:
 
     def all(self) -> list[Any]:
         """Every row."""
-        return self._compiled.rows(self._cursor.fetchall(), self._cursor.description)
+        return self._compiled.rows(self._cursor.fetchall(), self._cursor)
 
     def first(self) -> Any:
         """The first row, or None."""
         raw = self._cursor.fetchone()
-        return None if raw is None else self._compiled.rows([raw], self._cursor.description)[0]
+        return None if raw is None else self._compiled.rows([raw], self._cursor)[0]
 
     def one(self) -> Any:
         """The first row; there must be one."""

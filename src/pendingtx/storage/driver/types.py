@@ -36,11 +36,18 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        # One call a value (TypeDecorator's own processor makes two): rows are read on hot paths.
         if dialect.name == "sqlite":
             # The same few texts (a polled job's, a token's) come back on every request: each is
             # parsed once, where SQLite's own DATETIME reader costs microseconds a value.
             return _utc_from_text
-        return super().result_processor(dialect, coltype)
+        return _utc
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 _PARSED: dict[str, datetime] = {}
@@ -102,6 +109,11 @@ class Enumerated(TypeDecorator[E]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> E | None:
         return None if value is None else self.members(value)
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        members = self.members
+        # One call a value (TypeDecorator's own processor makes two): rows are read on hot paths.
+        return lambda value: None if value is None else members(value)
 
 
 class AllowList(TypeDecorator[tuple[Network, ...]]):
