@@ -25,10 +25,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from pendingtx import errors
 from pendingtx.api.blocking import DatabaseCalls
 from pendingtx.api.context import DATABASE_UNAVAILABLE, RequestContext
+from pendingtx.api.oauth_metadata import METADATA_PATH, metadata_endpoint
 from pendingtx.api.openapi import DOCS_HTML, openapi_document
 from pendingtx.api.responses import json_response
 from pendingtx.api.status import STATUS_TEMPLATE, StatusEndpoint
 from pendingtx.api.token_endpoint import OAUTH_PATH, TokenEndpoint
+from pendingtx.api.token_revocation import REVOKE_PATH, RevocationEndpoint
 from pendingtx.api.v1 import V1Routes
 from pendingtx.bootstrap import Runtime
 from pendingtx.observability.logs import AccessLog
@@ -63,8 +65,11 @@ def routes(runtime: Runtime, metrics: Metrics | None = None) -> list[Route]:
     async def docs(_: Request) -> Response:
         return HTMLResponse(DOCS_HTML)
 
+    tokens = TokenEndpoint(runtime)
     served = [
-        Route(OAUTH_PATH, TokenEndpoint(runtime).handle, methods=["POST"]),
+        Route(OAUTH_PATH, tokens.handle, methods=["POST"]),
+        Route(REVOKE_PATH, RevocationEndpoint(tokens).handle, methods=["POST"]),
+        Route(METADATA_PATH, metadata_endpoint, methods=["GET"]),
         Route(STATUS_TEMPLATE, StatusEndpoint(runtime), methods=["GET"]),
         Route("/v1/transactions", v1.transactions, methods=["GET", "POST"]),
         Route("/v1/transactions/{externalId}", v1.modify_transaction, methods=["PATCH"]),
@@ -171,7 +176,7 @@ def create_app(
         max_header_bytes=runtime.settings.max_header_bytes,
         metrics=metrics.requests,
         access_log=access_log,
-        oauth_paths=(OAUTH_PATH,),
+        oauth_paths=(OAUTH_PATH, REVOKE_PATH),
     )
 
 
