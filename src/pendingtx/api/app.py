@@ -18,15 +18,16 @@ import anyio.to_thread
 import sqlalchemy as sa
 import uvicorn
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pendingtx import errors
 from pendingtx.api.blocking import DatabaseCalls
 from pendingtx.api.context import DATABASE_UNAVAILABLE, RequestContext
+from pendingtx.api.docs_page import docs_routes
 from pendingtx.api.oauth_metadata import METADATA_PATH, metadata_endpoint
-from pendingtx.api.openapi import DOCS_HTML, openapi_document
+from pendingtx.api.openapi import openapi_document
 from pendingtx.api.responses import json_response
 from pendingtx.api.status import STATUS_TEMPLATE, StatusEndpoint
 from pendingtx.api.token_endpoint import OAUTH_PATH, TokenEndpoint
@@ -43,7 +44,7 @@ log = logging.getLogger("pendingtx.api")
 def routes(runtime: Runtime, metrics: Metrics | None = None) -> list[Route]:
     """Every route the service answers (`/metrics` with `metrics`)."""
     v1 = V1Routes(runtime)
-    document = openapi_document()
+    document = openapi_document(runtime.settings)
 
     async def healthz(_: Request) -> Response:
         return json_response({"status": "ok"})
@@ -62,9 +63,6 @@ def routes(runtime: Runtime, metrics: Metrics | None = None) -> list[Route]:
     async def openapi(_: Request) -> Response:
         return json_response(document)
 
-    async def docs(_: Request) -> Response:
-        return HTMLResponse(DOCS_HTML)
-
     tokens = TokenEndpoint(runtime)
     served = [
         Route(OAUTH_PATH, tokens.handle, methods=["POST"]),
@@ -77,7 +75,7 @@ def routes(runtime: Runtime, metrics: Metrics | None = None) -> list[Route]:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
-        Route("/docs", docs, methods=["GET"], include_in_schema=False),
+        *docs_routes(),
     ]
     if metrics is not None:
         served.append(
