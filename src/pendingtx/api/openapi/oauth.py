@@ -55,15 +55,11 @@ TOKEN: dict[str, Any] = {
                     "required": ["grant_type"],
                     "properties": {
                         "grant_type": {"type": "string", "enum": ["client_credentials", "invalidate_token"]},
-                        "token": {
-                            "type": "string",
-                            "minLength": 1,
-                            "description": "the access token to revoke",
-                        },
+                        "token": {"type": "string", "description": "the access token to revoke"},
                         **_CLIENT_FIELDS,
                     },
                     "if": {"properties": {"grant_type": {"enum": ["invalidate_token"]}}},
-                    "then": {"required": ["token"]},
+                    "then": {"required": ["token"], "properties": {"token": {"minLength": 1}}},
                 }
             }
         },
