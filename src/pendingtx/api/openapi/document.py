@@ -3,6 +3,7 @@ schemas, headers, and every path."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import msgspec
@@ -107,20 +108,24 @@ def _paths() -> dict[str, Any]:
     }
 
 
+_DESCRIPTION = (
+    "Submit batches of pending fund transactions and follow each job to its outcome. Every answer "
+    "carries a `requesttrackingid` header; every error answer has the body "
+    "`{code, message, trackingId, transient, errors}`. A path that exists answers a method it does "
+    "not take with 405 and an `Allow` header; an unknown path answers 404. Authorize with the AppKey "
+    "as client id and the AppSecret as client secret, and the AppKey again as `appKey`."
+)
+
+
 def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
-    """The OpenAPI 3.1 document served at /openapi.json; limits are `settings`' (by default, the defaults)."""
-    return {
+    """The OpenAPI 3.1 document served at /openapi.json; limits are `settings`' (by default, the defaults).
+
+    A copy of its own: the operations are module-level dicts, which a consumer (schemathesis resolves
+    references in place) must not change for the next document.
+    """
+    document = {
         "openapi": "3.1.0",
-        "info": {
-            "title": "pendingtx",
-            "version": __version__,
-            "description": "Submit batches of pending fund transactions and follow each job to its outcome. "
-            "Every answer carries a `requesttrackingid` header; every error answer has the body "
-            "`{code, message, trackingId, transient, errors}`. A path that exists answers a method it "
-            "does not take with 405 and an `Allow` header; an unknown path answers 404. "
-            "Authorize with the AppKey as client id and the AppSecret as client secret, and the AppKey "
-            "again as `appKey`.",
-        },
+        "info": {"title": "pendingtx", "version": __version__, "description": _DESCRIPTION},
         "paths": _paths(),
         "components": {
             "schemas": {**answer_schemas(), **request_schemas(settings or Settings())},
@@ -129,3 +134,4 @@ def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
             "securitySchemes": oauth.SECURITY_SCHEMES,
         },
     }
+    return copy.deepcopy(document)
