@@ -250,7 +250,7 @@ def test_apps_update_of_an_unknown_key_fails(db_url: str) -> None:
 def test_a_bad_trusted_proxy_setting_is_a_usage_error(db_url: str) -> None:
     result = cli("apps", "list", "--database-url", db_url, env={"PENDINGTX_TRUSTED_PROXIES": "10.0.0.0/8,x"})
     assert result.exit_code == 2
-    assert "invalid setting: trusted_proxies: 'x' is not an IP address or CIDR network" in result.stderr
+    assert result.stderr == "Error: PENDINGTX_TRUSTED_PROXIES: 'x' is not an IP address or CIDR network\n"
 
 
 def test_db_upgrade_creates_the_schema_and_can_run_again(db_url: str) -> None:
@@ -273,23 +273,25 @@ def test_database_url_may_come_from_the_environment(db_url: str) -> None:
 
 
 def test_an_unusable_database_is_one_line_not_a_traceback(tmp_path: Path) -> None:
-    for url in ("not a url", f"sqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}"):
-        result = cli("db", "upgrade", "--database-url", url)
-        assert result.exit_code == 1
-        assert result.stderr.startswith("Error: cannot use the database"), result.stderr
-        assert "Traceback" not in result.output
+    result = cli("db", "upgrade", "--database-url", f"sqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: cannot use the database"), result.stderr
+    assert "Traceback" not in result.output
+    result = cli("db", "upgrade", "--database-url", "not a url")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: PENDINGTX_DATABASE_URL: unsupported database 'not a url'")
 
 
 def test_an_invalid_setting_is_a_usage_error(db_url: str) -> None:
     result = cli("db", "upgrade", "--database-url", db_url, env={"PENDINGTX_WORKER_CHUNK_SIZE": "many"})
     assert result.exit_code == 2
-    assert "invalid setting" in result.stderr
+    assert result.stderr == "Error: PENDINGTX_WORKER_CHUNK_SIZE: expected `int`, got `str`, not 'many'\n"
 
 
 def test_serve_refuses_an_unknown_log_level_before_starting(db_url: str) -> None:
     result = cli("serve", "--database-url", db_url, env={"PENDINGTX_LOG_LEVEL": "loud"})
     assert result.exit_code == 2
-    assert "log_level must be one of" in result.stderr
+    assert result.stderr.startswith("Error: PENDINGTX_LOG_LEVEL: must be one of critical, error")
 
 
 def test_serve_help_shows_the_options() -> None:

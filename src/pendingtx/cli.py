@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import click
 
 from pendingtx.client_cli.options import FORMATS, connection_options, eastern_moment
-from pendingtx.config import Settings
+from pendingtx.config import Settings, SettingsError, mask_credentials, setting_variables, settings_markdown
 from pendingtx.domain.credentials import PRODUCT
 from pendingtx.domain.networks import Network, parse_networks
 
@@ -32,11 +32,17 @@ database_option = click.option(
 )
 
 
+class _SettingsRefused(click.ClickException):
+    """A setting that cannot be used: one line on standard error, exit status 2 (a usage error)."""
+
+    exit_code = 2
+
+
 def _settings(database_url: str | None) -> Settings:
     try:
         return Settings.from_env(database_url=database_url)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+    except SettingsError as exc:
+        raise _SettingsRefused(str(exc)) from None
 
 
 def _runtime(settings: Settings) -> Runtime:
@@ -48,8 +54,9 @@ def _runtime(settings: Settings) -> Runtime:
     try:
         return build_runtime(settings)
     except (sa.exc.ArgumentError, sa.exc.OperationalError) as exc:
-        reason = getattr(exc, "orig", None) or exc
-        raise click.ClickException(f"cannot use the database {settings.database_url!r}: {reason}") from None
+        reason = mask_credentials(str(getattr(exc, "orig", None) or exc))
+        shown = mask_credentials(settings.database_url)
+        raise click.ClickException(f"cannot use the database {shown!r}: {reason}") from None
 
 
 @click.group()
@@ -118,6 +125,22 @@ def worker(database_url: str | None, concurrency: int) -> None:
     finally:
         runtime.close()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
+
+
+@main.command("settings")
+@click.option("--markdown", is_flag=True, help="Print the table of every setting, its default and meaning.")
+def settings_command(markdown: bool) -> None:
+    """Print every setting's environment variable and the value it has here (database passwords masked).
+
+    The environment is checked as `serve` checks it: an unknown PENDINGTX_* variable is an error.
+    """
+    if markdown:
+        click.echo(settings_markdown(), nl=False)
+        return
+    settings = _settings(None)
+    for name in setting_variables():
+        value = getattr(settings, name.removeprefix("PENDINGTX_").lower())
+        click.echo(f"{name}={mask_credentials(str(value))}")
 
 
 @main.group()

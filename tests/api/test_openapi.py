@@ -7,17 +7,30 @@ from collections.abc import Iterator
 from typing import Any
 
 import jsonschema_rs
+import msgspec
 import pytest
+from openapi_spec_validator import validate
 from starlette.routing import Route, Router
 from starlette.testclient import TestClient
 
+from pendingtx.api import answers
 from pendingtx.api.context import RequestContext
 from pendingtx.bootstrap import Runtime, build_app
-from pendingtx.domain.transactions import validate_record
+from pendingtx.domain.decimals import MAX_QUANTITY
+from pendingtx.domain.transactions import (
+    AMOUNT_PLACES,
+    DEFAULT_CURRENCY,
+    MAX_COMMENT_LENGTH,
+    MAX_ID_LENGTH,
+    UNITS_PLACES,
+    TransactionType,
+    validate_record,
+)
+from tests.conftest import AppCreds, assert_error
 from tests.support import record
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
-UNDOCUMENTED = {"/openapi.json", "/docs", "/metrics"}
+UNDOCUMENTED = {"/openapi.json", "/docs", "/docs/assets/{name}", "/metrics"}
 
 
 @pytest.fixture
@@ -137,12 +150,102 @@ def test_v1_operations_declare_their_security(document: dict[str, Any]) -> None:
             assert "401" in item[method]["responses"]
 
 
-def test_docs_page_renders_the_document(client: TestClient) -> None:
+def test_docs_page_renders_the_document_from_this_host(client: TestClient) -> None:
+    """The page and its files come from this server (tests/browser/ renders it in Chromium)."""
     answer = client.get("/docs")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/html")
-    assert "<html" in answer.text.lower()
     assert "/openapi.json" in answer.text
+    assert "//" not in answer.text.replace("<!doctype html>", "")
+    for asset in re.findall(r'(?:src|href)="(/docs/assets/[^"]+)"', answer.text):
+        assert client.get(asset).status_code == 200, asset
+    assert_error(client.get("/docs/assets/index.html"), 404, "resource.not.found")
+    assert_error(client.get("/docs/assets/..%2F__init__.py"), 404, "resource.not.found")
+
+
+def test_document_passes_openapi_spec_validator(document: dict[str, Any]) -> None:
+    validate(document)
+
+
+def test_authorize_can_mint_a_token_with_client_credentials(document: dict[str, Any]) -> None:
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["oauth2"]["flows"] == {"clientCredentials": {"tokenUrl": "/v2/oauthtoken", "scopes": {}}}
+    assert schemes["appKey"] == {"type": "apiKey", "in": "header", "name": "AppKey"}
+    status = document["paths"]["/v1/jobs/{appName}/status/{key}"]["get"]
+    assert {"oauth2": [], "appKey": []} in status["security"]
+
+
+def test_the_record_rules_are_the_domains(document: dict[str, Any]) -> None:
+    record_schema = document["components"]["schemas"]["PendingTransaction"]
+    members = record_schema["properties"]
+    assert members["type"]["enum"] == [t.value for t in TransactionType]
+    assert len(members["type"]["enum"]) == 15
+    assert members["comments"]["maxLength"] == MAX_COMMENT_LENGTH
+    assert members["productExternalId"]["maxLength"] == MAX_ID_LENGTH
+    assert members["currency"]["default"] == DEFAULT_CURRENCY
+    assert members["amount"]["oneOf"][0]["maximum"] == MAX_QUANTITY
+    assert f"{{1,{AMOUNT_PLACES}}}" in members["amount"]["oneOf"][1]["pattern"]
+    assert f"{{1,{UNITS_PLACES}}}" in members["units"]["oneOf"][1]["pattern"]
+    assert document["components"]["schemas"]["Transaction"]["allOf"] == record_schema["allOf"]
+
+
+def test_every_operation_documents_a_400_for_repeated_headers(document: dict[str, Any]) -> None:
+    responses = document["components"]["responses"]
+    for path, item in document["paths"].items():
+        for method in set(item) & HTTP_METHODS:
+            assert "400" in item[method]["responses"], (method, path)
+    assert (
+        "`Authorization`, `AppKey`, `Idempotency-Key` given more than once"
+        in responses["BadRequest"]["description"]
+    )
+    token = document["paths"]["/v2/oauthtoken"]["post"]["responses"]
+    for status in ("400", "401", "413", "414", "415", "429", "500", "503"):
+        schema = responses[token[status]["$ref"].rsplit("/", 1)[1]]["content"]["application/json"]["schema"]
+        body = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+        assert {"error", "error_description"} <= set(body["required"]), status
+    assert "in flight" in responses["TokenRateLimited"]["description"]
+    assert "secret check" in responses["TokenServiceUnavailable"]["description"]
+
+
+def test_real_answers_are_their_documented_types(
+    client: TestClient, runtime: Runtime, app_creds: AppCreds, headers: dict[str, str]
+) -> None:
+    """The answers decode, strictly, into the types the document's schemas are generated from."""
+
+    def answer(kind: type[Any], response: Any, status: int = 200) -> Any:
+        assert response.status_code == status, response.text
+        return msgspec.json.decode(response.content, type=kind)
+
+    answer(
+        answers.Token,
+        client.post(
+            "/v2/oauthtoken",
+            data={"grant_type": "client_credentials"},
+            headers={"Authorization": app_creds.basic},
+        ),
+    )
+    accepted = answer(
+        answers.JobAccepted,
+        client.post("/v1/transactions", json=[record("A-1"), record("A-2", amount=-1)], headers=headers),
+        202,
+    )
+    runtime.new_worker().run_until_idle()
+    status = answer(
+        answers.JobStatus,
+        client.get(f"/v1/jobs/insight/status/{accepted.jobStatusQueryKey}", headers=headers),
+    )
+    assert status.validationDetails
+    page = answer(answers.TransactionPage, client.get("/v1/transactions", headers=headers))
+    assert page.data.results[0].amount is not None
+    answer(answers.Error, client.get("/v1/transactions", params={"limit": "0"}, headers=headers), 400)
+    answer(
+        answers.OAuthError,
+        client.post("/v2/oauthtoken", data={"grant_type": "x"}, headers={"Authorization": app_creds.basic}),
+        400,
+    )
+    answer(answers.AuthorizationServerMetadata, client.get("/.well-known/oauth-authorization-server"))
+    answer(answers.Health, client.get("/healthz"))
+    answer(answers.Ready, client.get("/readyz"))
 
 
 def validator(document: dict[str, Any], name: str) -> Any:
@@ -176,7 +279,8 @@ def test_idempotency_answers_are_documented_on_every_keyed_operation(document: d
         assert any(p["name"] == "Idempotency-Key" for p in operation["parameters"])
         assert {"409", "422"} <= set(operation["responses"]), path
     responses = document["components"]["responses"]
-    assert responses["KeyInUse"]["headers"]["Retry-After"]["required"] is True
+    retry_after = responses["KeyInUse"]["headers"]["Retry-After"]["$ref"].rsplit("/", 1)[1]
+    assert document["components"]["headers"][retry_after]["required"] is True
 
 
 def test_request_examples_are_valid_and_their_records_too(document: dict[str, Any]) -> None:

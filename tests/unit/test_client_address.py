@@ -114,7 +114,8 @@ def test_the_setting_lists_trusted_proxies() -> None:
 
 
 def test_a_bad_trusted_proxy_setting_is_refused() -> None:
-    with pytest.raises(ValueError, match="trusted_proxies: 'nonsense' is not an IP address or CIDR network"):
+    refused = "PENDINGTX_TRUSTED_PROXIES: 'nonsense' is not an IP address or CIDR network"
+    with pytest.raises(ValueError, match=refused):
         Settings.from_env({"PENDINGTX_TRUSTED_PROXIES": "10.0.0.0/8,nonsense"})
 
 

@@ -10,17 +10,20 @@ from typing import Any
 
 import anyio.to_thread
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pendingtx import errors
 from pendingtx.api.context import DATABASE_UNAVAILABLE, RequestContext
 from pendingtx.api.dependencies import ApiServices, Background
-from pendingtx.api.openapi import DOCS_HTML, openapi_document
+from pendingtx.api.docs_page import docs_routes
+from pendingtx.api.oauth_metadata import METADATA_PATH, metadata_endpoint
+from pendingtx.api.openapi import openapi_document
 from pendingtx.api.responses import json_response
 from pendingtx.api.status import STATUS_TEMPLATE, StatusEndpoint
 from pendingtx.api.token_endpoint import OAUTH_PATH, TokenEndpoint
+from pendingtx.api.token_revocation import REVOKE_PATH, RevocationEndpoint
 from pendingtx.api.v1 import V1Routes
 from pendingtx.blocking import ThreadCalls
 from pendingtx.domain.jobs import QueueSnapshot
@@ -36,7 +39,7 @@ DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 def routes(services: ApiServices, metrics: Metrics | None = None) -> list[Route]:
     """Every route the service answers (`/metrics` with `metrics`)."""
     v1 = V1Routes(services)
-    document = openapi_document()
+    document = openapi_document(services.settings)
 
     async def healthz(_: Request) -> Response:
         return json_response({"status": "ok"})
@@ -49,11 +52,11 @@ def routes(services: ApiServices, metrics: Metrics | None = None) -> list[Route]
     async def openapi(_: Request) -> Response:
         return json_response(document)
 
-    async def docs(_: Request) -> Response:
-        return HTMLResponse(DOCS_HTML)
-
+    tokens = TokenEndpoint(services)
     served = [
-        Route(OAUTH_PATH, TokenEndpoint(services).handle, methods=["POST"]),
+        Route(OAUTH_PATH, tokens.handle, methods=["POST"]),
+        Route(REVOKE_PATH, RevocationEndpoint(tokens).handle, methods=["POST"]),
+        Route(METADATA_PATH, metadata_endpoint, methods=["GET"]),
         Route(STATUS_TEMPLATE, StatusEndpoint(services), methods=["GET"]),
         Route("/v1/transactions", v1.transactions, methods=["GET", "POST"]),
         Route("/v1/transactions/{externalId}", v1.modify_transaction, methods=["PATCH"]),
@@ -61,7 +64,7 @@ def routes(services: ApiServices, metrics: Metrics | None = None) -> list[Route]
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
-        Route("/docs", docs, methods=["GET"], include_in_schema=False),
+        *docs_routes(),
     ]
     if metrics is not None:
         served.append(
@@ -158,5 +161,5 @@ def create_app(
         max_header_bytes=services.settings.max_header_bytes,
         metrics=metrics.requests,
         access_log=access_log,
-        oauth_paths=(OAUTH_PATH,),
+        oauth_paths=(OAUTH_PATH, REVOKE_PATH),
     )

@@ -91,6 +91,13 @@ def _tracking_id(headers: list[tuple[bytes, bytes]]) -> str:
     return new_tracking_id()
 
 
+def _authorization(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name.lower() == b"authorization":
+            return str(value.decode("latin-1"))
+    return None
+
+
 def route_of(scope: Scope) -> str:
     """The route template the request matched (`/v1/jobs/{appName}/status/{key}`), or UNMATCHED."""
     route = scope.get("route")
@@ -172,7 +179,9 @@ class RequestContext:
             if status:
                 raise
             oauth = bool(scope.get(OAUTH_SCOPE_KEY)) or scope["path"] in self.oauth_paths
-            response = error_response(_as_api_error(exc, scope), tracking, oauth=oauth)
+            response = error_response(
+                _as_api_error(exc, scope), tracking, oauth=oauth, authorization=_authorization(scope)
+            )
             await response(scope, receive, send_with_tracking)
         finally:
             close_note(token)

@@ -45,9 +45,26 @@ def error_body(exc: errors.ApiError, tracking_id: str, *, oauth: bool = False) -
     return body
 
 
-def error_response(exc: errors.ApiError, tracking_id: str, *, oauth: bool = False) -> Response:
-    """The answer for an error, with its status and headers."""
+def challenge(exc: errors.ApiError, authorization: str | None, *, oauth: bool) -> str:
+    """The `WWW-Authenticate` of a 401: Basic where clients authenticate (RFC 6749, 5.2), else Bearer,
+    with RFC 6750's `invalid_token` when the request carried a Bearer token."""
+    if oauth:
+        return 'Basic realm="pendingtx"'
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return 'Bearer realm="pendingtx"'
+    description = exc.message.replace("\\", "").replace('"', "'")
+    return f'Bearer realm="pendingtx", error="invalid_token", error_description="{description}"'
+
+
+def error_response(
+    exc: errors.ApiError, tracking_id: str, *, oauth: bool = False, authorization: str | None = None
+) -> Response:
+    """The answer for an error, with its status and headers; `authorization` is the request's
+    Authorization header, which a 401's challenge depends on."""
     headers = dict(exc.headers)
+    if exc.status == 401 and "WWW-Authenticate" not in headers:
+        headers["WWW-Authenticate"] = challenge(exc, authorization, oauth=oauth)
     if exc.transient and "Retry-After" not in headers:
         headers["Retry-After"] = "1"
     return json_response(error_body(exc, tracking_id, oauth=oauth), exc.status, headers)

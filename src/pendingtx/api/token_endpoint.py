@@ -53,6 +53,16 @@ def client_credentials(authorization: str | None, form: dict[str, str]) -> tuple
     )
 
 
+async def read_form(request: Request, names: frozenset[str]) -> dict[str, str]:
+    """The request's form, for an endpoint answering with RFC 6749's error members; 400 when one of
+    `names` is given more than once (RFC 6749, 3.2), other fields ignored."""
+    request.scope[OAUTH_SCOPE_KEY] = True
+    require_media_type(request, FORM)
+    body = await read_body(request, limit=MAX_FORM_BYTES)
+    fields = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return given_once(fields, location="body", names=names)
+
+
 class TokenEndpoint:
     """Mints and revokes tokens for authenticated applications."""
 
@@ -85,18 +95,26 @@ class TokenEndpoint:
         await self.calls(failures.finish, attempt, failed=False)
         return app
 
-    async def handle(self, request: Request) -> Response:
-        """Answer one token request."""
-        request.scope[OAUTH_SCOPE_KEY] = True
-        require_media_type(request, FORM)
-        body = await read_body(request, limit=MAX_FORM_BYTES)
-        # RFC 6749, 3.2: a parameter may not be included more than once; unknown ones are ignored.
-        fields = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-        form = given_once(fields, location="body", names=FORM_FIELDS)
+    async def authenticate_request(self, request: Request, form: dict[str, str]) -> credentials.Application:
+        """The application whose client credentials the request carries (Basic header or form),
+        checked under the lockout and in a secret-check slot."""
         key, secret = client_credentials(request.headers.get("authorization"), form)
-        app = await self._authenticate(
+        return await self._authenticate(
             key, secret, client_address(request.scope, self.services.trusted_proxies)
         )
+
+    async def revoke(self, app: credentials.Application, token: str) -> None:
+        """Revoke one of the application's own tokens; another's or an unknown one is left alone."""
+        if not token:
+            raise errors.ValidationFailed(
+                "token is required", errors=[errors.ErrorDetail("token", "body", "is required")]
+            )
+        await self.calls(credentials.revoke_token, self.services.uow, app, token, clock=self.services.clock)
+
+    async def handle(self, request: Request) -> Response:
+        """Answer one token request."""
+        form = await read_form(request, FORM_FIELDS)
+        app = await self.authenticate_request(request, form)
         rt = self.services
         grant = form.get("grant_type", "")
         if grant == "client_credentials":
@@ -115,12 +133,7 @@ class TokenEndpoint:
                 headers=NO_STORE,
             )
         if grant == "invalidate_token":
-            token = form.get("token", "")
-            if not token:
-                raise errors.ValidationFailed(
-                    "token is required", errors=[errors.ErrorDetail("token", "body", "is required")]
-                )
-            await self.calls(credentials.revoke_token, rt.uow, app, token, clock=rt.clock)
+            await self.revoke(app, form.get("token", ""))
             return json_response({"status": "revoked"}, headers=NO_STORE)
         reason = "is required" if not grant else "must be client_credentials or invalidate_token"
         raise errors.UnsupportedGrantType(

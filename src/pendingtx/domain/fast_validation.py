@@ -26,7 +26,9 @@ from pendingtx.domain.json_text import name_bound, repeated_names
 from pendingtx.domain.transactions import (
     AMOUNT_PLACES,
     DEFAULT_CURRENCY,
+    EXTERNAL_ID_CHARACTERS,
     MAX_COMMENT_LENGTH,
+    MAX_ID_LENGTH,
     NO_QUANTITY_TYPES,
     ONE_QUANTITY_TYPES,
     SWITCH_TYPES,
@@ -43,11 +45,11 @@ from pendingtx.domain.transactions import (
 
 # msgspec applies `pattern` with re.search: anchored with \Z, since $ would also match before a final
 # newline. The same character class and length as the slow path's _EXTERNAL_ID.
-_ExternalId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._:-]{1,64}\Z")]
+_ExternalId = Annotated[str, msgspec.Meta(pattern=rf"^[{EXTERNAL_ID_CHARACTERS}]{{1,{MAX_ID_LENGTH}}}\Z")]
 # Lengths count code points in msgspec as in len(), so these match _is_id_length / _is_comment_length.
 # NUL, which the slow path refuses in any string, is looked for in _accept: a pattern here would cost
 # about four times as much (a re.search call per member).
-_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
 _Comment = Annotated[str, msgspec.Meta(max_length=MAX_COMMENT_LENGTH)]
 
 

@@ -65,6 +65,9 @@ ONE_QUANTITY_TYPES: frozenset[TransactionType] = frozenset(
 
 DEFAULT_CURRENCY = "USD"
 MAX_COMMENT_LENGTH = 500
+# Every identifier is 1 to this many characters; an externalId only of these characters.
+MAX_ID_LENGTH = 64
+EXTERNAL_ID_CHARACTERS = "A-Za-z0-9._:-"
 AMOUNT_PLACES = 2
 UNITS_PLACES = 6
 
@@ -77,9 +80,9 @@ _FIELDS = (
 _FIELD_RANK = {name: rank for rank, name in enumerate(_FIELDS)}
 _READ_ONLY = ("createDate", "changeDate")
 
-_EXTERNAL_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-_EXTERNAL_ID_REASON = "must be 1-64 characters from A-Z a-z 0-9 . _ : -"
-_ID_LENGTH_REASON = "must be 1-64 characters"
+_EXTERNAL_ID = re.compile(f"[{EXTERNAL_ID_CHARACTERS}]{{1,{MAX_ID_LENGTH}}}")
+_EXTERNAL_ID_REASON = f"must be 1-{MAX_ID_LENGTH} characters from A-Z a-z 0-9 . _ : -"
+_ID_LENGTH_REASON = f"must be 1-{MAX_ID_LENGTH} characters"
 # ASCII so that other scripts' digits are not taken for a date.
 _DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _DATE_REASON = "must be a date in yyyy-MM-dd format"
@@ -136,7 +139,7 @@ def _is_comment_length(value: str) -> bool:
 
 
 def _is_id_length(value: str) -> bool:
-    return 1 <= len(value) <= 64
+    return 1 <= len(value) <= MAX_ID_LENGTH
 
 
 def _is_external_id(value: str) -> bool:

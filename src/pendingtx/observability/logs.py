@@ -3,7 +3,8 @@
 A line always has `ts` (UTC, milliseconds), `level`, `logger` and `msg`; records logged with
 `extra=fields(...)` add their fields, and a record with an exception adds `exc` (the traceback).
 Credentials never belong in a log; as a second line of defence, anything shaped like a Bearer or
-Basic credential or a `secret=`/`token=` pair in a message or traceback is replaced by `[redacted]`.
+Basic credential or a `secret=`/`token=` pair in a message or traceback is replaced by `[redacted]`,
+and the password of a URL (a database URL's) by `***`.
 
 The server writes a line per request, so lines are written in batches rather than one system call
 each: when 64 KiB are waiting, at once for a record at WARNING or above, at least every 0.1 s, and
@@ -24,6 +25,7 @@ from typing import IO, Any
 
 import msgspec
 
+from pendingtx.config import mask_credentials
 from pendingtx.observability.caller import CallerNote
 
 ACCESS_LOGGER = "pendingtx.access"
@@ -40,7 +42,7 @@ _SECRET_PAIR = re.compile(
 
 def redact(text: str) -> str:
     """The text with anything shaped like a credential replaced by `[redacted]`."""
-    text = _AUTH_VALUE.sub(r"\1\2[redacted]", text)
+    text = mask_credentials(_AUTH_VALUE.sub(r"\1\2[redacted]", text))
     return _SECRET_PAIR.sub(r"\1\2[redacted]", text)
 
 
