@@ -9,7 +9,7 @@ import pytest
 
 from pendingtx.api.app import create_app
 from pendingtx.bootstrap import Runtime
-from pendingtx.client import Client
+from pendingtx_client import Client
 from tests import databases
 from tests.client.bridge import ASGIBridge, Recording
 from tests.conftest import AppCreds

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 
-from pendingtx.client import Client
+from pendingtx_client import Client
 from tests.client.conftest import FakeTime
 
 APP_KEY = "app-key-1"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pendingtx.bootstrap import Runtime
-from pendingtx.client import (
+from pendingtx_client import (
     AuthenticationError,
     Client,
     JobState,

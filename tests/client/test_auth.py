@@ -8,7 +8,7 @@ import logging
 import httpx
 import pytest
 
-from pendingtx.client import AuthenticationError, RetryPolicy, UnexpectedResponse
+from pendingtx_client import AuthenticationError, RetryPolicy, UnexpectedResponse
 from tests.client.conftest import FakeTime
 from tests.client.scripted import (
     APP_KEY,

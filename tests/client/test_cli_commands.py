@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pendingtx.cli import main
-from pendingtx.client import Client
-from pendingtx.client_cli.connection import ClientOptions
+from pendingtx_client import Client
+from pendingtx_client.cli.connection import ClientOptions
 from tests.client.bridge import Recording
 from tests.client.conftest import BASE_URL, FakeTime
 from tests.conftest import AppCreds

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from pendingtx.cli import main
-from pendingtx.client import Client, JobState
+from pendingtx_client import Client, JobState
 from tests.e2e.conftest import BASE_SETTINGS
 from tests.e2e.server import Server, create_app_via_cli
 from tests.support import record

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from pendingtx.client import (
+from pendingtx_client import (
     Conflict,
     ConnectionFailed,
     IdempotencyKeyReused,
@@ -17,7 +17,7 @@ from pendingtx.client import (
     ServiceUnavailable,
     ValidationError,
 )
-from pendingtx.client._retry import retry_after
+from pendingtx_client._retry import retry_after
 from tests.client.conftest import FakeTime
 from tests.client.scripted import ScriptedServer, accepted, error, job
 

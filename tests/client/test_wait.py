@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pendingtx.client import JobState, JobStatus, RetryPolicy, ServiceUnavailable, WaitTimeout
+from pendingtx_client import JobState, JobStatus, RetryPolicy, ServiceUnavailable, WaitTimeout
 from tests.client.conftest import FakeTime
 from tests.client.scripted import STATUS_PATH, ScriptedServer, error, job
 

@@ -13,13 +13,13 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
-from pendingtx.client import _models
-from pendingtx.client._auth import TokenAuth
-from pendingtx.client._errors import WaitTimeout
-from pendingtx.client._listing import TransactionFilters, query_params
-from pendingtx.client._models import JobRef, JobStatus, Transaction
-from pendingtx.client._requester import Requester
-from pendingtx.client._retry import RetryPolicy, retry_after
+from pendingtx_client import _models
+from pendingtx_client._auth import TokenAuth
+from pendingtx_client._errors import WaitTimeout
+from pendingtx_client._listing import TransactionFilters, query_params
+from pendingtx_client._models import JobRef, JobStatus, Transaction
+from pendingtx_client._requester import Requester
+from pendingtx_client._retry import RetryPolicy, retry_after
 
 Record = Mapping[str, Any] | Transaction
 """One record to submit: a mapping in the contract's camelCase members, or a `Transaction`."""
@@ -50,7 +50,7 @@ def _record(record: Record) -> Mapping[str, Any]:
 
 def _user_agent() -> str:
     try:
-        return f"pendingtx-client/{version('pendingtx')}"
+        return f"pendingtx-client/{version('pendingtx-client')}"
     except PackageNotFoundError:  # running from a source tree
         return "pendingtx-client"
 

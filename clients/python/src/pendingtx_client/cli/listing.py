@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pendingtx.client import Client
-from pendingtx.client_cli import output
+from pendingtx_client import Client
+from pendingtx_client.cli import output
 
 
 def list_transactions(

@@ -30,7 +30,7 @@ import httpx
 import msgspec
 
 if TYPE_CHECKING:
-    from pendingtx.client._models import JobStatus
+    from pendingtx_client._models import JobStatus
 
 
 class PendingTxError(Exception):

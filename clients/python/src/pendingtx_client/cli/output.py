@@ -12,7 +12,7 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from pendingtx.client import JobStatus, Transaction
+from pendingtx_client import JobStatus, Transaction
 
 # The contract's order of a transaction's members (section 5), for CSV columns.
 TRANSACTION_COLUMNS = (

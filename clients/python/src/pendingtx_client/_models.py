@@ -13,7 +13,7 @@ from typing import TypeVar
 import httpx
 import msgspec
 
-from pendingtx.client._errors import unexpected
+from pendingtx_client._errors import unexpected
 
 _T = TypeVar("_T")
 

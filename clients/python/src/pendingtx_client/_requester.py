@@ -8,10 +8,10 @@ from collections.abc import Callable, Mapping
 
 import httpx
 
-from pendingtx.client._errors import ApiError, ConnectionFailed, PendingTxError, error_from_response
-from pendingtx.client._retry import RETRYABLE_TRANSPORT_ERRORS, RetryPolicy, retry_after
+from pendingtx_client._errors import ApiError, ConnectionFailed, PendingTxError, error_from_response
+from pendingtx_client._retry import RETRYABLE_TRANSPORT_ERRORS, RetryPolicy, retry_after
 
-log = logging.getLogger("pendingtx.client")
+log = logging.getLogger("pendingtx_client")
 
 # Methods whose repetition could create a second job: the server de-duplicates them by this key.
 _KEYED_METHODS = frozenset({"POST", "PATCH"})

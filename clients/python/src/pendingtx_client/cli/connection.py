@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 import httpx
 
-from pendingtx.client import (
+from pendingtx_client import (
     ApiError,
     AuthenticationError,
     Client,
