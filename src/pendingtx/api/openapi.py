@@ -859,6 +859,28 @@ _MODIFY: dict[str, Any] = {
     },
 }
 
+_GET_TRANSACTION: dict[str, Any] = {
+    "operationId": "getTransaction",
+    "summary": "Read one transaction",
+    "description": "The transaction as the listing shows it. An externalId that the caller's "
+    "organization does not have is a 404, whether or not another organization has it.",
+    "security": _V1_SECURITY,
+    "parameters": [
+        {
+            "name": "externalId",
+            "in": "path",
+            "required": True,
+            "description": "an externalId of the caller's organization",
+            "schema": {"type": "string", "minLength": 1, "pattern": _NO_NUL},
+        },
+        _REQUEST_TRACKING_ID,
+    ],
+    "responses": {
+        "200": _json(_ref("Transaction"), "The transaction."),
+        **_errors("400", "401", "403", "404", "414", "429", "500", "503"),
+    },
+}
+
 _STATUS: dict[str, Any] = {
     "operationId": "getJobStatus",
     "summary": "Status of a job",
@@ -994,7 +1016,7 @@ def openapi_document() -> dict[str, Any]:
                 ),
                 "get": _LIST,
             },
-            "/v1/transactions/{externalId}": {"patch": _MODIFY},
+            "/v1/transactions/{externalId}": {"get": _GET_TRANSACTION, "patch": _MODIFY},
             "/v1/transfers": {
                 "post": _submit(
                     "createTransfers",
