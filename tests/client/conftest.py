@@ -11,7 +11,8 @@ from pendingtx.api.app import create_app
 from pendingtx.bootstrap import Runtime
 from pendingtx_client import Client
 from tests import databases
-from tests.client.bridge import ASGIBridge, Recording
+from tests.client.bridge import ASGIBridge, Recording, asgi_transport
+from tests.client.flavours import FLAVOURS, open_client
 from tests.conftest import AppCreds
 
 BASE_URL = "http://pendingtx.test"
@@ -52,11 +53,18 @@ def fake_time() -> FakeTime:
     return FakeTime()
 
 
+@pytest.fixture(params=FLAVOURS)
+def flavour(request: pytest.FixtureRequest) -> str:
+    """Which client a test drives: `Client` ("sync") or `AsyncClient` ("async"), see flavours.py."""
+    return str(request.param)
+
+
 @pytest.fixture
 def transport(runtime: Runtime) -> Iterator[Recording]:
-    """The real application (no background worker), reached through a recording sync bridge."""
-    bridge = ASGIBridge(create_app(runtime, run_worker=False))
-    yield Recording(bridge)
+    """The real application (no background worker), for either client, recording every request."""
+    app = create_app(runtime, run_worker=False)
+    bridge = ASGIBridge(app)
+    yield Recording(bridge, asgi_transport(app))
     bridge.close()
 
 
@@ -67,9 +75,10 @@ def worker_on_sleep(runtime: Runtime, fake_time: FakeTime) -> None:
 
 
 @pytest.fixture
-def sdk(app_creds: AppCreds, transport: Recording, fake_time: FakeTime) -> Iterator[Client]:
-    """A client of the in-process app for the registered application."""
-    with Client(
+def sdk(app_creds: AppCreds, transport: Recording, fake_time: FakeTime, flavour: str) -> Iterator[Client]:
+    """A client (of each flavour) of the in-process app for the registered application."""
+    with open_client(
+        flavour,
         BASE_URL,
         app_creds.app_key,
         app_creds.app_secret,

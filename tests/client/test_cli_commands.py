@@ -24,6 +24,13 @@ from tests.support import record
 
 pytestmark = pytest.mark.usefixtures("worker_on_sleep")
 
+
+@pytest.fixture
+def flavour() -> str:
+    """The commands use `Client`; the SDK that reads back what they did need not vary."""
+    return "sync"
+
+
 Run = Callable[..., Result]
 
 

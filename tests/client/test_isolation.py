@@ -65,14 +65,16 @@ def test_the_client_source_imports_only_its_dependencies_and_the_standard_librar
 def test_the_sdk_imports_neither_the_server_nor_click_and_rich() -> None:
     done = run_isolated("""
         sys.modules["click"] = sys.modules["rich"] = None
+        import asyncio
         from pendingtx_client import *
-        from pendingtx_client import Client
+        from pendingtx_client import AsyncClient, Client
         Client("http://127.0.0.1:9", "key", "secret").close()
+        asyncio.run(AsyncClient("http://127.0.0.1:9", "key", "secret").aclose())
         print(" ".join(sorted(m for m, mod in sys.modules.items() if m.startswith("pendingtx") and mod)))
     """)
     assert done.returncode == 0, done.stderr
     loaded = done.stdout.split()
-    assert "pendingtx_client._client" in loaded
+    assert {"pendingtx_client._sync", "pendingtx_client._async"} <= set(loaded)
     assert all(name.startswith("pendingtx_client") for name in loaded), loaded
 
 

@@ -25,8 +25,8 @@ POST = "POST /v1/transactions"
 
 
 @pytest.fixture
-def server() -> ScriptedServer:
-    return ScriptedServer()
+def server(flavour: str) -> ScriptedServer:
+    return ScriptedServer(flavour=flavour)
 
 
 def test_429_waits_as_retry_after_says_then_succeeds(server: ScriptedServer, fake_time: FakeTime) -> None:

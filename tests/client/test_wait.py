@@ -12,8 +12,8 @@ STATUS = f"GET {STATUS_PATH}"
 
 
 @pytest.fixture
-def server() -> ScriptedServer:
-    return ScriptedServer()
+def server(flavour: str) -> ScriptedServer:
+    return ScriptedServer(flavour=flavour)
 
 
 def test_wait_polls_as_retry_after_says_until_terminal(server: ScriptedServer, fake_time: FakeTime) -> None:

@@ -186,6 +186,11 @@ def job_status(response: httpx.Response) -> JobStatus:
     )
 
 
+def transaction(response: httpx.Response) -> Transaction:
+    """The transaction of a 200 answer to GET /v1/transactions/{externalId}."""
+    return _decode(response, Transaction, "a transaction")
+
+
 def page(response: httpx.Response) -> _Page:
     """One page of a transaction listing."""
     return _decode(response, _Page, "a transaction listing")
