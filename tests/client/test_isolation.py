@@ -74,7 +74,7 @@ def test_the_sdk_imports_neither_the_server_nor_click_and_rich() -> None:
     """)
     assert done.returncode == 0, done.stderr
     loaded = done.stdout.split()
-    assert {"pendingtx_client._sync", "pendingtx_client._async"} <= set(loaded)
+    assert "pendingtx_client._sync" in loaded
     assert all(name.startswith("pendingtx_client") for name in loaded), loaded
 
 
@@ -87,8 +87,8 @@ def test_the_client_commands_work_without_the_server(tmp_path: Path) -> None:
         from click.testing import CliRunner
         from pendingtx_client.cli.commands import main
         runner = CliRunner()
-        for args in (["--help"], ["submit", "--help"], ["status", "--help"],
-                     ["transactions", "list", "--help"]):
+        commands = [["submit"], ["status"], *(["transactions", c] for c in "list get patch cancel".split())]
+        for args in [["--help"], *([*command, "--help"] for command in commands)]:
             result = runner.invoke(main, args)
             assert result.exit_code == 0, (args, result.output)
         result = runner.invoke(main, ["status", "KEY", "--url", "http://127.0.0.1:9", "--app-key", "k"])

@@ -7,11 +7,15 @@ and shell completion stay fast.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
 from pendingtx_client.cli.options import FORMATS, connection_options, eastern_moment
+
+_F = TypeVar("_F", bound=Callable[..., object])
 
 
 @click.group()
@@ -92,7 +96,7 @@ def status(
 
 @main.group()
 def transactions() -> None:
-    """Read the organization's transactions."""
+    """Read, change and cancel the organization's transactions."""
 
 
 @transactions.command("list")
@@ -134,6 +138,93 @@ def transactions_list(
             until=until,
             fmt=fmt,
         )
+
+
+@transactions.command("get")
+@click.argument("external_id", metavar="EXTERNAL_ID")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@connection_options
+def transactions_get(
+    *, external_id: str, fmt: str, url: str | None, app_key: str | None, app_secret: str | None
+) -> None:
+    """Show the transaction EXTERNAL_ID. Exit status 1 when the organization has none."""
+    from pendingtx_client.cli import connection, listing
+
+    creds = connection.resolve(url=url, app_key=app_key, app_secret=app_secret)
+    with connection.reported_errors(creds), connection.connect(creds) as client:
+        listing.show_transaction(client, external_id, fmt)
+
+
+def _change_options(command: _F) -> _F:
+    """--wait and --timeout of the commands that change a transaction, and the connection options."""
+    command = connection_options(command)
+    command = click.option(
+        "--timeout",
+        default=600.0,
+        show_default=True,
+        type=click.FloatRange(min=0),
+        help="Seconds --wait waits.",
+    )(command)
+    return click.option("--wait", is_flag=True, help="Wait until the job ends and show its outcome.")(command)
+
+
+@transactions.command("patch")
+@click.argument("external_id", metavar="EXTERNAL_ID")
+@click.option("--merge", metavar="JSON", help='A merge patch (RFC 7396), e.g. \'{"comments": "checked"}\'.')
+@click.option(
+    "--json-patch",
+    metavar="JSON",
+    help='A JSON Patch (RFC 6902), e.g. \'[{"op": "add", "path": "/comments", "value": "checked"}]\'.',
+)
+@_change_options
+def transactions_patch(
+    *,
+    external_id: str,
+    merge: str | None,
+    json_patch: str | None,
+    wait: bool,
+    timeout: float,
+    url: str | None,
+    app_key: str | None,
+    app_secret: str | None,
+) -> None:
+    """Change the transaction EXTERNAL_ID with exactly one of --merge and --json-patch; print the job key.
+
+    A worker applies the change; with --wait, exit status 1 when it was rejected.
+    """
+    from pendingtx_client.cli import changes, connection
+
+    body, is_merge = changes.patch_body(merge, json_patch)
+    creds = connection.resolve(url=url, app_key=app_key, app_secret=app_secret)
+    with connection.reported_errors(creds), connection.connect(creds) as client:
+        code = changes.send_change(client, external_id, body, merge=is_merge, wait=wait, timeout=timeout)
+    sys.exit(code)
+
+
+@transactions.command("cancel")
+@click.argument("external_id", metavar="EXTERNAL_ID")
+@_change_options
+def transactions_cancel(
+    *,
+    external_id: str,
+    wait: bool,
+    timeout: float,
+    url: str | None,
+    app_key: str | None,
+    app_secret: str | None,
+) -> None:
+    """Cancel the transaction EXTERNAL_ID (a merge patch {"status": "Cancel"}); print the job key.
+
+    With --wait, exit status 1 when the cancel was rejected (e.g. already cancelled).
+    """
+    from pendingtx_client.cli import changes, connection
+
+    creds = connection.resolve(url=url, app_key=app_key, app_secret=app_secret)
+    with connection.reported_errors(creds), connection.connect(creds) as client:
+        code = changes.send_change(
+            client, external_id, {"status": "Cancel"}, merge=True, wait=wait, timeout=timeout
+        )
+    sys.exit(code)
 
 
 COMMANDS: tuple[click.Command, ...] = (submit, status, transactions)

@@ -113,6 +113,19 @@ def write_transactions(transactions: Iterable[Transaction], fmt: str) -> int:
     return len(rows)
 
 
+def write_transaction(tx: Transaction, fmt: str) -> None:
+    """One transaction on standard output: a member-per-row table, a JSON object, or CSV."""
+    if fmt == "json":
+        sys.stdout.write(_json.encode(tx.to_json()).decode() + "\n")
+    elif fmt == "csv":
+        _write_csv([tx])
+    else:
+        table = Table("Member", "Value", show_header=False)
+        for name, value in _row(tx).items():
+            table.add_row(name, str(value))
+        stdout().print(table)
+
+
 def _write_json(transactions: Iterable[Transaction]) -> int:
     count = 0
     out = sys.stdout
