@@ -10,6 +10,7 @@ import ast
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pendingtx_client
@@ -115,3 +116,15 @@ def test_the_old_import_path_is_the_same_sdk() -> None:
 
     assert pendingtx.client.Client is pendingtx_client.Client
     assert set(pendingtx.client.__all__) == set(pendingtx_client.__all__)
+
+
+def test_the_server_requires_the_client_of_the_same_release() -> None:
+    """Both are released together from this repository: the server pins the client's version."""
+    checkout = Path(__file__).resolve().parents[2]
+    server = tomllib.loads((checkout / "pyproject.toml").read_text())["project"]
+    client = tomllib.loads((checkout / "clients" / "python" / "pyproject.toml").read_text())["project"]
+    assert f"pendingtx-client=={client['version']}" in server["dependencies"]
+    assert sorted(client["dependencies"]) == sorted(
+        ["httpx>=0.28", "msgspec>=0.19", "click>=8.1", "rich>=13"]
+    )
+    assert client["scripts"] == {"pendingtx-client": "pendingtx_client.cli.commands:main"}
