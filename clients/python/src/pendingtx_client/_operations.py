@@ -109,7 +109,7 @@ class Operations:
 
     def listing(self, filters: TransactionFilters, *, timeout: Timeout) -> Pages:
         """The pages of a listing; unknown filter names are a TypeError at once."""
-        return Pages(self, query_params(filters), timeout)
+        return Pages(self.pacing, query_params(filters), timeout)
 
     def _accepted(
         self, method: str, path: str, body: bytes, content_type: str, timeout: Timeout
@@ -123,8 +123,8 @@ class Operations:
 class Pages:
     """The pages of one listing, one flow per page; the server's `next` link carries filters and cursor."""
 
-    def __init__(self, operations: Operations, params: dict[str, str], timeout: Timeout) -> None:
-        self._pacing = operations.pacing
+    def __init__(self, pacing: Pacing, params: dict[str, str], timeout: Timeout) -> None:
+        self._pacing = pacing
         self._url: str | None = LISTING
         self._query: dict[str, str] | None = params
         self._timeout = timeout
