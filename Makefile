@@ -1,5 +1,6 @@
 # The two commands of the quick start: `make run` and `make test`.
 PYTHON ?= python3
+CLIENT := clients/python
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
@@ -13,12 +14,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP_RUN): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+# The server depends on pendingtx-client: both are installed from this checkout in one pip call,
+# so that the local client is the one that satisfies that dependency.
+$(STAMP_RUN): pyproject.toml $(CLIENT)/pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e $(CLIENT) -e .
 	touch $@
 
-$(STAMP_DEV): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(STAMP_DEV): pyproject.toml $(CLIENT)/pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e $(CLIENT) -e '.[dev]'
 	touch $@ $(STAMP_RUN)
 
 install: $(STAMP_RUN)
@@ -35,8 +38,8 @@ bench: $(STAMP_RUN)
 	$(BIN)/python -m bench.run
 
 lint: $(STAMP_DEV)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src $(CLIENT)/src tests
+	$(BIN)/ruff format --check src $(CLIENT)/src tests
 
 typecheck: $(STAMP_DEV)
 	$(BIN)/mypy

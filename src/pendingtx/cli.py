@@ -1,8 +1,9 @@
 """The `pendingtx` command line; each command only wires options to services or to the client SDK.
 
-Server commands: serve, worker, db, apps, demo. Client commands: submit, status, transactions list.
-The server's modules are imported inside the server commands, so that the client commands also
-work where only the client's dependencies are installed.
+Server commands: serve, worker, db, apps, demo. The client commands (submit, status, transactions
+...) are pendingtx-client's (`pendingtx_client.cli`), included here as they are; on a machine with
+only the client they are the `pendingtx-client` command. The server's modules are imported inside
+the server commands, so that `--help` and shell completion stay fast.
 """
 
 from __future__ import annotations
@@ -11,15 +12,14 @@ import json
 import logging
 import signal
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from pendingtx.client_cli.options import FORMATS, connection_options, eastern_moment
 from pendingtx.config import Settings, SettingsError, mask_credentials, setting_variables, settings_markdown
 from pendingtx.domain.credentials import PRODUCT
 from pendingtx.domain.networks import Network, parse_networks
+from pendingtx_client.cli.commands import COMMANDS as CLIENT_COMMANDS
 
 if TYPE_CHECKING:
     from pendingtx.bootstrap import Runtime
@@ -313,120 +313,6 @@ def demo() -> None:
     sys.exit(run_demo(click.echo))
 
 
-# --- client commands: the SDK on the command line ---------------------------------------------------
-
-
-@main.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--wait", is_flag=True, help="Show progress until every job ends, then every validation message."
-)
-@click.option("--transfers", is_flag=True, help="Submit to /v1/transfers (Full/Partial Transfer records).")
-@click.option(
-    "--batch-size",
-    default=10_000,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Records per job; a larger file is sent as several jobs.",
-)
-@click.option(
-    "--timeout",
-    default=600.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    help="Seconds --wait waits in all.",
-)
-@connection_options
-def submit(
-    *,
-    file: Path,
-    wait: bool,
-    transfers: bool,
-    batch_size: int,
-    timeout: float,
-    url: str | None,
-    app_key: str | None,
-    app_secret: str | None,
-) -> None:
-    """Submit the records of FILE (a JSON array or object, or a CSV with a header row); print each job key.
-
-    Exit status: 0 every job completed (without --wait: every job accepted), 1 a record was
-    rejected or a job failed, 2 a usage, credentials or connection problem.
-    """
-    from pendingtx.client_cli import connection, jobs
-
-    creds = connection.resolve(url=url, app_key=app_key, app_secret=app_secret)
-    with connection.reported_errors(creds), connection.connect(creds) as client:
-        code = jobs.submit_file(
-            client, file, batch_size=batch_size, transfers=transfers, wait=wait, timeout=timeout
-        )
-    sys.exit(code)
-
-
-@main.command()
-@click.argument("key")
-@click.option("--wait", is_flag=True, help="Wait until the job ends.")
-@click.option(
-    "--timeout", default=600.0, show_default=True, type=click.FloatRange(min=0), help="Seconds --wait waits."
-)
-@connection_options
-def status(
-    *, key: str, wait: bool, timeout: float, url: str | None, app_key: str | None, app_secret: str | None
-) -> None:
-    """Show the status of the job KEY and every validation message.
-
-    Exit status: 0 completed or still running, 1 some records rejected or the job failed, 2 a
-    usage, credentials or connection problem.
-    """
-    from pendingtx.client_cli import connection, jobs
-
-    creds = connection.resolve(url=url, app_key=app_key, app_secret=app_secret)
-    with connection.reported_errors(creds), connection.connect(creds) as client:
-        code = jobs.show_status(client, key, wait=wait, timeout=timeout)
-    sys.exit(code)
-
-
-@main.group()
-def transactions() -> None:
-    """Read the organization's transactions."""
-
-
-@transactions.command("list")
-@click.option("--status", "status_", help="Active or Cancel.")
-@click.option("--type", "type_", help="A transaction type, e.g. 'New Subscription'.")
-@click.option("--product", help="productExternalId.")
-@click.option("--investor", help="investorExternalId.")
-@click.option(
-    "--since", callback=eastern_moment, help="Created at or after (yyyy-MM-dd[THH:mm:ss.SSS], US Eastern)."
-)
-@click.option("--until", callback=eastern_moment, help="Created at or before (same format).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@connection_options
-def transactions_list(
-    *,
-    status_: str | None,
-    type_: str | None,
-    product: str | None,
-    investor: str | None,
-    since: str | None,
-    until: str | None,
-    fmt: str,
-    url: str | None,
-    app_key: str | None,
-    app_secret: str | None,
-) -> None:
-    """List every matching transaction, following the pages."""
-    from pendingtx.client_cli import connection, listing
-
-    creds = connection.resolve(url=url, app_key=app_key, app_secret=app_secret)
-    with connection.reported_errors(creds), connection.connect(creds) as client:
-        listing.list_transactions(
-            client,
-            status=status_,
-            type_=type_,
-            product=product,
-            investor=investor,
-            since=since,
-            until=until,
-            fmt=fmt,
-        )
+# The client commands (submit, status, transactions ...) are pendingtx-client's own.
+for _command in CLIENT_COMMANDS:
+    main.add_command(_command)

@@ -1,7 +1,7 @@
 """A synchronous httpx transport that serves each request with an ASGI app, in-process.
 
-httpx's own `ASGITransport` is async-only and the SDK's `Client` is sync, so this runs the async
-transport on an anyio portal thread. It is httpx's `BaseTransport` (not httpx2's, which
+httpx's own `ASGITransport` is async-only (what `AsyncClient` uses) and `Client` is sync, so this
+runs the async transport on an anyio portal thread. It is httpx's `BaseTransport` (not httpx2's, which
 Starlette's TestClient uses), so the SDK can take it as its `transport`.
 """
 
@@ -14,11 +14,16 @@ import httpx
 from starlette.types import ASGIApp
 
 
+def asgi_transport(app: ASGIApp) -> httpx.ASGITransport:
+    """httpx's async transport to the app, as from a client on 127.0.0.1."""
+    return httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+
+
 class ASGIBridge(httpx.BaseTransport):
     """Sends requests to an ASGI app; lifespan events are not run (create the app with run_worker=False)."""
 
     def __init__(self, app: ASGIApp) -> None:
-        self._app = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        self._app = asgi_transport(app)
         self._stack = ExitStack()
         self._portal = self._stack.enter_context(anyio.from_thread.start_blocking_portal())
 
@@ -35,21 +40,30 @@ class ASGIBridge(httpx.BaseTransport):
         self._stack.close()
 
 
-class Recording(httpx.BaseTransport):
-    """Passes requests on to another transport and keeps every request it saw.
+class Recording(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """Passes requests on to another transport and keeps every request it saw; for both clients.
 
-    Closing it leaves the other transport open, so that several clients in turn can use it.
+    `Client` goes through `inner`, `AsyncClient` through `inner_async`. Closing it leaves them
+    open, so that several clients in turn can use it.
     """
 
-    def __init__(self, inner: httpx.BaseTransport) -> None:
+    def __init__(self, inner: httpx.BaseTransport, inner_async: httpx.AsyncBaseTransport) -> None:
         self.inner = inner
+        self.inner_async = inner_async
         self.requests: list[httpx.Request] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         return self.inner.handle_request(request)
 
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return await self.inner_async.handle_async_request(request)
+
     def close(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
         pass
 
     def paths(self) -> list[str]:

@@ -9,8 +9,9 @@ from urllib.parse import parse_qsl
 
 import httpx
 
-from pendingtx.client import Client
+from pendingtx_client import Client
 from tests.client.conftest import FakeTime
+from tests.client.flavours import open_client
 
 APP_KEY = "app-key-1"
 APP_SECRET = "s3cr3t-app-secret-value"
@@ -56,9 +57,13 @@ def job(status: str, *, retry_after: str | None = None, processed: int = 0) -> h
 
 
 class ScriptedServer:
-    """Answers the token endpoint itself; every other route answers from its queue (the last one repeats)."""
+    """Answers the token endpoint itself; every other route answers from its queue (the last one repeats).
 
-    def __init__(self, *, expires_in: int = 3600) -> None:
+    `client()` is a `Client`, or with `flavour="async"` an `AsyncClient` (see flavours.py).
+    """
+
+    def __init__(self, *, flavour: str = "sync", expires_in: int = 3600) -> None:
+        self.flavour = flavour
         self.expires_in = expires_in
         self.mints = 0
         self.mint_answers: list[Answer] = []
@@ -72,7 +77,13 @@ class ScriptedServer:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         # A copy: an auth flow sends the same request object again with other headers.
         self.requests.append(
-            httpx.Request(request.method, request.url, headers=request.headers, content=request.read())
+            httpx.Request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                content=request.read(),
+                extensions=request.extensions,
+            )
         )
         if request.url.path == "/v2/oauthtoken":
             return self._mint(request)
@@ -95,7 +106,8 @@ class ScriptedServer:
 
     def client(self, time: FakeTime, **options: Any) -> Client:
         options.setdefault("random", lambda: 0.5)
-        return Client(
+        return open_client(
+            self.flavour,
             "http://api.test",
             APP_KEY,
             APP_SECRET,

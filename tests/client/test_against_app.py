@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pendingtx.bootstrap import Runtime
-from pendingtx.client import (
+from pendingtx_client import (
     AuthenticationError,
     Client,
     JobState,
@@ -20,6 +20,7 @@ from pendingtx.client import (
 )
 from tests.client.bridge import Recording
 from tests.client.conftest import BASE_URL, FakeTime
+from tests.client.flavours import open_client
 from tests.conftest import AppCreds, register
 from tests.support import FakeClock, record
 
@@ -159,6 +160,33 @@ def test_a_transaction_struct_can_be_submitted(sdk: Client) -> None:
     assert (back.status, back.currency) == ("Active", "USD")
 
 
+def test_get_transaction_reads_one_as_the_listing_does(sdk: Client, transport: Recording) -> None:
+    sdk.wait(sdk.submit([record("G-1", amount="0.10", comments="one"), record("G-2")]).key, timeout=30)
+    transport.requests.clear()
+
+    found = sdk.get_transaction("G-1")
+
+    assert found == next(iter(sdk.transactions(external_id="G-1")))
+    assert (found.external_id, found.amount, found.comments) == ("G-1", Decimal("0.10"), "one")
+    assert found.create_date is not None
+    assert transport.paths()[0] == "GET /v1/transactions/G-1"
+    with pytest.raises(NotFound) as caught:
+        sdk.get_transaction("NOPE-1")
+    assert (caught.value.status, caught.value.code) == (404, "resource.not.found")
+
+
+def test_cancel_transaction_is_a_merge_patch_to_cancel(sdk: Client, transport: Recording) -> None:
+    sdk.wait(sdk.submit([record("C-1")]).key, timeout=30)
+
+    done = sdk.wait(sdk.cancel_transaction("C-1").key, timeout=30)
+
+    assert done.status is JobState.COMPLETED
+    assert sdk.get_transaction("C-1").status == "Cancel"
+    [patch] = [r for r in transport.requests if r.method == "PATCH"]
+    assert patch.headers["content-type"] == "application/merge-patch+json"
+    assert patch.content == b'{"status":"Cancel"}'
+
+
 def test_server_validation_errors_are_typed(sdk: Client) -> None:
     with pytest.raises(ValidationError) as caught:
         sdk.submit([])
@@ -176,10 +204,12 @@ def test_unknown_job_key_is_not_found(sdk: Client) -> None:
 
 
 def test_wrong_secret_is_an_authentication_error_without_the_secret(
-    app_creds: AppCreds, transport: Recording, fake_time: FakeTime
+    app_creds: AppCreds, transport: Recording, fake_time: FakeTime, flavour: str
 ) -> None:
     wrong = "not-the-secret-" + "z" * 20
-    client = Client(BASE_URL, app_creds.app_key, wrong, transport=transport, sleep=fake_time.sleep)
+    client = open_client(
+        flavour, BASE_URL, app_creds.app_key, wrong, transport=transport, sleep=fake_time.sleep
+    )
     with client, pytest.raises(AuthenticationError) as caught:
         client.status("AAAAAAAAAAAAAAAAAAAAAA==")
     assert caught.value.code == "gateway.authentication.failure"
@@ -189,10 +219,12 @@ def test_wrong_secret_is_an_authentication_error_without_the_secret(
 
 
 def test_an_app_without_the_product_is_permission_denied(
-    runtime: Runtime, transport: Recording, fake_time: FakeTime
+    runtime: Runtime, transport: Recording, fake_time: FakeTime, flavour: str
 ) -> None:
     creds = register(runtime, name="no-product", products=("something-else",))
-    client = Client(BASE_URL, creds.app_key, creds.app_secret, transport=transport, sleep=fake_time.sleep)
+    client = open_client(
+        flavour, BASE_URL, creds.app_key, creds.app_secret, transport=transport, sleep=fake_time.sleep
+    )
     with client, pytest.raises(PermissionDenied) as caught:
         client.submit([record("PT-1")])
     assert caught.value.status == 403

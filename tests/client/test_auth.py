@@ -8,7 +8,7 @@ import logging
 import httpx
 import pytest
 
-from pendingtx.client import AuthenticationError, RetryPolicy, UnexpectedResponse
+from pendingtx_client import AuthenticationError, RetryPolicy, UnexpectedResponse
 from tests.client.conftest import FakeTime
 from tests.client.scripted import (
     APP_KEY,
@@ -27,8 +27,8 @@ MINT = "POST /v2/oauthtoken"
 
 
 @pytest.fixture
-def server() -> ScriptedServer:
-    server = ScriptedServer()
+def server(flavour: str) -> ScriptedServer:
+    server = ScriptedServer(flavour=flavour)
     server.on(STATUS, job("Completed"))
     return server
 
@@ -96,8 +96,8 @@ def test_the_token_is_renewed_shortly_before_it_expires(server: ScriptedServer, 
     assert server.sent(STATUS)[-1].headers["authorization"] == f"Bearer {token_value(2)}"
 
 
-def test_a_short_lived_token_is_renewed_a_tenth_of_its_life_early(fake_time: FakeTime) -> None:
-    server = ScriptedServer(expires_in=100)
+def test_a_short_lived_token_is_renewed_a_tenth_of_its_life_early(fake_time: FakeTime, flavour: str) -> None:
+    server = ScriptedServer(flavour=flavour, expires_in=100)
     server.on(STATUS, job("Completed"))
     with server.client(fake_time) as client:
         client.status("KEY")

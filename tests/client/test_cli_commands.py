@@ -12,53 +12,20 @@ from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner, Result
 
-from pendingtx.cli import main
-from pendingtx.client import Client
-from pendingtx.client_cli.connection import ClientOptions
+from pendingtx_client import Client
 from tests.client.bridge import Recording
-from tests.client.conftest import BASE_URL, FakeTime
+from tests.client.conftest import BASE_URL, FakeTime, Run
 from tests.conftest import AppCreds
 from tests.support import record
 
 pytestmark = pytest.mark.usefixtures("worker_on_sleep")
 
-Run = Callable[..., Result]
-
-
-@pytest.fixture(autouse=True)
-def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No PENDINGTX_* variable and no profile file of the caller's reach the commands."""
-    for name in [n for n in __import__("os").environ if n.startswith("PENDINGTX_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-
 
 @pytest.fixture
-def credentials_env(app_creds: AppCreds) -> dict[str, str]:
-    return {
-        "PENDINGTX_URL": BASE_URL,
-        "PENDINGTX_APP_KEY": app_creds.app_key,
-        "PENDINGTX_APP_SECRET": app_creds.app_secret,
-    }
-
-
-@pytest.fixture
-def run(transport: Recording, fake_time: FakeTime, credentials_env: dict[str, str]) -> Run:
-    """Invoke `pendingtx ARGS...` with the in-process app as its server and fake time."""
-
-    def invoke(
-        *args: str, env: dict[str, str] | None = None, transport_: httpx.BaseTransport | None = None
-    ) -> Result:
-        options = ClientOptions(
-            transport=transport_ or transport, sleep=fake_time.sleep, clock=fake_time.clock
-        )
-        environment = {"COLUMNS": "200", **credentials_env, **(env or {})}
-        return CliRunner().invoke(main, list(args), env=environment, obj=options, catch_exceptions=False)
-
-    return invoke
+def flavour() -> str:
+    """The commands use `Client`; the SDK that reads back what they did need not vary."""
+    return "sync"
 
 
 @pytest.fixture

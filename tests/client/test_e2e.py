@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from pendingtx.cli import main
-from pendingtx.client import Client, JobState
+from pendingtx_client import JobState, NotFound
+from tests.client.flavours import open_client
 from tests.e2e.conftest import BASE_SETTINGS
 from tests.e2e.server import Server, create_app_via_cli
 from tests.support import record
@@ -31,9 +32,9 @@ def served(tmp_path: Path) -> Iterator[tuple[Server, dict[str, Any]]]:
         server.stop()
 
 
-def test_sdk_against_a_real_server(served: tuple[Server, dict[str, Any]]) -> None:
+def test_sdk_against_a_real_server(served: tuple[Server, dict[str, Any]], flavour: str) -> None:
     server, app = served
-    with Client(server.base_url, app["appKey"], app["appSecret"], timeout=10) as client:
+    with open_client(flavour, server.base_url, app["appKey"], app["appSecret"], timeout=10) as client:
         job = client.submit([record("E-1", amount="10.05"), record("E-2", amount=-1)])
         done = client.wait(job.key, timeout=30)
         assert done.status is JobState.PARTIALLY_COMPLETED
@@ -42,6 +43,12 @@ def test_sdk_against_a_real_server(served: tuple[Server, dict[str, Any]]) -> Non
         patched = client.wait(client.patch("E-1", {"amount": "20.10"}, merge=True).key, timeout=30)
         assert patched.status is JobState.COMPLETED
         assert [(t.external_id, t.amount) for t in client.transactions()] == [("E-1", Decimal("20.10"))]
+
+        cancelled = client.wait(client.cancel_transaction("E-1", timeout=5).key, timeout=30)
+        assert cancelled.status is JobState.COMPLETED
+        assert client.get_transaction("E-1", timeout=5).status == "Cancel"
+        with pytest.raises(NotFound):
+            client.get_transaction("E-2")  # rejected, so never created
 
 
 def test_cli_submits_a_csv_to_a_real_server(

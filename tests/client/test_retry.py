@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from pendingtx.client import (
+from pendingtx_client import (
     Conflict,
     ConnectionFailed,
     IdempotencyKeyReused,
@@ -17,7 +17,7 @@ from pendingtx.client import (
     ServiceUnavailable,
     ValidationError,
 )
-from pendingtx.client._retry import retry_after
+from pendingtx_client._retry import retry_after
 from tests.client.conftest import FakeTime
 from tests.client.scripted import ScriptedServer, accepted, error, job
 
@@ -25,8 +25,8 @@ POST = "POST /v1/transactions"
 
 
 @pytest.fixture
-def server() -> ScriptedServer:
-    return ScriptedServer()
+def server(flavour: str) -> ScriptedServer:
+    return ScriptedServer(flavour=flavour)
 
 
 def test_429_waits_as_retry_after_says_then_succeeds(server: ScriptedServer, fake_time: FakeTime) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pendingtx.client import JobState, JobStatus, RetryPolicy, ServiceUnavailable, WaitTimeout
+from pendingtx_client import JobState, JobStatus, RetryPolicy, ServiceUnavailable, WaitTimeout
 from tests.client.conftest import FakeTime
 from tests.client.scripted import STATUS_PATH, ScriptedServer, error, job
 
@@ -12,8 +12,8 @@ STATUS = f"GET {STATUS_PATH}"
 
 
 @pytest.fixture
-def server() -> ScriptedServer:
-    return ScriptedServer()
+def server(flavour: str) -> ScriptedServer:
+    return ScriptedServer(flavour=flavour)
 
 
 def test_wait_polls_as_retry_after_says_until_terminal(server: ScriptedServer, fake_time: FakeTime) -> None:

@@ -13,7 +13,7 @@ from pendingtx.api.responses import JSON, json_response
 from pendingtx.api.status import STATUS_PATH
 from pendingtx.domain import listing as paging
 from pendingtx.domain.jobs import JobKind
-from pendingtx.services import listing, modifications, submissions
+from pendingtx.services import listing, lookup, modifications, submissions
 from pendingtx.services.authentication import Caller, Credentials
 from pendingtx.services.enqueue import AcceptedJob, Idempotency, NewJob
 
@@ -60,6 +60,18 @@ class V1Routes:
         body = await read_body(request, limit=self.services.settings.max_body_bytes)
         job = submissions.batch_job(body, kind=kind, max_records=self.services.settings.max_batch_records)
         return await self._accept(caller, job, _idempotency(request, body))
+
+    async def transaction(self, request: Request) -> Response:
+        """/v1/transactions/{externalId}: GET reads, PATCH modifies (one route, so a 405 names both)."""
+        if request.method == "PATCH":
+            return await self.modify_transaction(request)
+        return await self.get_transaction(request)
+
+    async def get_transaction(self, request: Request) -> Response:
+        """GET /v1/transactions/{externalId}."""
+        caller = await self._caller(request)
+        found = await self.calls(lookup.get_transaction, self.services.uow, caller, request.path_params["externalId"])
+        return json_response(found)
 
     async def modify_transaction(self, request: Request) -> Response:
         """PATCH /v1/transactions/{externalId}."""

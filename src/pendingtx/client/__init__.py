@@ -1,64 +1,9 @@
-"""The pendingtx client SDK: submit pending transactions, follow their jobs, list transactions.
+"""`pendingtx.client`, the SDK's name before it became its own distribution: `pendingtx_client` again.
 
-```python
-from pendingtx.client import Client
-
-with Client("http://127.0.0.1:8000", app_key, app_secret) as api:
-    job = api.submit([{"externalId": "PT-1", "type": "New Subscription", ...}])
-    done = api.wait(job.key, timeout=60)
-    print(done.status, done.validation_messages)
-```
-
-It needs only httpx and msgspec (and the standard library): it never imports the server.
-The exception tree is drawn in `pendingtx.client._errors`; every exception derives from
-`PendingTxError`, and every error answer of the server is an `ApiError`.
+Kept so that code written as `from pendingtx.client import Client` still runs wherever the server
+is installed (which brings pendingtx-client with it); new code imports `pendingtx_client`, which
+also works where only the client is installed.
 """
 
-from pendingtx.client._client import Client, Record
-from pendingtx.client._errors import (
-    ApiError,
-    AuthenticationError,
-    Conflict,
-    ConnectionFailed,
-    ErrorDetail,
-    IdempotencyKeyReused,
-    NotFound,
-    PendingTxError,
-    PermissionDenied,
-    RateLimited,
-    ServerError,
-    ServiceUnavailable,
-    UnexpectedResponse,
-    ValidationError,
-    WaitTimeout,
-)
-from pendingtx.client._listing import TransactionFilters
-from pendingtx.client._models import JobRef, JobState, JobStatus, Transaction, ValidationDetail
-from pendingtx.client._retry import RetryPolicy
-
-__all__ = [
-    "ApiError",
-    "AuthenticationError",
-    "Client",
-    "Conflict",
-    "ConnectionFailed",
-    "ErrorDetail",
-    "IdempotencyKeyReused",
-    "JobRef",
-    "JobState",
-    "JobStatus",
-    "NotFound",
-    "PendingTxError",
-    "PermissionDenied",
-    "RateLimited",
-    "Record",
-    "RetryPolicy",
-    "ServerError",
-    "ServiceUnavailable",
-    "Transaction",
-    "TransactionFilters",
-    "UnexpectedResponse",
-    "ValidationDetail",
-    "ValidationError",
-    "WaitTimeout",
-]
+from pendingtx_client import *  # noqa: F403
+from pendingtx_client import __all__ as __all__

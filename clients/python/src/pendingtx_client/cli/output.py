@@ -12,7 +12,7 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from pendingtx.client import JobStatus, Transaction
+from pendingtx_client import JobStatus, Transaction
 
 # The contract's order of a transaction's members (section 5), for CSV columns.
 TRANSACTION_COLUMNS = (
@@ -111,6 +111,19 @@ def write_transactions(transactions: Iterable[Transaction], fmt: str) -> int:
         table.add_row(*(str(row.get(name, "")) for name in _TABLE_COLUMNS))
     stdout().print(table)
     return len(rows)
+
+
+def write_transaction(tx: Transaction, fmt: str) -> None:
+    """One transaction on standard output: a member-per-row table, a JSON object, or CSV."""
+    if fmt == "json":
+        sys.stdout.write(_json.encode(tx.to_json()).decode() + "\n")
+    elif fmt == "csv":
+        _write_csv([tx])
+    else:
+        table = Table("Member", "Value", show_header=False)
+        for name, value in _row(tx).items():
+            table.add_row(name, str(value))
+        stdout().print(table)
 
 
 def _write_json(transactions: Iterable[Transaction]) -> int:

@@ -9,10 +9,10 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pendingtx.client import Client, JobRef, JobState, JobStatus
-from pendingtx.client_cli import output
-from pendingtx.client_cli.connection import ExitCode, client_options
-from pendingtx.client_cli.records import Record, batches, read_records
+from pendingtx_client import Client, JobRef, JobState, JobStatus
+from pendingtx_client.cli import output
+from pendingtx_client.cli.connection import ExitCode, client_options
+from pendingtx_client.cli.records import Record, batches, read_records
 
 
 @dataclass(frozen=True, slots=True)

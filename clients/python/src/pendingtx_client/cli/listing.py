@@ -1,9 +1,9 @@
-"""`pendingtx transactions list`: filters from options, every page, in the chosen format."""
+"""`pendingtx transactions list` and `get`: filters from options, every page, in the chosen format."""
 
 from __future__ import annotations
 
-from pendingtx.client import Client
-from pendingtx.client_cli import output
+from pendingtx_client import Client
+from pendingtx_client.cli import output
 
 
 def list_transactions(
@@ -27,3 +27,9 @@ def list_transactions(
         create_end_date=until,
     )
     return output.write_transactions(found, fmt)
+
+
+def show_transaction(client: Client, external_id: str, fmt: str) -> None:
+    """Write one transaction: every member as a table, a JSON object, or a CSV header and row."""
+    found = client.get_transaction(external_id)
+    output.write_transaction(found, fmt)

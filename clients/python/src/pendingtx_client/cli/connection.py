@@ -7,29 +7,27 @@ never printed, not even in an error message.
 
 from __future__ import annotations
 
-import os
 import time
-import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
 import click
 import httpx
 
-from pendingtx.client import (
+from pendingtx_client import (
     ApiError,
     AuthenticationError,
     Client,
+    ConfigurationError,
     ConnectionFailed,
     PendingTxError,
     PermissionDenied,
 )
+from pendingtx_client._profile import ENV_NAMES, PROFILE_ENV, Credentials, resolve_credentials
 
-PROFILE_ENV = "PENDINGTX_PROFILE"
-ENV_NAMES = {"url": "PENDINGTX_URL", "app_key": "PENDINGTX_APP_KEY", "app_secret": "PENDINGTX_APP_SECRET"}
 FLAG_NAMES = {"url": "--url", "app_key": "--app-key", "app_secret": "--app-secret"}
 
 
@@ -63,50 +61,14 @@ class ClientOptions:
     timeout: float = 30.0
 
 
-@dataclass(frozen=True)
-class Credentials:
-    """Where the server is and who the caller is; the secret stays out of repr."""
-
-    url: str
-    app_key: str
-    app_secret: str = field(repr=False)
-
-
-def profile_path() -> Path:
-    """The profile file: $PENDINGTX_PROFILE, else $XDG_CONFIG_HOME (or ~/.config)/pendingtx/profile.toml."""
-    explicit = os.environ.get(PROFILE_ENV)
-    if explicit:
-        return Path(explicit).expanduser()
-    config_home = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
-    return Path(config_home) / "pendingtx" / "profile.toml"
-
-
-def _read_profile(path: Path) -> dict[str, str]:
-    if not path.is_file():
-        if os.environ.get(PROFILE_ENV):
-            raise UsageFailed(f"profile file {path} (from ${PROFILE_ENV}) does not exist")
-        return {}
-    try:
-        loaded = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise UsageFailed(f"cannot read the profile file {path}: {exc}") from None
-    wrong = [name for name in ENV_NAMES if name in loaded and not isinstance(loaded[name], str)]
-    if wrong:
-        raise UsageFailed(f"profile file {path}: {', '.join(wrong)} must be strings")
-    return {name: loaded[name] for name in ENV_NAMES if loaded.get(name)}
-
-
 def resolve(*, url: str | None, app_key: str | None, app_secret: str | None) -> Credentials:
     """The credentials from flags/environment (already merged by click), then the profile file."""
-    given = {"url": url, "app_key": app_key, "app_secret": app_secret}
-    found = {name: value for name, value in given.items() if value}
-    if len(found) < len(given):
-        path = profile_path()
-        found = {**_read_profile(path), **found}
-    missing = [name for name in given if not found.get(name)]
-    if missing:
-        raise UsageFailed(_missing_message(missing, profile_path()))
-    return Credentials(found["url"], found["app_key"], found["app_secret"])
+    try:
+        return resolve_credentials({"url": url, "app_key": app_key, "app_secret": app_secret})
+    except ConfigurationError as exc:
+        if not exc.missing or exc.profile is None:
+            raise UsageFailed(str(exc)) from None
+        raise UsageFailed(_missing_message(list(exc.missing), exc.profile)) from None
 
 
 def _missing_message(missing: list[str], path: Path) -> str:

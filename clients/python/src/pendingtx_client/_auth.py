@@ -12,9 +12,9 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
-from pendingtx.client._errors import unexpected
+from pendingtx_client._errors import unexpected
 
-log = logging.getLogger("pendingtx.client")
+log = logging.getLogger("pendingtx_client")
 
 # A token is renewed this long before the server would let it expire (at most a tenth of its life).
 RENEW_BEFORE_SECONDS = 60.0

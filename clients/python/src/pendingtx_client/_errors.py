@@ -14,7 +14,8 @@ PendingTxError                  anything this client raises on purpose
 │   │   └── ServiceUnavailable  503 (transient: retried before it is raised)
 │   └── UnexpectedResponse      a 2xx answer whose body is not what the contract promises
 ├── ConnectionFailed            no answer at all (connection refused, reset, timed out) after the retries
-└── WaitTimeout                 `Client.wait` reached its deadline before the job was terminal
+├── WaitTimeout                 `wait` reached its deadline before the job was terminal
+└── ConfigurationError          `from_env` found no URL or credentials, or could not read the profile file
 ```
 
 Every `ApiError` carries `status`, `code`, `message`, `tracking_id` (the server's `requesttrackingid`,
@@ -24,13 +25,14 @@ contains an access token or an application secret: they are built from the serve
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import msgspec
 
 if TYPE_CHECKING:
-    from pendingtx.client._models import JobStatus
+    from pendingtx_client._models import JobStatus
 
 
 class PendingTxError(Exception):
@@ -121,8 +123,20 @@ class ConnectionFailed(PendingTxError):
     """No answer from the server (connection refused or reset, timeout) after every retry."""
 
 
+class ConfigurationError(PendingTxError):
+    """No server URL or credentials were found, or the profile file could not be read.
+
+    `missing` names what was not found (url, app_key, app_secret); `profile` is the profile file looked at.
+    """
+
+    def __init__(self, message: str, *, missing: tuple[str, ...] = (), profile: Path | None = None) -> None:
+        self.missing = missing
+        self.profile = profile
+        super().__init__(message)
+
+
 class WaitTimeout(PendingTxError):
-    """`Client.wait` reached its deadline while the job was still running; `last` is its last status."""
+    """`wait` reached its deadline while the job was still running; `last` is its last status."""
 
     def __init__(self, key: str, timeout: float, last: JobStatus) -> None:
         self.key = key

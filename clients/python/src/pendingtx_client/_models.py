@@ -13,7 +13,7 @@ from typing import TypeVar
 import httpx
 import msgspec
 
-from pendingtx.client._errors import unexpected
+from pendingtx_client._errors import unexpected
 
 _T = TypeVar("_T")
 
@@ -184,6 +184,11 @@ def job_status(response: httpx.Response) -> JobStatus:
         details=body.validation_details,
         truncated=body.truncated,
     )
+
+
+def transaction(response: httpx.Response) -> Transaction:
+    """The transaction of a 200 answer to GET /v1/transactions/{externalId}."""
+    return _decode(response, Transaction, "a transaction")
 
 
 def page(response: httpx.Response) -> _Page:

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from pendingtx.client_cli.connection import UsageFailed
+from pendingtx_client.cli.connection import UsageFailed
 
 Record = dict[str, Any]
 

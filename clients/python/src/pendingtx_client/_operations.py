@@ -1,0 +1,158 @@
+"""The API's calls as flows (see `_core`): what to send, and what the answer means; shared by both clients."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import msgspec
+
+from pendingtx_client import _models
+from pendingtx_client._core import Flow, Pacing, Pause, Timeout, send
+from pendingtx_client._errors import WaitTimeout
+from pendingtx_client._listing import TransactionFilters, query_params
+from pendingtx_client._models import JobRef, JobStatus, Transaction
+from pendingtx_client._retry import RetryPolicy, retry_after
+
+Record = Mapping[str, Any] | Transaction
+"""One record to submit: a mapping in the contract's camelCase members, or a `Transaction`."""
+
+JSON = "application/json"
+JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
+LISTING = "/v1/transactions"
+CANCEL = {"status": "Cancel"}
+
+
+def _mapping_as_dict(value: object) -> object:
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise NotImplementedError(f"cannot send a {type(value).__name__} as JSON")
+
+
+# Decimals go out as JSON strings: exact, and accepted by the contract for amount and units.
+_encoder = msgspec.json.Encoder(enc_hook=_mapping_as_dict)
+
+
+class Operations:
+    """Every call of the API as a flow; `poll` paces `wait` when the server gives no Retry-After."""
+
+    def __init__(self, pacing: Pacing, poll: RetryPolicy) -> None:
+        self.pacing = pacing
+        self.poll = poll
+
+    def submit(
+        self, records: Record | Sequence[Record], *, transfers: bool, timeout: Timeout
+    ) -> Flow[JobRef]:
+        """POST /v1/transactions, or /v1/transfers with `transfers`."""
+        path = "/v1/transfers" if transfers else "/v1/transactions"
+        return self._accepted("POST", path, _records_json(records), JSON, timeout)
+
+    def patch(
+        self,
+        external_id: str,
+        operations: Sequence[Mapping[str, Any]] | Mapping[str, Any],
+        *,
+        merge: bool,
+        timeout: Timeout,
+    ) -> Flow[JobRef]:
+        """PATCH /v1/transactions/{externalId}: a JSON Patch list, or with `merge` a merge-patch mapping."""
+        if merge != isinstance(operations, Mapping):
+            want = "a dict (merge patch)" if merge else "a list of JSON Patch operations"
+            raise TypeError(f"patch(merge={merge}) needs {want}")
+        body = _encoder.encode(operations if merge else list(operations))
+        return self._accepted(
+            "PATCH", _transaction_path(external_id), body, MERGE_PATCH if merge else JSON_PATCH, timeout
+        )
+
+    def cancel_transaction(self, external_id: str, *, timeout: Timeout) -> Flow[JobRef]:
+        """A merge patch that sets the transaction's status to Cancel."""
+        return self.patch(external_id, CANCEL, merge=True, timeout=timeout)
+
+    def status(
+        self, key: str, *, timeout: Timeout, deadline: float | None = None
+    ) -> Flow[tuple[JobStatus, float | None]]:
+        """GET /v1/jobs/insight/status/{key}: the job's status and the server's polling hint."""
+        path = f"/v1/jobs/insight/status/{quote(key, safe='=')}"
+        response = yield from send(self.pacing, "GET", path, deadline=deadline, timeout=timeout)
+        return _models.job_status(response), retry_after(response)
+
+    def wait(
+        self,
+        key: str,
+        *,
+        timeout: float,
+        on_poll: Callable[[JobStatus], None] | None,
+        request_timeout: Timeout,
+    ) -> Flow[JobStatus]:
+        """Poll the job until it is terminal; `WaitTimeout` once `timeout` seconds have passed."""
+        clock = self.pacing.clock
+        deadline = clock() + timeout
+        polls = 0
+        while True:
+            current, hint = yield from self.status(key, timeout=request_timeout, deadline=deadline)
+            if on_poll is not None:
+                on_poll(current)
+            if current.terminal:
+                return current
+            remaining = deadline - clock()
+            if remaining <= 0:
+                raise WaitTimeout(key, timeout, current)
+            polls += 1
+            yield Pause(min(self.poll.delay(polls, hint, self.pacing.random), remaining))
+
+    def get_transaction(self, external_id: str, *, timeout: Timeout) -> Flow[Transaction]:
+        """GET /v1/transactions/{externalId}."""
+        response = yield from send(self.pacing, "GET", _transaction_path(external_id), timeout=timeout)
+        return _models.transaction(response)
+
+    def listing(self, filters: TransactionFilters, *, timeout: Timeout) -> Pages:
+        """The pages of a listing; unknown filter names are a TypeError at once."""
+        return Pages(self.pacing, query_params(filters), timeout)
+
+    def _accepted(
+        self, method: str, path: str, body: bytes, content_type: str, timeout: Timeout
+    ) -> Flow[JobRef]:
+        response = yield from send(
+            self.pacing, method, path, content=body, content_type=content_type, timeout=timeout
+        )
+        return _models.job_ref(response)
+
+
+class Pages:
+    """The pages of one listing, one flow per page; the server's `next` link carries filters and cursor."""
+
+    def __init__(self, pacing: Pacing, params: dict[str, str], timeout: Timeout) -> None:
+        self._pacing = pacing
+        self._url: str | None = LISTING
+        self._query: dict[str, str] | None = params
+        self._timeout = timeout
+
+    def next_page(self) -> Flow[list[Transaction]] | None:
+        """The flow that reads the next page, or None after the last."""
+        if self._url is None:
+            return None
+        return self._read(self._url, self._query)
+
+    def _read(self, url: str, query: dict[str, str] | None) -> Flow[list[Transaction]]:
+        response = yield from send(self._pacing, "GET", url, params=query, timeout=self._timeout)
+        current = _models.page(response)
+        self._url, self._query = current.paging.next, None
+        return current.data.results
+
+
+def _transaction_path(external_id: str) -> str:
+    return f"/v1/transactions/{quote(external_id, safe='')}"
+
+
+def _record(record: Record) -> Mapping[str, Any]:
+    if isinstance(record, Transaction):
+        return {k: v for k, v in record.to_json().items() if k not in _models.SERVER_SET}
+    return record
+
+
+def _records_json(records: Record | Sequence[Record]) -> bytes:
+    if isinstance(records, Mapping | Transaction):
+        return _encoder.encode(_record(records))
+    return _encoder.encode([_record(r) for r in records])

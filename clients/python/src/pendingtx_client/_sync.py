@@ -1,0 +1,152 @@
+"""`Client`: the pendingtx API as blocking Python calls."""
+
+from __future__ import annotations
+
+import random as _random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing
+from types import TracebackType
+from typing import Any, TypeVar, Unpack
+
+import httpx
+
+from pendingtx_client._base import DEFAULT_POLL, DEFAULT_RETRY, DEFAULT_TIMEOUT, BaseClient
+from pendingtx_client._core import Flow, Outcome, Pause, Step, Timeout
+from pendingtx_client._listing import TransactionFilters
+from pendingtx_client._models import JobRef, JobStatus, Transaction
+from pendingtx_client._operations import Record
+from pendingtx_client._retry import RetryPolicy
+
+T = TypeVar("T")
+
+
+class Client(BaseClient):
+    """A client of one pendingtx server for one application (AppKey and AppSecret).
+
+    `timeout` is the default of each HTTP request (every method also takes its own `timeout=`).
+    `transport` replaces the network (an `httpx.MockTransport`, or a bridge to an in-process app).
+    `retry` bounds how often one request is tried; `poll` paces `wait` when the server gives no
+    Retry-After (its `max_attempts` is unused: the deadline bounds a wait). `sleep`, `clock`
+    (monotonic seconds) and `random` (jitter in [0, 1)) are there so that tests never really wait.
+    Safe to share between threads. Use it as a context manager, or call `close()`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        app_key: str,
+        app_secret: str,
+        *,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        poll: RetryPolicy = DEFAULT_POLL,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        super().__init__(base_url, app_key, app_secret, retry=retry, poll=poll, clock=clock, random=random)
+        self._http = httpx.Client(**self._http_options(), timeout=timeout, transport=transport)
+        self._sleep = sleep
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._http.close()
+
+    def submit(self, records: Record | Sequence[Record], *, timeout: Timeout = None) -> JobRef:
+        """POST /v1/transactions: one record or a batch; the job is processed asynchronously."""
+        return self._run(self._ops.submit(records, transfers=False, timeout=timeout))
+
+    def transfer(self, records: Record | Sequence[Record], *, timeout: Timeout = None) -> JobRef:
+        """POST /v1/transfers: like `submit`, for Full/Partial Transfer records only."""
+        return self._run(self._ops.submit(records, transfers=True, timeout=timeout))
+
+    def patch(
+        self,
+        external_id: str,
+        operations: Sequence[Mapping[str, Any]] | Mapping[str, Any],
+        *,
+        merge: bool = False,
+        timeout: Timeout = None,
+    ) -> JobRef:
+        """PATCH /v1/transactions/{externalId}: a JSON Patch list, or with `merge=True` a merge-patch dict."""
+        return self._run(self._ops.patch(external_id, operations, merge=merge, timeout=timeout))
+
+    def cancel_transaction(self, external_id: str, *, timeout: Timeout = None) -> JobRef:
+        """Cancel the transaction: a merge patch `{"status": "Cancel"}`, applied by a job like any patch."""
+        return self._run(self._ops.cancel_transaction(external_id, timeout=timeout))
+
+    def status(self, key: str, *, timeout: Timeout = None) -> JobStatus:
+        """GET /v1/jobs/insight/status/{key}: the job's current status."""
+        return self._run(self._ops.status(key, timeout=timeout))[0]
+
+    def wait(
+        self,
+        key: str,
+        *,
+        timeout: float,
+        on_poll: Callable[[JobStatus], None] | None = None,
+        request_timeout: Timeout = None,
+    ) -> JobStatus:
+        """Poll the job until it is terminal and return that status (`Failed` included).
+
+        Pauses as the server's Retry-After says, else with capped jittered backoff; raises
+        `WaitTimeout` once `timeout` seconds (monotonic) have passed. `on_poll` sees every status
+        read; `request_timeout` bounds each poll's request.
+        """
+        return self._run(
+            self._ops.wait(key, timeout=timeout, on_poll=on_poll, request_timeout=request_timeout)
+        )
+
+    def get_transaction(self, external_id: str, *, timeout: Timeout = None) -> Transaction:
+        """GET /v1/transactions/{externalId}: the transaction; `NotFound` when the organization has none."""
+        return self._run(self._ops.get_transaction(external_id, timeout=timeout))
+
+    def transactions(
+        self, *, timeout: Timeout = None, **filters: Unpack[TransactionFilters]
+    ) -> Iterator[Transaction]:
+        """Every transaction matching the filters, across all pages (fetched lazily, `limit` per page)."""
+        pages = self._ops.listing(filters, timeout=timeout)
+
+        def each() -> Iterator[Transaction]:
+            while (flow := pages.next_page()) is not None:
+                yield from self._run(flow)
+
+        return each()
+
+    def _run(self, flow: Flow[T]) -> T:
+        """Carry out the flow's steps with this client's httpx client and sleep; its result."""
+        outcome: Outcome = None
+        with closing(flow):
+            while True:
+                try:
+                    step = flow.send(outcome)
+                except StopIteration as done:
+                    result: T = done.value
+                    return result
+                outcome = self._carry_out(step)
+
+    def _carry_out(self, step: Step) -> Outcome:
+        if isinstance(step, Pause):
+            self._sleep(step.seconds)
+            return None
+        try:
+            return self._http.request(
+                step.method,
+                step.url,
+                headers=step.headers,
+                content=step.content,
+                params=step.params,
+                timeout=httpx.USE_CLIENT_DEFAULT if step.timeout is None else step.timeout,
+            )
+        except httpx.TransportError as exc:
+            return exc
