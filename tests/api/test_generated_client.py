@@ -19,10 +19,9 @@ import httpx
 import pytest
 
 from pendingtx import errors
-from pendingtx.api.app import create_app
 from pendingtx.api.openapi import openapi_document
 from pendingtx.api.responses import encode_json, error_body
-from pendingtx.bootstrap import Runtime
+from pendingtx.bootstrap import Runtime, build_app
 from tests.client.bridge import ASGIBridge
 from tests.conftest import AppCreds
 from tests.support import record
@@ -76,7 +75,7 @@ def operation(generated: ModuleType, operation_id: str) -> Any:
 
 @pytest.fixture
 def bridge(runtime: Runtime) -> Iterator[ASGIBridge]:
-    transport = ASGIBridge(create_app(runtime, run_worker=False))
+    transport = ASGIBridge(build_app(runtime))
     yield transport
     transport.close()
 

@@ -12,8 +12,7 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 from starlette.testclient import TestClient
 
-from pendingtx.api.app import create_app
-from pendingtx.bootstrap import Runtime
+from pendingtx.bootstrap import Runtime, build_app
 from pendingtx.services import credentials
 from tests.conftest import AppCreds, assert_error, mint
 from tests.support import basic, record
@@ -185,7 +184,7 @@ def test_authlib_discovers_fetches_and_revokes(
     runtime: Runtime, app_creds: AppCreds, method: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")  # http on 127.0.0.1, for the test only
-    app = create_app(runtime, run_worker=False)
+    app = build_app(runtime)
 
     async def scenario() -> tuple[int, int, int]:
         async with AsyncOAuth2Client(

@@ -70,7 +70,9 @@ class V1Routes:
     async def get_transaction(self, request: Request) -> Response:
         """GET /v1/transactions/{externalId}."""
         caller = await self._caller(request)
-        found = await self.calls(lookup.get_transaction, self.services.uow, caller, request.path_params["externalId"])
+        found = await self.calls(
+            lookup.get_transaction, self.services.uow, caller, request.path_params["externalId"]
+        )
         return json_response(found)
 
     async def modify_transaction(self, request: Request) -> Response:

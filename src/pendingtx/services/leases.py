@@ -46,9 +46,7 @@ def retry_later(uow: UnitOfWork, job: ClaimedJob, lease: Lease, *, clock: Clock,
     """Release a job that failed with an error, for a retry after `backoff`; False if the lease was lost."""
     now = clock()
     with uow.write(redoable=True) as conn:
-        return holds.release(
-            conn, job_id=job.id, worker_id=lease.worker_id, now=now, retry_at=now + backoff
-        )
+        return holds.release(conn, job_id=job.id, worker_id=lease.worker_id, now=now, retry_at=now + backoff)
 
 
 def give_up(

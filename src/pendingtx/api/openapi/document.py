@@ -83,7 +83,7 @@ def _paths() -> dict[str, Any]:
             ),
             "get": operations.LIST,
         },
-        "/v1/transactions/{externalId}": {"patch": operations.MODIFY},
+        "/v1/transactions/{externalId}": {"get": operations.GET_TRANSACTION, "patch": operations.MODIFY},
         "/v1/transfers": {
             "post": submit(
                 "createTransfers",

@@ -191,6 +191,27 @@ LIST: dict[str, Any] = {
 }
 
 
+_EXTERNAL_ID: dict[str, Any] = {
+    "name": "externalId",
+    "in": "path",
+    "required": True,
+    "description": "an externalId of the caller's organization",
+    "schema": {"type": "string", "minLength": 1, "pattern": NO_NUL},
+}
+
+GET_TRANSACTION: dict[str, Any] = {
+    "operationId": "getTransaction",
+    "summary": "Read one transaction",
+    "description": "The transaction as the list shows it. An externalId the caller's organization "
+    "does not have is a 404, whether or not another organization has it.",
+    "security": V1_SECURITY,
+    "parameters": [_EXTERNAL_ID, REQUEST_TRACKING_ID],
+    "responses": {
+        "200": json_answer(ref("Transaction"), "The transaction."),
+        **errors_of(400, 401, 403, 404, 414, 429, 500, 503),
+    },
+}
+
 MODIFY: dict[str, Any] = {
     "operationId": "modifyTransaction",
     "summary": "Modify or cancel a transaction",
@@ -199,13 +220,7 @@ MODIFY: dict[str, Any] = {
     "transaction cannot be modified.",
     "security": V1_SECURITY,
     "parameters": [
-        {
-            "name": "externalId",
-            "in": "path",
-            "required": True,
-            "description": "an externalId of the caller's organization",
-            "schema": {"type": "string", "minLength": 1, "pattern": NO_NUL},
-        },
+        _EXTERNAL_ID,
         IDEMPOTENCY_KEY,
         REQUEST_TRACKING_ID,
     ],
