@@ -12,6 +12,7 @@ from pendingtx.bootstrap import Runtime
 from pendingtx.domain.jobs import JobKind
 from pendingtx.services import job_status
 from pendingtx.services.authentication import Caller
+from pendingtx.storage import events
 from pendingtx.storage.driver.engine import make_engine
 from pendingtx.storage.tables import job_problems, jobs, transactions
 from tests.services.conftest import Submit, job_view
@@ -180,6 +181,12 @@ def test_a_worker_dying_at_any_step_loses_nothing_and_applies_nothing_twice(
         assert [p.index for p in view.problems] == [4], step
         ids = [i for i in stored_ids(runtime) if i.startswith(f"{prefix}-")]
         assert sorted(ids) == sorted(f"{prefix}-{i}" for i in range(7) if i != 4), step
+        # The log tells the job's story once, whoever finished it.
+        with runtime.uow.read() as conn:
+            story = events.page(conn, caller.org_id, after=0, limit=100, job_key=accepted.key)
+        kinds = [e.type.value for e in story]
+        assert kinds == ["job.submitted", "job.started", "job.progress", "job.progress", "job.completed"], step
+        assert [e.processed_count for e in story[2:]] == [3, 6, 7], step
 
 
 def test_an_undecodable_payload_fails_at_once(runtime: Runtime, caller: Caller, submit: Submit) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pendingtx.domain.jobs import JobKind, JobStatus, QueueSnapshot
+from pendingtx.storage import events
 from pendingtx.storage.driver import Dialect, Statement, dialect_for, record_of, run, run_many
 from pendingtx.storage.holds import open_claims
 from pendingtx.storage.jobs import ClaimedJob
@@ -184,6 +185,7 @@ def claim_next(
     job = record_of(ClaimedJob, row)
     open_claims(conn, [(job.id, job.attempts)], worker_id=worker_id, now=now, lease_until=lease_until)
     mark_served(conn, [job.org_id], now=now)
+    events.record_start(conn, job.id, now=now)
     return job
 
 

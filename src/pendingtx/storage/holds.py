@@ -10,7 +10,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pendingtx.domain.events import EventType
 from pendingtx.domain.jobs import JobStatus
+from pendingtx.storage import events
 from pendingtx.storage.driver import Statement, parameters_for, run, run_many
 from pendingtx.storage.tables import job_claims, jobs
 
@@ -113,10 +115,12 @@ def advance(
     if verdict is None:
         if run(conn, _ADVANCE, {**held, **progress, "lease": lease_until}).rowcount != 1:
             return False
+        events.record(conn, EventType.PROGRESS, [job_id], now=now)
         return run(conn, _RENEW_CLAIM, {**held, "lease": lease_until}).rowcount == 1
     ended = {"status": verdict.status.value, "message": verdict.message, "now": now}
     if run(conn, _COMPLETE, {**held, **progress, **ended}).rowcount != 1:
         return False
+    events.record(conn, EventType.COMPLETED, [job_id], now=now)
     return run(conn, _END_CLAIM, {**held, "now": now}).rowcount == 1
 
 
@@ -127,6 +131,7 @@ def finish(
     held = {"held_job": job_id, "held_by": worker_id}
     if run(conn, _FINISH, {**held, "status": status.value, "message": message, "now": now}).rowcount != 1:
         return False
+    events.record(conn, EventType.COMPLETED, [job_id], now=now)
     return run(conn, _END_CLAIM, {**held, "now": now}).rowcount == 1
 
 
@@ -293,6 +298,11 @@ def complete_held(
     ]
     if run_many(conn, _COMPLETE_HELD, ended) != len(completions):
         return False
+    # Claimed in an earlier transaction, small jobs start and end in the log together, as they commit:
+    # a batch handed back before this point leaves no trace there.
+    for c in completions:
+        events.record(conn, EventType.STARTED, [c.job_id], now=now)
+        events.record(conn, EventType.COMPLETED, [c.job_id], now=now)
     run_many(
         conn, _END_CLAIM, [{"held_job": c.job_id, "held_by": worker_id, "now": now} for c in completions]
     )

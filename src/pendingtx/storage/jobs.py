@@ -9,7 +9,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pendingtx.domain.events import EventType
 from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem, storable
+from pendingtx.storage import events
 from pendingtx.storage.driver import Statement, dialect_for, parameters_for, record_of, run, run_many
 from pendingtx.storage.tables import job_problems, jobs
 
@@ -104,7 +106,9 @@ def insert_job(
         "idempotency_key": idempotency_key,
         "request_digest": request_digest,
     }
-    return int(run(conn, _INSERT_JOB, values).one().id)
+    job_id = int(run(conn, _INSERT_JOB, values).one().id)
+    events.record(conn, EventType.SUBMITTED, [job_id], now=now)
+    return job_id
 
 
 def reserve_idempotency_key(conn: sa.Connection, *, app_id: int, key: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from pendingtx.domain.events import EventType
 from pendingtx.domain.jobs import JobKind, JobStatus
 from pendingtx.domain.transactions import TransactionStatus, TransactionType
 from pendingtx.storage.driver.types import AllowList, Enumerated, ExactDecimal, UTCDateTime
@@ -29,6 +30,9 @@ organizations = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     # When a worker last claimed one of its jobs: organizations waiting longest since are served first.
     sa.Column("served_at", UTCDateTime(), nullable=True),
+    # The last event sequence given out (storage/events.py). Taking the next one locks this row until
+    # commit, so an organization's events become visible in sequence order.
+    sa.Column("event_sequence", sa.BigInteger(), nullable=False, server_default="0"),
 )
 
 apps = sa.Table(
@@ -117,6 +121,28 @@ job_problems = sa.Table(
     sa.Column("external_id", sa.Text(), nullable=True),
     sa.Column("field", sa.Text(), nullable=False),
     sa.Column("reason", sa.Text(), nullable=False),
+)
+
+# The event log (storage/events.py): one row per job transition, written in the transition's own
+# transaction; the job's counts are copied as they were then.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("org_id", Id, sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("sequence", sa.BigInteger(), nullable=False),
+    sa.Column("public_id", sa.String(32), nullable=False),
+    sa.Column("type", Enumerated(EventType, 16), nullable=False),
+    sa.Column("job_id", Id, sa.ForeignKey("jobs.id"), nullable=False, index=True),
+    sa.Column("job_key", sa.String(32), nullable=False),
+    sa.Column("status", Enumerated(JobStatus, 24), nullable=False),
+    sa.Column("record_count", sa.Integer(), nullable=False),
+    sa.Column("processed_count", sa.Integer(), nullable=False),
+    sa.Column("failed_count", sa.Integer(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("org_id", "sequence"),
+    # A stream or replay narrowed to one job reads along this index.
+    sa.Index("ix_events_org_id_job_key_sequence", "org_id", "job_key", "sequence"),
 )
 
 transactions = sa.Table(

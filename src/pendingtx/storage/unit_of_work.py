@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TypeVar
 
 import sqlalchemy as sa
 
+from pendingtx.storage import events
 from pendingtx.storage.driver import Dialect, dialect_of
 from pendingtx.storage.driver.engine import REDOABLE_OPTION, WRITE_OPTION
 
@@ -32,6 +33,9 @@ class UnitOfWork:
         # handler. PostgreSQL writers lock rows, not the database, so they never take it.
         self._write_lock = threading.Lock() if self.rules.single_writer else None
         self._lock_timeout = lock_timeout
+        # Told, after each commit that recorded events, each organization's last sequence (the
+        # in-process wake-up source of long-polls and streams); called on the committing thread.
+        self.event_observers: list[Callable[[Mapping[int, int]], None]] = []
 
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:
@@ -50,13 +54,22 @@ class UnitOfWork:
         # Past the timeout the transaction goes ahead without the lock: SQLite's own busy timeout
         # then decides, exactly as it would for a writer in another process.
         locked = lock is not None and lock.acquire(timeout=self._lock_timeout)
+        recorded: Mapping[int, int] = {}
         try:
-            with (self._redoable if redoable else self._writer).connect() as conn, conn.begin():
-                yield conn
+            with (self._redoable if redoable else self._writer).connect() as conn:
+                try:
+                    with conn.begin():
+                        yield conn
+                finally:
+                    recorded = events.take_recorded(conn)
         finally:
             if locked:
                 assert lock is not None
                 lock.release()
+        # Only reached once committed: a rolled-back transaction's events never happened.
+        if recorded:
+            for observer in self.event_observers:
+                observer(recorded)
 
     def write_retrying(self, work: Callable[[sa.Connection], T], *, redoable: bool = False) -> T:
         """`work` in a write transaction, run again when it lost a race with another transaction.

@@ -55,8 +55,8 @@ class Dialect:
         """A list of strings as the one parameter `found_items` reads."""
         raise NotImplementedError
 
-    def announce(self, conn: sa.Connection, channel: str) -> None:
-        """Tell listening processes, when this transaction commits, that `channel` has news."""
+    def announce(self, conn: sa.Connection, channel: str, payload: str = "") -> None:
+        """Tell listening processes, when this transaction commits, that `channel` has news (`payload`)."""
 
     def try_exclusive(self, conn: sa.Connection, name: str) -> bool:
         """Whether this transaction is, until it ends, the only one working under `name`: False, at
@@ -141,8 +141,8 @@ class PostgreSQL(Dialect):
     def list_value(self, items: Collection[str]) -> Any:
         return list(items)
 
-    def announce(self, conn: sa.Connection, channel: str) -> None:
-        run(conn, _NOTIFY, {"channel": channel})
+    def announce(self, conn: sa.Connection, channel: str, payload: str = "") -> None:
+        run(conn, _NOTIFY, {"channel": channel, "payload": payload})
 
     def try_exclusive(self, conn: sa.Connection, name: str) -> bool:
         # A transaction-scoped advisory lock on 64 bits of the name: a collision costs a spurious,
@@ -169,7 +169,11 @@ class PostgreSQL(Dialect):
         return super().retry_may_succeed(exc) or getattr(exc.orig, "sqlstate", None) in _CONFLICT_STATES
 
 
-_NOTIFY = Statement(sa.select(sa.func.pg_notify(sa.bindparam("channel", type_=sa.Text), "")))
+_NOTIFY = Statement(
+    sa.select(
+        sa.func.pg_notify(sa.bindparam("channel", type_=sa.Text), sa.bindparam("payload", type_=sa.Text))
+    )
+)
 _TRY_LOCK = Statement(
     sa.select(sa.func.pg_try_advisory_xact_lock(sa.bindparam("key", type_=sa.BigInteger)).label("held"))
 )

@@ -1,0 +1,144 @@
+"""The event log: each job transition recorded once, in its own transaction, numbered per organization.
+
+Every transition goes through a function here or in storage/jobs.py, storage/holds.py and
+storage/claim.py that records its event in the same transaction, so no event can be missed or
+invented. Sequence numbers come from the organization's row, which the numbering locks until commit:
+an organization's events therefore become visible strictly in sequence order, and a reader resuming
+after sequence N can never miss one committed later with a smaller number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from pendingtx.domain.events import Event, EventType, new_event_id
+from pendingtx.storage.driver import Statement, dialect_for, record_of, run
+from pendingtx.storage.tables import events, jobs, organizations
+
+# PostgreSQL notification channel: "<org id>:<last sequence>" for each organization a commit wrote to.
+CHANNEL = "pendingtx_events"
+# Where a transaction collects what it recorded (org id -> last sequence), for UnitOfWork to publish
+# after commit (storage/unit_of_work.py).
+RECORDED = "pendingtx.events.recorded"
+
+_NEXT_SEQUENCE = Statement(
+    organizations.update()
+    .where(
+        organizations.c.id
+        == sa.select(jobs.c.org_id).where(jobs.c.id == sa.bindparam("job")).scalar_subquery()
+    )
+    .values(event_sequence=organizations.c.event_sequence + 1)
+    .returning(organizations.c.id, organizations.c.event_sequence)
+)
+# The event's columns copied from the job's row, and the job's column where its name differs.
+_FROM_JOB = ("org_id", "job_id", "job_key", "status", "record_count", "processed_count", "failed_count")
+_JOB_COLUMN = {"job_id": "id", "job_key": "key"}
+_INSERT = Statement(
+    events.insert().from_select(
+        [*_FROM_JOB, "sequence", "public_id", "type", "created_at"],
+        sa.select(
+            *(jobs.c[_JOB_COLUMN.get(name, name)] for name in _FROM_JOB),
+            sa.bindparam("sequence", type_=events.c.sequence.type),
+            sa.bindparam("public_id", type_=events.c.public_id.type),
+            sa.bindparam("type", type_=events.c.type.type),
+            sa.bindparam("now", type_=events.c.created_at.type),
+        ).where(jobs.c.id == sa.bindparam("job")),
+    )
+)
+
+
+def record(conn: sa.Connection, kind: EventType, job_ids: Iterable[int], *, now: datetime) -> None:
+    """Record `kind` for each job, as the job's row stands now in this transaction.
+
+    Call it after the statement that makes the transition, so that the event copies the new status
+    and counts.
+    """
+    recorded: dict[int, int] = conn.info.setdefault(RECORDED, {})
+    for job_id in job_ids:
+        org_id, sequence = run(conn, _NEXT_SEQUENCE, {"job": job_id}).one()
+        values = {"job": job_id, "sequence": sequence, "public_id": new_event_id(), "type": kind, "now": now}
+        run(conn, _INSERT, values)
+        if sequence > recorded.get(org_id, 0):
+            recorded[org_id] = sequence
+            dialect_for(conn).announce(conn, CHANNEL, f"{org_id}:{sequence}")
+
+
+_STARTED = Statement(
+    sa.select(events.c.id)
+    .where(events.c.job_id == sa.bindparam("job"), events.c.type == EventType.STARTED.value)
+    .limit(1)
+)
+
+
+def record_start(conn: sa.Connection, job_id: int, *, now: datetime) -> None:
+    """Record that the job started, unless it did before (a takeover resumes a started job)."""
+    if run(conn, _STARTED, {"job": job_id}).first() is None:
+        record(conn, EventType.STARTED, [job_id], now=now)
+
+
+def take_recorded(conn: sa.Connection) -> Mapping[int, int]:
+    """What this transaction recorded (org id -> last sequence), forgotten here: the connection is
+    pooled, and its next transaction starts afresh."""
+    found: Mapping[int, int] = conn.info.pop(RECORDED, {})
+    return found
+
+
+_COLUMNS = (
+    events.c.public_id,
+    events.c.sequence,
+    events.c.type,
+    events.c.created_at,
+    events.c.job_key,
+    events.c.job_id,
+    events.c.status,
+    events.c.record_count,
+    events.c.processed_count,
+    events.c.failed_count,
+)
+
+
+def _page(by_key: bool, by_type: bool) -> Statement:
+    conditions = [events.c.org_id == sa.bindparam("org_id"), events.c.sequence > sa.bindparam("after")]
+    if by_key:
+        conditions.append(events.c.job_key == sa.bindparam("key"))
+    if by_type:
+        conditions.append(events.c.type == sa.bindparam("type", type_=events.c.type.type))
+    query = sa.select(*_COLUMNS).where(*conditions).order_by(events.c.sequence).limit(sa.bindparam("limit"))
+    return Statement(query)
+
+
+_PAGES = {(by_key, by_type): _page(by_key, by_type) for by_key in (False, True) for by_type in (False, True)}
+
+
+def page(
+    conn: sa.Connection,
+    org_id: int,
+    *,
+    after: int,
+    limit: int,
+    kind: EventType | None = None,
+    job_key: str | None = None,
+) -> list[Event]:
+    """The organization's events after sequence `after`, oldest first, at most `limit` of them."""
+    values: dict[str, Any] = {"org_id": org_id, "after": after, "limit": limit}
+    if job_key is not None:
+        values["key"] = job_key
+    if kind is not None:
+        values["type"] = kind
+    rows = run(conn, _PAGES[job_key is not None, kind is not None], values).all()
+    return [record_of(Event, row) for row in rows]
+
+
+_LAST = Statement(
+    sa.select(organizations.c.event_sequence).where(organizations.c.id == sa.bindparam("org_id"))
+)
+
+
+def last_sequence(conn: sa.Connection, org_id: int) -> int:
+    """The organization's last event sequence given out (0 before its first event)."""
+    found = run(conn, _LAST, {"org_id": org_id}).scalar()
+    return int(found or 0)
