@@ -1,7 +1,7 @@
 """The event log: each job transition recorded once, in its own transaction, numbered per organization.
 
-Every transition goes through a function here or in storage/jobs.py, storage/holds.py and
-storage/claim.py that records its event in the same transaction, so no event can be missed or
+Every transition goes through a function in storage/jobs.py, storage/holds.py or storage/claim.py
+that records its event in the same transaction (written by `flush` at commit), so no event can be missed or
 invented. Sequence numbers come from the organization's row, which the numbering locks until commit:
 an organization's events therefore become visible strictly in sequence order, and a reader resuming
 after sequence N can never miss one committed later with a smaller number.
@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pendingtx.domain.events import Event, EventType, new_event_id
+from pendingtx.domain.jobs import JobStatus
 from pendingtx.storage.driver import Statement, dialect_for, record_of, run
 from pendingtx.storage.tables import events, jobs, organizations
 
@@ -37,34 +38,60 @@ _NEXT_SEQUENCE = Statement(
 # The event's columns copied from the job's row, and the job's column where its name differs.
 _FROM_JOB = ("org_id", "job_id", "job_key", "status", "record_count", "processed_count", "failed_count")
 _JOB_COLUMN = {"job_id": "id", "job_key": "key"}
-_INSERT = Statement(
-    events.insert().from_select(
-        [*_FROM_JOB, "sequence", "public_id", "type", "created_at"],
-        sa.select(
-            *(jobs.c[_JOB_COLUMN.get(name, name)] for name in _FROM_JOB),
-            sa.bindparam("sequence", type_=events.c.sequence.type),
-            sa.bindparam("public_id", type_=events.c.public_id.type),
-            sa.bindparam("type", type_=events.c.type.type),
-            sa.bindparam("now", type_=events.c.created_at.type),
-        ).where(jobs.c.id == sa.bindparam("job")),
+# A job starts with nothing processed; small jobs start and end in one transaction, where the row
+# already holds the end.
+_AT_START: dict[str, Any] = {
+    "status": sa.literal(JobStatus.IN_PROGRESS.value),
+    "processed_count": sa.literal(0),
+    "failed_count": sa.literal(0),
+}
+
+
+def _insert(kind: EventType) -> Statement:
+    copied = _AT_START if kind is EventType.STARTED else {}
+    return Statement(
+        events.insert().from_select(
+            [*_FROM_JOB, "sequence", "public_id", "type", "created_at"],
+            sa.select(
+                *(copied.get(name, jobs.c[_JOB_COLUMN.get(name, name)]) for name in _FROM_JOB),
+                sa.bindparam("sequence", type_=events.c.sequence.type),
+                sa.bindparam("public_id", type_=events.c.public_id.type),
+                sa.literal(kind.value),
+                sa.bindparam("now", type_=events.c.created_at.type),
+            ).where(jobs.c.id == sa.bindparam("job")),
+        )
     )
-)
+
+
+_INSERTS = {kind: _insert(kind) for kind in EventType}
+# Events a transaction has recorded, written by `flush` just before it commits.
+_PENDING = "pendingtx.events.pending"
 
 
 def record(conn: sa.Connection, kind: EventType, job_ids: Iterable[int], *, now: datetime) -> None:
-    """Record `kind` for each job, as the job's row stands now in this transaction.
+    """Record `kind` for each job in this transaction (written when it commits, see `flush`)."""
+    pending: list[tuple[EventType, int, datetime]] = conn.info.setdefault(_PENDING, [])
+    pending.extend((kind, job_id, now) for job_id in job_ids)
 
-    Call it after the statement that makes the transition, so that the event copies the new status
-    and counts.
+
+def flush(conn: sa.Connection) -> None:
+    """Write the events this transaction recorded, as the last thing before its commit.
+
+    Numbering locks the organization's row until commit; taken last, the lock is held for the
+    commit alone, and the jobs' rows already hold the state each event copies.
     """
+    pending: list[tuple[EventType, int, datetime]] = conn.info.pop(_PENDING, [])
     recorded: dict[int, int] = conn.info.setdefault(RECORDED, {})
-    for job_id in job_ids:
+    for kind, job_id, now in pending:
         org_id, sequence = run(conn, _NEXT_SEQUENCE, {"job": job_id}).one()
-        values = {"job": job_id, "sequence": sequence, "public_id": new_event_id(), "type": kind, "now": now}
-        run(conn, _INSERT, values)
-        if sequence > recorded.get(org_id, 0):
-            recorded[org_id] = sequence
-            dialect_for(conn).announce(conn, CHANNEL, f"{org_id}:{sequence}")
+        run(
+            conn,
+            _INSERTS[kind],
+            {"job": job_id, "sequence": sequence, "public_id": new_event_id(), "now": now},
+        )
+        recorded[org_id] = max(sequence, recorded.get(org_id, 0))
+    for org_id, sequence in recorded.items():
+        dialect_for(conn).announce(conn, CHANNEL, f"{org_id}:{sequence}")
 
 
 _STARTED = Statement(
@@ -76,6 +103,9 @@ _STARTED = Statement(
 
 def record_start(conn: sa.Connection, job_id: int, *, now: datetime) -> None:
     """Record that the job started, unless it did before (a takeover resumes a started job)."""
+    pending = conn.info.get(_PENDING, ())
+    if (EventType.STARTED, job_id) in ((kind, job) for kind, job, _ in pending):
+        return
     if run(conn, _STARTED, {"job": job_id}).first() is None:
         record(conn, EventType.STARTED, [job_id], now=now)
 
@@ -83,6 +113,7 @@ def record_start(conn: sa.Connection, job_id: int, *, now: datetime) -> None:
 def take_recorded(conn: sa.Connection) -> Mapping[int, int]:
     """What this transaction recorded (org id -> last sequence), forgotten here: the connection is
     pooled, and its next transaction starts afresh."""
+    conn.info.pop(_PENDING, None)
     found: Mapping[int, int] = conn.info.pop(RECORDED, {})
     return found
 
