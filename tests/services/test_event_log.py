@@ -85,7 +85,9 @@ def test_a_rolled_back_transition_leaves_no_event_and_commits_tell_the_observers
 
     def rolled_back() -> None:
         with runtime.uow.write() as conn:
-            events.record(conn, EventType.PROGRESS, [int(accepted.batch_id)], now=runtime.clock())
+            events.record(
+                conn, EventType.PROGRESS, [int(accepted.batch_id)], org_id=caller.org_id, now=runtime.clock()
+            )
             raise RuntimeError("rolled back")
 
     with pytest.raises(RuntimeError):
