@@ -44,6 +44,15 @@ _AT_START: dict[str, Any] = {
 }
 
 
+# When each kind of event happened is in the job's row already (binding a time costs more than the
+# rest of the row); a progress event's time is bound.
+_WHEN = {
+    EventType.SUBMITTED: jobs.c.submitted_at,
+    EventType.STARTED: jobs.c.started_at,
+    EventType.COMPLETED: jobs.c.completed_at,
+}
+
+
 def _insert(kind: EventType) -> Statement:
     copied = _AT_START if kind is EventType.STARTED else {}
     return Statement(
@@ -54,7 +63,7 @@ def _insert(kind: EventType) -> Statement:
                 sa.bindparam("sequence", type_=events.c.sequence.type),
                 sa.bindparam("public_id", type_=events.c.public_id.type),
                 sa.literal(kind.value),
-                sa.bindparam("now", type_=events.c.created_at.type),
+                _WHEN.get(kind, sa.bindparam("now", type_=events.c.created_at.type)),
             ).where(jobs.c.id == sa.bindparam("job")),
         )
     )
@@ -91,7 +100,9 @@ def flush(conn: sa.Connection) -> None:
         last = int(run(conn, _TAKE_SEQUENCES, {"org": org_id, "count": len(org_events)}).one()[0])
         rows: dict[EventType, list[dict[str, Any]]] = {}
         for sequence, (kind, job_id, now) in enumerate(org_events, start=last - len(org_events) + 1):
-            values = {"job": job_id, "sequence": sequence, "public_id": new_event_id(), "now": now}
+            values: dict[str, Any] = {"job": job_id, "sequence": sequence, "public_id": new_event_id()}
+            if kind is EventType.PROGRESS:
+                values["now"] = now
             rows.setdefault(kind, []).append(values)
         # Sequence numbers are given out in order above; rows of a kind are inserted together.
         for kind, values_of_kind in rows.items():
