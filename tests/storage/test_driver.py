@@ -16,6 +16,7 @@ from pendingtx.storage.driver.detached import AwaitedStatements, DetachedStateme
 from pendingtx.storage.driver.engine import make_engine
 from pendingtx.storage.tables import organizations, rate_counters, transactions
 from pendingtx.storage.unit_of_work import UnitOfWork
+from tests import databases
 
 MOMENT = datetime(2026, 3, 8, 6, 59, 59, 123456, tzinfo=UTC)
 
@@ -144,9 +145,18 @@ def test_detached_statements_run_outside_transactions_and_survive_a_lost_connect
         detached.close()
 
 
-def test_awaited_statements_read_on_the_event_loop(uow: UnitOfWork) -> None:
-    if uow.rules.embedded:
-        pytest.skip("SQLite reads block: they are local and cheaper than awaiting")
+@pytest.fixture
+def pg_uow(postgres_databases: databases.PostgresDatabases) -> Iterator[UnitOfWork]:
+    """PostgreSQL only: SQLite reads block, being local and cheaper than awaiting."""
+    with postgres_databases.database() as url:
+        engine = make_engine(Settings(database_url=url))
+        yield UnitOfWork(engine)
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_awaited_statements_read_on_the_event_loop(pg_uow: UnitOfWork) -> None:
+    uow = pg_uow
     with uow.write() as conn:
         run(conn, _ADD_ORG, {"name": "awaited", "now": MOMENT})
     awaited = AwaitedStatements(uow.engine, size=2)
