@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import msgspec
 import pytest
 from standardwebhooks import Webhook
 from starlette.testclient import TestClient
 
+from pendingtx.api.openapi import webhooks as documented
 from pendingtx.bootstrap import Runtime
 from pendingtx.domain.webhooks import MAX_ENDPOINTS_PER_ORG
 from pendingtx.worker.webhooks import WebhookDeliverer
@@ -341,3 +343,23 @@ def test_the_delivery_log_pages_newest_first_with_opaque_cursors(dev: Dev, recei
     assert following["paging"]["next"] is None
     bad = dev.client.get(f"/v1/webhooks/{webhook['id']}/deliveries?after=1", headers=dev.headers)
     assert_error(bad, 400, "request.validation.failure")
+
+
+def test_real_answers_and_deliveries_are_their_documented_types(dev: Dev, receiver: Receiver) -> None:
+    def decoded(kind: type[Any], response: Any, status: int = 200) -> Any:
+        assert response.status_code == status, response.text
+        return msgspec.json.decode(response.content, type=kind)
+
+    made = decoded(documented.NewWebhook, create(dev.client, dev.headers, url=receiver.url), 201)
+    path = f"/v1/webhooks/{made.id}"
+    decoded(documented.Webhook, dev.client.get(path, headers=dev.headers))
+    decoded(documented.Webhook, dev.client.patch(path, json={"description": None}, headers=dev.headers))
+    decoded(documented.WebhookList, dev.client.get("/v1/webhooks", headers=dev.headers))
+    dev.submit_and_work("T-1")
+    dev.deliver(lambda: len(dev.log(made.id)) == 3)
+    page = decoded(documented.DeliveryPage, dev.client.get(f"{path}/deliveries", headers=dev.headers))
+    assert len(page.data.results) == 3
+    replayed = dev.client.post(f"{path}/replay", json={"after": 0}, headers=dev.headers)
+    decoded(documented.Replayed, replayed, 202)
+    for got in receiver.wait_for(3):
+        msgspec.json.decode(got.body, type=documented.WebhookEvent)

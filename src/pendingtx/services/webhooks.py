@@ -212,7 +212,7 @@ class WebhookService:
         if "after" in query:
             opened = cursors.open(query["after"])
             if opened is None:
-                raise _invalid("after", "must be a cursor this listing gave", "query")
+                raise _invalid("after", "is not a valid cursor", "query")
             before = opened
         with self.uow.read() as conn:
             endpoint = self._find(conn, caller, public_id)
@@ -228,6 +228,8 @@ class WebhookService:
         """POST /v1/webhooks/{id}/replay: queue the matching events after `after` to be sent again."""
         given = _object(body, ("after",))
         after = given.get("after")
+        if isinstance(after, float) and after.is_integer():
+            after = int(after)  # JSON has one kind of number: 5.0 is the integer 5
         if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= MAX_POSITION:
             raise _invalid("after", "is required: an event sequence, 0 or more")
         with self.uow.write() as conn:
