@@ -12,12 +12,14 @@ from typing import Any
 
 import msgspec
 import pytest
+import sqlalchemy as sa
 from standardwebhooks import Webhook
 from starlette.testclient import TestClient
 
 from pendingtx.api.openapi import webhooks as documented
 from pendingtx.bootstrap import Runtime
 from pendingtx.domain.webhooks import MAX_ENDPOINTS_PER_ORG
+from pendingtx.storage.tables import webhook_deliveries, webhooks
 from pendingtx.worker.webhooks import WebhookDeliverer
 from tests.conftest import Served, assert_error, mint, register
 from tests.support import FakeClock, record
@@ -36,6 +38,8 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
+    # While set, each request is held unanswered until it is released (a slow endpoint).
+    hold: threading.Event | None = None
 
     @property
     def url(self) -> str:
@@ -50,15 +54,15 @@ class Receiver:
         return self.received
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
+def _serve(state: Receiver) -> Iterator[Receiver]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["content-length"]))
             status = state.statuses.pop(0) if state.statuses else 200
             state.received.append(Received(body, {k.lower(): v for k, v in self.headers.items()}))
+            if state.hold is not None:
+                state.hold.wait(10)
             self.send_response(status)
             self.send_header("content-length", "0")
             self.end_headers()
@@ -71,8 +75,20 @@ def receiver() -> Iterator[Receiver]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield state
+    if state.hold is not None:
+        state.hold.set()
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    yield from _serve(Receiver())
+
+
+@pytest.fixture
+def slow_receiver() -> Iterator[Receiver]:
+    yield from _serve(Receiver(hold=threading.Event()))
 
 
 @dataclass
@@ -190,6 +206,10 @@ def test_replay_sends_the_matching_events_again(dev: Dev, receiver: Receiver) ->
     dev.deliver(lambda: len(dev.log(webhook["id"])) == 4)
     ids = [r.headers["webhook-id"] for r in receiver.wait_for(4)]
     assert sorted(ids[:2]) == sorted(ids[2:])
+    # Deleted with its deliveries and their log.
+    assert dev.client.delete(f"/v1/webhooks/{webhook['id']}", headers=dev.headers).status_code == 204
+    with dev.runtime.uow.read() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(webhook_deliveries)).scalar() == 0
 
 
 def test_an_endpoint_failing_for_five_days_is_disabled(
@@ -363,3 +383,31 @@ def test_real_answers_and_deliveries_are_their_documented_types(dev: Dev, receiv
     decoded(documented.Replayed, replayed, 202)
     for got in receiver.wait_for(3):
         msgspec.json.decode(got.body, type=documented.WebhookEvent)
+
+
+def test_a_slow_endpoint_holds_up_no_other_organization(
+    dev: Dev, receiver: Receiver, slow_receiver: Receiver
+) -> None:
+    slow = create(dev.client, dev.headers, url=slow_receiver.url, events=["job.submitted"]).json()
+    creds = register(dev.runtime, name="fast-app", org="fast")
+    fast_headers = {"Authorization": f"Bearer {mint(dev.client, creds)}", "AppKey": creds.app_key}
+    create(dev.client, fast_headers, url=receiver.url, events=["job.submitted"])
+    for n in range(3):
+        dev.submit_and_work(f"SLOW-{n}")
+    answer = dev.client.post("/v1/transactions", json=[record("FAST-1")], headers=fast_headers)
+    assert answer.status_code == 202, answer.text
+
+    dev.deliver(lambda: len(receiver.received) == 1 and len(slow_receiver.received) == 1)
+    dev.deliverer.run_once()
+    # The slow endpoint has one delivery in flight (leased), not three: the others wait for it.
+    leased = (
+        sa.select(sa.func.count())
+        .select_from(webhook_deliveries.join(webhooks))
+        .where(webhook_deliveries.c.lease_until.is_not(None), webhooks.c.public_id == slow["id"])
+    )
+    with dev.runtime.uow.read() as conn:
+        assert conn.execute(leased).scalar() == 1
+    assert len(slow_receiver.received) == 1
+    assert slow_receiver.hold is not None
+    slow_receiver.hold.set()
+    dev.deliver(lambda: len(dev.log(slow["id"])) == 3)
