@@ -114,3 +114,15 @@ def test_secrets_are_standard_webhooks_secrets() -> None:
     secret = new_secret()
     assert secret.startswith("whsec_")
     assert len(base64.b64decode(secret.removeprefix("whsec_"))) == 32
+
+
+def test_pendingtx_settings_never_prints_the_webhook_key() -> None:
+    from click.testing import CliRunner
+
+    from pendingtx.cli import main
+
+    key = base64.b64encode(bytes(range(32))).decode()
+    result = CliRunner().invoke(main, ["settings"], env={"PENDINGTX_WEBHOOK_KEY": key})
+    assert result.exit_code == 0, result.output
+    assert "PENDINGTX_WEBHOOK_KEY=***" in result.output.splitlines()
+    assert key not in result.output
