@@ -129,6 +129,7 @@ class WebhookService:
             "created_at": now,
         }
         with self.uow.write() as conn:
+            store.lock_organization(conn, caller.org_id)
             if store.count(conn, caller.org_id) >= MAX_ENDPOINTS_PER_ORG:
                 raise _invalid(
                     "url", f"an organization may register at most {MAX_ENDPOINTS_PER_ORG} endpoints"

@@ -81,6 +81,17 @@ _DELETE = Statement(
 )
 
 
+_LOCK_ORG = Statement(
+    sa.select(organizations.c.id).where(organizations.c.id == sa.bindparam("org_id")).with_for_update()
+)
+
+
+def lock_organization(conn: sa.Connection, org_id: int) -> None:
+    """Hold the organization's row until commit, so that two registrations cannot both pass the limit
+    (SQLite's one writer needs no lock)."""
+    run(conn, _LOCK_ORG, {"org_id": org_id})
+
+
 def count(conn: sa.Connection, org_id: int) -> int:
     """How many endpoints the organization has."""
     return int(run(conn, _COUNT, {"org_id": org_id}).scalar() or 0)
