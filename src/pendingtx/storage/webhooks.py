@@ -238,8 +238,10 @@ def replay(conn: sa.Connection, endpoint: Endpoint, *, after: int, limit: int, n
     return queued
 
 
+# One due delivery per endpoint (the endpoints waiting longest first): an endpoint with a large
+# backlog takes one place in the answer, not all of them.
 _CANDIDATES = Statement(
-    sa.select(webhook_deliveries.c.id, webhook_deliveries.c.webhook_id)
+    sa.select(sa.func.min(webhook_deliveries.c.id).label("id"), webhook_deliveries.c.webhook_id)
     .join(webhooks, webhooks.c.id == webhook_deliveries.c.webhook_id)
     .where(
         webhook_deliveries.c.state == DeliveryState.PENDING.value,
@@ -250,7 +252,8 @@ _CANDIDATES = Statement(
         ),
         webhooks.c.enabled.is_(True),
     )
-    .order_by(webhook_deliveries.c.due_at, webhook_deliveries.c.id)
+    .group_by(webhook_deliveries.c.webhook_id)
+    .order_by(sa.func.min(webhook_deliveries.c.due_at), webhook_deliveries.c.webhook_id)
     .limit(sa.bindparam("limit"))
 )
 _LEASE = Statement(
@@ -277,7 +280,8 @@ class Candidate:
 
 
 def candidates(conn: sa.Connection, *, now: datetime, limit: int) -> list[Candidate]:
-    """Pending deliveries of enabled endpoints that are due and not leased, the longest-waiting first."""
+    """A pending, due, unleased delivery of each enabled endpoint that has one, the longest-waiting
+    endpoints first."""
     return [record_of(Candidate, row) for row in run(conn, _CANDIDATES, {"now": now, "limit": limit}).all()]
 
 

@@ -103,7 +103,8 @@ class WebhookDeliverer:
             return 0
         now = self.clock()
         with self.uow.read() as conn:
-            due = store.candidates(conn, now=now, limit=free * 4)
+            # One per endpoint: enough for every free sender besides the endpoints busy here.
+            due = store.candidates(conn, now=now, limit=free + len(busy))
         started = 0
         for candidate in due:
             if started >= free or self._stop.is_set():
