@@ -241,7 +241,9 @@ def replay(conn: sa.Connection, endpoint: Endpoint, *, after: int, limit: int, n
 # One due delivery per endpoint (the endpoints waiting longest first): an endpoint with a large
 # backlog takes one place in the answer, not all of them.
 _CANDIDATES = Statement(
-    sa.select(sa.func.min(webhook_deliveries.c.id).label("id"), webhook_deliveries.c.webhook_id)
+    sa.select(
+        sa.func.min(webhook_deliveries.c.id).label("id"), webhook_deliveries.c.webhook_id, webhooks.c.org_id
+    )
     .join(webhooks, webhooks.c.id == webhook_deliveries.c.webhook_id)
     .where(
         webhook_deliveries.c.state == DeliveryState.PENDING.value,
@@ -252,7 +254,7 @@ _CANDIDATES = Statement(
         ),
         webhooks.c.enabled.is_(True),
     )
-    .group_by(webhook_deliveries.c.webhook_id)
+    .group_by(webhook_deliveries.c.webhook_id, webhooks.c.org_id)
     .order_by(sa.func.min(webhook_deliveries.c.due_at), webhook_deliveries.c.webhook_id)
     .limit(sa.bindparam("limit"))
 )
@@ -273,10 +275,11 @@ _LEASE = Statement(
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """A delivery due for an attempt, and its endpoint's row id."""
+    """A delivery due for an attempt, its endpoint's row id and organization."""
 
     id: int
     webhook_id: int
+    org_id: int
 
 
 def candidates(conn: sa.Connection, *, now: datetime, limit: int) -> list[Candidate]:

@@ -1,8 +1,9 @@
 """The webhook deliverer: a thread beside the job workers that fills the outbox from the event log and
 sends what is due on a bounded pool of sender threads.
 
-At most one delivery per endpoint is in flight in a process, and each has the per-delivery timeout,
-so one organization's slow endpoint holds at most one sender while other endpoints keep theirs.
+At most one delivery per endpoint is in flight in a process, an organization holds at most half of
+the senders, and each delivery has the per-delivery timeout: one organization's slow endpoints
+cannot take the senders that other organizations' deliveries need.
 Deliveries are leased before sending: a process killed mid-send leaves the lease to run out, and
 then any process sends the delivery again (at least once, never dropped).
 """
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from pendingtx.clock import Clock
+from pendingtx.domain.webhooks import MAX_ENDPOINTS_PER_ORG
 from pendingtx.services.webhook_delivery import Sender
 from pendingtx.storage import webhooks as store
 from pendingtx.storage.unit_of_work import UnitOfWork
@@ -37,7 +40,10 @@ class WebhookDeliverer:
         self.config = sender.config
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._busy: set[int] = set()  # endpoints with a delivery in flight here
+        # Endpoints with a delivery in flight here, and their organizations.
+        self._busy: dict[int, int] = {}
+        # No organization takes more than half the senders (its endpoints all slow, say).
+        self._org_share = max(1, (self.config.concurrency + 1) // 2)
         self._lock = threading.Lock()
         self._senders = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="pendingtx-webhook")
         self._thread = threading.Thread(target=self._run, name="pendingtx-webhooks", daemon=True)
@@ -98,27 +104,32 @@ class WebhookDeliverer:
         """Lease due deliveries for the free senders (one per endpoint) and hand them over; how many."""
         with self._lock:
             free = self.config.concurrency - len(self._busy)
-            busy = set(self._busy)
+            busy = dict(self._busy)
         if free <= 0:
             return 0
         now = self.clock()
+        per_org = Counter(busy.values())
+        full = sum(1 for count in per_org.values() if count >= self._org_share)
+        # One per endpoint: enough for every free sender besides the endpoints that are skipped here
+        # (busy, or of an organization that has its share), so that others are always in view.
+        wanted = free + len(busy) + full * MAX_ENDPOINTS_PER_ORG
         with self.uow.read() as conn:
-            # One per endpoint: enough for every free sender besides the endpoints busy here.
-            due = store.candidates(conn, now=now, limit=free + len(busy))
+            due = store.candidates(conn, now=now, limit=wanted)
         started = 0
         for candidate in due:
             if started >= free or self._stop.is_set():
                 break
-            if candidate.webhook_id in busy:
+            if candidate.webhook_id in busy or per_org[candidate.org_id] >= self._org_share:
                 continue
             until = now + timedelta(seconds=self.config.lease_seconds)
             with self.uow.write() as conn:
                 attempt = store.lease(conn, candidate.id, now=now, until=until)
             if attempt is None:
                 continue  # another worker took it
-            busy.add(candidate.webhook_id)
+            busy[candidate.webhook_id] = candidate.org_id
+            per_org[candidate.org_id] += 1
             with self._lock:
-                self._busy.add(candidate.webhook_id)
+                self._busy[candidate.webhook_id] = candidate.org_id
             self._senders.submit(self._send, candidate, attempt)
             started += 1
         return started
@@ -131,5 +142,5 @@ class WebhookDeliverer:
             log.exception("webhook delivery %s attempt %d failed to run", candidate.id, attempt)
         finally:
             with self._lock:
-                self._busy.discard(candidate.webhook_id)
+                self._busy.pop(candidate.webhook_id, None)
             self._wake.set()
