@@ -217,7 +217,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ] = 1.0
     webhook_concurrency: Annotated[
         int,
-        _doc("webhook deliveries one worker process sends at once (at most one per endpoint)", ge=1, le=256),
+        _doc(
+            "webhook deliveries one worker process sends at once (at most one per endpoint, and half "
+            "of them per organization)",
+            ge=1,
+            le=256,
+        ),
     ] = 8
     webhook_key: Annotated[
         str,
