@@ -23,12 +23,16 @@ from pendingtx.clock import Clock, utc_now
 from pendingtx.config import Settings
 from pendingtx.domain.credentials import TokenLifetimes
 from pendingtx.domain.jobs import QueueSnapshot
+from pendingtx.domain.webhooks import parse_schedule, webhook_key_bytes
 from pendingtx.observability.logs import AccessLog
 from pendingtx.services import job_status
 from pendingtx.services.abuse import AbuseLimits
 from pendingtx.services.authentication import Authenticator
 from pendingtx.services.enqueue import Acceptor, DirectAcceptor
 from pendingtx.services.group_commit import GroupCommit
+from pendingtx.services.webhook_delivery import DeliveryConfig, Sender, new_http_client
+from pendingtx.services.webhook_secrets import WebhookSecrets
+from pendingtx.services.webhooks import WebhookService
 from pendingtx.storage import claim
 from pendingtx.storage.driver import Statement, run
 from pendingtx.storage.driver.detached import AwaitedStatements, DetachedStatements
@@ -41,6 +45,7 @@ from pendingtx.storage.unit_of_work import UnitOfWork
 from pendingtx.worker.listener import JobListener
 from pendingtx.worker.pool import WorkerPool
 from pendingtx.worker.wakeup import Wakeup
+from pendingtx.worker.webhooks import WebhookDeliverer
 from pendingtx.worker.worker import Worker, WorkerConfig
 
 _PING = Statement(sa.select(sa.literal(1).label("up")))
@@ -72,6 +77,9 @@ class Runtime:
         self.reads = HotReads(self.detached, awaited)
         # Read from the database on first use, not here: building a runtime touches no table.
         self.keys = ServerKeys(self.uow, self.clock)
+        self.webhook_secrets = WebhookSecrets(
+            self.uow, self.clock, webhook_key_bytes(s.webhook_key) if s.webhook_key else None
+        )
         self.lifetimes = TokenLifetimes(
             absolute=timedelta(seconds=s.token_ttl_seconds), idle=timedelta(seconds=s.token_idle_seconds)
         )
@@ -134,6 +142,13 @@ class Runtime:
             keys=self.keys,
             ping=self.ping,
             queue_snapshot=self.queue_snapshot,
+            webhooks=WebhookService(
+                uow=self.uow,
+                clock=self.clock,
+                secrets=self.webhook_secrets,
+                keys=self.keys,
+                allow_private=self.settings.webhook_allow_private,
+            ),
         )
 
     def new_worker(self, worker_id: str | None = None) -> Worker:
@@ -158,7 +173,27 @@ class Runtime:
                 self.wakeup,
                 retry_seconds=self.settings.worker_poll_seconds,
             )
-        return WorkerPool([self.new_worker() for _ in range(concurrency)], self.wakeup, listener)
+        workers = [self.new_worker() for _ in range(concurrency)]
+        return WorkerPool(workers, self.wakeup, listener, companions=[self.webhook_deliverer()])
+
+    def webhook_deliverer(self) -> WebhookDeliverer:
+        """The thread that sends this process's share of webhook deliveries, woken by new events."""
+        s = self.settings
+        config = DeliveryConfig(
+            timeout_seconds=s.webhook_timeout_seconds,
+            lease_seconds=s.webhook_lease_seconds,
+            schedule=parse_schedule(s.webhook_retry_schedule),
+            disable_after_seconds=s.webhook_disable_after_seconds,
+            allow_private=s.webhook_allow_private,
+            concurrency=s.webhook_concurrency,
+            poll_seconds=s.webhook_poll_seconds,
+        )
+        sender = Sender(
+            self.uow, self.webhook_secrets, config, clock=self.clock, http=new_http_client(config)
+        )
+        deliverer = WebhookDeliverer(self.uow, sender, clock=self.clock)
+        self.uow.event_observers.append(deliverer.wake)
+        return deliverer
 
     def close(self) -> None:
         """Commit what is waiting and release the database connections."""

@@ -140,6 +140,8 @@ def settings_command(markdown: bool) -> None:
     settings = _settings(None)
     for name in setting_variables():
         value = getattr(settings, name.removeprefix("PENDINGTX_").lower())
+        if name == "PENDINGTX_WEBHOOK_KEY" and value:
+            value = "***"  # a key, never printed
         click.echo(f"{name}={mask_credentials(str(value))}")
 
 

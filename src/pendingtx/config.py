@@ -184,6 +184,53 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ge=1,
         ),
     ] = 1000
+    webhook_allow_private: Annotated[
+        bool,
+        _doc(
+            "let webhooks target loopback, private and other non-public addresses, and plain `http` "
+            "(development and tests only)"
+        ),
+    ] = False
+    webhook_retry_schedule: Annotated[
+        str,
+        _doc(
+            "seconds before each retry of a failed webhook delivery, comma-separated (each shifted by "
+            "up to ±20 % at random); after the last, the delivery is given up"
+        ),
+    ] = "5,300,1800,7200,18000,36000"
+    webhook_timeout_seconds: Annotated[
+        float, _doc("how long a webhook endpoint has to answer a delivery", gt=0, le=60)
+    ] = 10.0
+    webhook_lease_seconds: Annotated[
+        float,
+        _doc(
+            "how long a worker's claim on a webhook delivery lasts; a delivery whose worker died is "
+            "sent again after it (must exceed the timeout)",
+            gt=0,
+        ),
+    ] = 60.0
+    webhook_disable_after_seconds: Annotated[
+        float, _doc("a webhook endpoint whose deliveries have failed for this long is disabled", gt=0)
+    ] = 5 * 86400.0
+    webhook_poll_seconds: Annotated[
+        float, _doc("how often the webhook deliverer looks for new events and due retries", gt=0)
+    ] = 1.0
+    webhook_concurrency: Annotated[
+        int,
+        _doc(
+            "webhook deliveries one worker process sends at once (at most one per endpoint, and half "
+            "of them per organization)",
+            ge=1,
+            le=256,
+        ),
+    ] = 8
+    webhook_key: Annotated[
+        str,
+        _doc(
+            "base64 of 32 random bytes that encrypt webhook signing secrets at rest; empty: a key "
+            "kept in the database's `server_keys` table (see SECURITY.md)"
+        ),
+    ] = ""
 
     def __post_init__(self) -> None:
         scheme = urlsplit(self.database_url).scheme.lower() if "://" in self.database_url else ""
@@ -199,6 +246,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             parse_networks(split_list(self.trusted_proxies))
         except ValueError as exc:
             raise SettingsError(f"{env_name('trusted_proxies')}: {exc}") from None
+        self._check_webhooks()
+
+    def _check_webhooks(self) -> None:
+        # Imported here: the client commands read settings without the server's dependencies.
+        from pendingtx.domain.webhooks import parse_schedule, webhook_key_bytes
+
+        try:
+            parse_schedule(self.webhook_retry_schedule)
+        except ValueError as exc:
+            raise SettingsError(f"{env_name('webhook_retry_schedule')}: {exc}") from None
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
+            raise SettingsError(
+                f"{env_name('webhook_lease_seconds')}: must exceed {env_name('webhook_timeout_seconds')}"
+            )
+        if self.webhook_key:
+            try:
+                webhook_key_bytes(self.webhook_key)
+            except ValueError as exc:
+                raise SettingsError(f"{env_name('webhook_key')}: {exc}") from None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -71,6 +71,8 @@ NOT_EXPRESSIBLE = [
     # The request head's limits (api/limits.py): the total of all headers cannot be said per header.
     (re.compile(r".+"), re.compile(r"is \d+ bytes long; a header value may be at most \d+ bytes")),
     (re.compile(r".+"), re.compile(r"is the largest of request headers totalling \d+ bytes; .+")),
+    # A webhook URL is judged by the addresses its host resolves to, and by what urllib can parse.
+    (re.compile(r"url"), re.compile(r".+")),
 ]
 
 

@@ -1,6 +1,6 @@
 """pendingtx-client installed alone, from this checkout, into a fresh virtualenv, used against a real server.
 
-The virtualenv has no pip and nothing but what installing the client brings: its four dependencies
+The virtualenv has no pip and nothing but what installing the client brings: its five dependencies
 and theirs. This process's pip installs into it (`pip --python`), from the indexes and cache that
 pip is configured with, the way a user would.
 """
@@ -84,7 +84,13 @@ def test_only_the_client_and_its_dependencies_are_installed(client_venv: Path) -
     assert not found["server"]
     assert not SERVER_DISTRIBUTIONS & set(found["installed"]), found["installed"]
     assert {"pendingtx-client", "httpx", "msgspec", "click", "rich"} <= set(found["installed"])
-    assert sorted(r.split(">")[0] for r in found["requires"]) == ["click", "httpx", "msgspec", "rich"]
+    assert sorted(r.split(">")[0] for r in found["requires"]) == [
+        "click",
+        "httpx",
+        "msgspec",
+        "rich",
+        "standardwebhooks",
+    ]
 
 
 @pytest.fixture

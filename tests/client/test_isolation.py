@@ -1,4 +1,4 @@
-"""The client package never imports the server: it works where only its four dependencies are installed.
+"""The client package never imports the server: it works where only its five dependencies are installed.
 
 tests/client/test_client_install.py installs it alone into a fresh virtualenv; these tests check the
 same from the source, quickly, in every run.
@@ -16,7 +16,7 @@ from pathlib import Path
 import pendingtx_client
 
 CLIENT_SOURCE = Path(pendingtx_client.__file__).parent
-CLIENT_DEPENDENCIES = {"httpx", "msgspec", "click", "rich"}
+CLIENT_DEPENDENCIES = {"httpx", "msgspec", "click", "rich", "standardwebhooks"}
 SERVER_DEPENDENCIES = [
     "starlette",
     "sqlalchemy",
@@ -125,6 +125,6 @@ def test_the_server_requires_the_client_of_the_same_release() -> None:
     client = tomllib.loads((checkout / "clients" / "python" / "pyproject.toml").read_text())["project"]
     assert f"pendingtx-client=={client['version']}" in server["dependencies"]
     assert sorted(client["dependencies"]) == sorted(
-        ["httpx>=0.28", "msgspec>=0.19", "click>=8.1", "rich>=13"]
+        ["httpx>=0.28", "msgspec>=0.19", "click>=8.1", "rich>=13", "standardwebhooks>=1.1"]
     )
     assert client["scripts"] == {"pendingtx-client": "pendingtx_client.cli.commands:main"}

@@ -25,6 +25,7 @@ from pendingtx.api.status import STATUS_TEMPLATE, StatusEndpoint
 from pendingtx.api.token_endpoint import OAUTH_PATH, TokenEndpoint
 from pendingtx.api.token_revocation import REVOKE_PATH, RevocationEndpoint
 from pendingtx.api.v1 import V1Routes
+from pendingtx.api.webhooks import webhook_routes
 from pendingtx.blocking import ThreadCalls
 from pendingtx.domain.jobs import QueueSnapshot
 from pendingtx.observability.logs import AccessLog
@@ -61,6 +62,7 @@ def routes(services: ApiServices, metrics: Metrics | None = None) -> list[Route]
         Route("/v1/transactions", v1.transactions, methods=["GET", "POST"]),
         Route("/v1/transactions/{externalId}", v1.transaction, methods=["GET", "PATCH"]),
         Route("/v1/transfers", v1.create_transfers, methods=["POST"]),
+        *webhook_routes(services),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),

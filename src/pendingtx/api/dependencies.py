@@ -17,6 +17,7 @@ from pendingtx.services.abuse import AbuseLimits
 from pendingtx.services.authentication import Authenticator
 from pendingtx.services.enqueue import Acceptor
 from pendingtx.services.job_status import StatusReader
+from pendingtx.services.webhooks import WebhookService
 from pendingtx.storage.server_keys import ServerKeys
 from pendingtx.storage.unit_of_work import UnitOfWork
 
@@ -52,6 +53,8 @@ class ApiServices:
     ping: Callable[[], None]
     # The jobs as the database has them now (GET /metrics).
     queue_snapshot: Callable[[], QueueSnapshot]
+    # Webhook endpoints, their delivery log and replays (contract 7.3).
+    webhooks: WebhookService
 
     @property
     def lifetimes(self) -> TokenLifetimes:

@@ -31,6 +31,7 @@ class ListKind(StrEnum):
 
     TRANSACTIONS = "transactions"
     JOBS = "jobs"  # GET /v1/jobs/{appName} (contract 7.4), when it comes
+    WEBHOOK_DELIVERIES = "webhook-deliveries"  # GET /v1/webhooks/{id}/deliveries (contract 7.3)
 
 
 def new_cursor_key() -> bytes:

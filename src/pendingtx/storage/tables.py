@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from pendingtx.domain.events import EventType
 from pendingtx.domain.jobs import JobKind, JobStatus
 from pendingtx.domain.transactions import TransactionStatus, TransactionType
+from pendingtx.domain.webhooks import DeliveryState
 from pendingtx.storage.driver.types import AllowList, Enumerated, ExactDecimal, UTCDateTime
 
 metadata = sa.MetaData(
@@ -198,4 +199,63 @@ server_keys = sa.Table(
     sa.Column("name", sa.String(32), primary_key=True),
     sa.Column("secret", sa.LargeBinary(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Webhook endpoints (storage/webhooks.py, contract 7.3). `secret` is the signing secret encrypted with
+# the webhook key (services/webhook_secrets.py); `cursor` is the last event sequence of the
+# organization already turned into deliveries; `failing_since` the first failure since the last success.
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("org_id", Id, sa.ForeignKey("organizations.id"), nullable=False, index=True),
+    sa.Column("public_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("events", sa.String(128), nullable=False),
+    sa.Column("description", sa.String(256), nullable=True),
+    sa.Column("secret", sa.LargeBinary(), nullable=False),
+    sa.Column("enabled", sa.Boolean(), nullable=False),
+    sa.Column("cursor", sa.BigInteger(), nullable=False),
+    sa.Column("failing_since", UTCDateTime(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# The webhook outbox: one row per event to send to one endpoint (a replay adds more), claimed under a
+# lease like a job, so that a worker dying mid-send leaves it to be sent again.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("webhook_id", Id, sa.ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False, index=True),
+    # Cascades: retention deletes events with their jobs, and their deliveries go with them.
+    sa.Column("event_id", Id, sa.ForeignKey("events.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("state", Enumerated(DeliveryState, 16), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("due_at", UTCDateTime(), nullable=False),
+    sa.Column("lease_until", UTCDateTime(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    # Workers look for pending deliveries that are due.
+    sa.Index("ix_webhook_deliveries_state_due_at", "state", "due_at"),
+)
+
+# The delivery log: every attempt's outcome (GET /v1/webhooks/{id}/deliveries, newest first).
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("webhook_id", Id, sa.ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "delivery_id",
+        Id,
+        sa.ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("event_public_id", sa.String(32), nullable=False),
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("attempted_at", UTCDateTime(), nullable=False),
+    sa.Column("status_code", sa.Integer(), nullable=True),
+    sa.Column("error", sa.String(256), nullable=True),
+    sa.Column("duration_ms", sa.Integer(), nullable=False),
+    sa.Index("ix_webhook_attempts_webhook_id_id", "webhook_id", "id"),
 )

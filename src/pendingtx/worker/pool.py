@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from typing import Protocol
 
 from pendingtx.worker.listener import JobListener
 from pendingtx.worker.wakeup import Wakeup
@@ -16,15 +17,37 @@ DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 log = logging.getLogger("pendingtx.worker")
 
 
+class Companion(Protocol):
+    """Other background work run with the workers (the webhook deliverer)."""
+
+    def start(self) -> None:
+        """Start working in the background."""
+
+    def request_stop(self) -> None:
+        """Stop taking new work; returns at once."""
+
+    def join(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for it to end."""
+
+    @property
+    def alive(self) -> bool:
+        """Whether it is still running."""
+
+
 class WorkerPool:
     """Starts and stops every worker thread of this process together."""
 
     def __init__(
-        self, workers: Sequence[Worker], wakeup: Wakeup, listener: JobListener | None = None
+        self,
+        workers: Sequence[Worker],
+        wakeup: Wakeup,
+        listener: JobListener | None = None,
+        companions: Sequence[Companion] = (),
     ) -> None:
         """`listener` wakes the workers when other processes commit jobs (the composition root makes
-        one where other processes can)."""
-        self.threads = [WorkerThread(worker, wakeup) for worker in workers]
+        one where other processes can); `companions` start and stop with the workers."""
+        self.threads: list[WorkerThread | Companion] = [WorkerThread(worker, wakeup) for worker in workers]
+        self.threads.extend(companions)
         self.listener = listener
 
     def start(self) -> None:

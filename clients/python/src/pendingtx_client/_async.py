@@ -12,6 +12,7 @@ from typing import Any, TypeVar, Unpack
 
 import httpx
 
+from pendingtx_client import webhooks as _webhooks
 from pendingtx_client._base import DEFAULT_POLL, DEFAULT_RETRY, DEFAULT_TIMEOUT, BaseClient
 from pendingtx_client._core import Flow, Outcome, Pause, Step, Timeout
 from pendingtx_client._listing import TransactionFilters
@@ -112,6 +113,52 @@ class AsyncClient(BaseClient):
         while (flow := pages.next_page()) is not None:
             for transaction in await self._run(flow):
                 yield transaction
+
+    # --- webhooks (contract 7.3): as `Client`'s, awaited ---
+
+    async def create_webhook(
+        self,
+        url: str,
+        *,
+        events: Sequence[str] | None = None,
+        description: str | None = None,
+        timeout: Timeout = None,
+    ) -> dict[str, Any]:
+        """POST /v1/webhooks: the new endpoint as JSON, with its `secret` (shown only now)."""
+        return await self._run(_webhooks.create(self._ops.pacing, url, events, description, timeout))
+
+    async def webhooks(self, *, timeout: Timeout = None) -> list[dict[str, Any]]:
+        """GET /v1/webhooks: the organization's endpoints (without secrets)."""
+        return await self._run(_webhooks.listing(self._ops.pacing, timeout))
+
+    async def get_webhook(self, webhook_id: str, *, timeout: Timeout = None) -> dict[str, Any]:
+        """GET /v1/webhooks/{id}."""
+        return await self._run(_webhooks.read(self._ops.pacing, webhook_id, timeout))
+
+    async def update_webhook(
+        self, webhook_id: str, *, timeout: Timeout = None, **changes: Any
+    ) -> dict[str, Any]:
+        """PATCH /v1/webhooks/{id}: any of url, events, description, enabled."""
+        return await self._run(_webhooks.update(self._ops.pacing, webhook_id, changes, timeout))
+
+    async def delete_webhook(self, webhook_id: str, *, timeout: Timeout = None) -> None:
+        """DELETE /v1/webhooks/{id}."""
+        await self._run(_webhooks.delete(self._ops.pacing, webhook_id, timeout))
+
+    def webhook_deliveries(
+        self, webhook_id: str, *, limit: int | None = None, timeout: Timeout = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every logged delivery attempt of the endpoint, newest first, for `async for`."""
+        return self._each_delivery(_webhooks.DeliveryPages(self._ops.pacing, webhook_id, limit, timeout))
+
+    async def _each_delivery(self, pages: _webhooks.DeliveryPages) -> AsyncIterator[dict[str, Any]]:
+        while (flow := pages.next_page()) is not None:
+            for attempt in await self._run(flow):
+                yield attempt
+
+    async def replay_webhook(self, webhook_id: str, *, after: int, timeout: Timeout = None) -> int:
+        """POST /v1/webhooks/{id}/replay: re-send the endpoint's events after sequence `after`; how many."""
+        return await self._run(_webhooks.replay(self._ops.pacing, webhook_id, after, timeout))
 
     async def _run(self, flow: Flow[T]) -> T:
         """Carry out the flow's steps with this client's httpx client and sleep; its result."""

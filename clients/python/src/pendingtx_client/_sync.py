@@ -11,6 +11,7 @@ from typing import Any, TypeVar, Unpack
 
 import httpx
 
+from pendingtx_client import webhooks as _webhooks
 from pendingtx_client._base import DEFAULT_POLL, DEFAULT_RETRY, DEFAULT_TIMEOUT, BaseClient
 from pendingtx_client._core import Flow, Outcome, Pause, Step, Timeout
 from pendingtx_client._listing import TransactionFilters
@@ -122,6 +123,51 @@ class Client(BaseClient):
                 yield from self._run(flow)
 
         return each()
+
+    # --- webhooks (contract 7.3); verify deliveries with `pendingtx_client.webhooks.verify` ---
+
+    def create_webhook(
+        self,
+        url: str,
+        *,
+        events: Sequence[str] | None = None,
+        description: str | None = None,
+        timeout: Timeout = None,
+    ) -> dict[str, Any]:
+        """POST /v1/webhooks: the new endpoint as JSON, with its `secret` (shown only now)."""
+        return self._run(_webhooks.create(self._ops.pacing, url, events, description, timeout))
+
+    def webhooks(self, *, timeout: Timeout = None) -> list[dict[str, Any]]:
+        """GET /v1/webhooks: the organization's endpoints (without secrets)."""
+        return self._run(_webhooks.listing(self._ops.pacing, timeout))
+
+    def get_webhook(self, webhook_id: str, *, timeout: Timeout = None) -> dict[str, Any]:
+        """GET /v1/webhooks/{id}."""
+        return self._run(_webhooks.read(self._ops.pacing, webhook_id, timeout))
+
+    def update_webhook(self, webhook_id: str, *, timeout: Timeout = None, **changes: Any) -> dict[str, Any]:
+        """PATCH /v1/webhooks/{id}: any of url, events, description, enabled."""
+        return self._run(_webhooks.update(self._ops.pacing, webhook_id, changes, timeout))
+
+    def delete_webhook(self, webhook_id: str, *, timeout: Timeout = None) -> None:
+        """DELETE /v1/webhooks/{id}."""
+        self._run(_webhooks.delete(self._ops.pacing, webhook_id, timeout))
+
+    def webhook_deliveries(
+        self, webhook_id: str, *, limit: int | None = None, timeout: Timeout = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every logged delivery attempt of the endpoint, newest first, across pages (fetched lazily)."""
+        pages = _webhooks.DeliveryPages(self._ops.pacing, webhook_id, limit, timeout)
+
+        def each() -> Iterator[dict[str, Any]]:
+            while (flow := pages.next_page()) is not None:
+                yield from self._run(flow)
+
+        return each()
+
+    def replay_webhook(self, webhook_id: str, *, after: int, timeout: Timeout = None) -> int:
+        """POST /v1/webhooks/{id}/replay: re-send the endpoint's events after sequence `after`; how many."""
+        return self._run(_webhooks.replay(self._ops.pacing, webhook_id, after, timeout))
 
     def _run(self, flow: Flow[T]) -> T:
         """Carry out the flow's steps with this client's httpx client and sleep; its result."""

@@ -10,7 +10,7 @@ import msgspec
 
 from pendingtx import __version__
 from pendingtx.api import answers
-from pendingtx.api.openapi import oauth, operations
+from pendingtx.api.openapi import oauth, operations, webhooks
 from pendingtx.api.openapi.errors import body_types, error_responses
 from pendingtx.api.openapi.records import TYPE_RULES, request_schemas
 from pendingtx.config import Settings
@@ -94,6 +94,7 @@ def _paths() -> dict[str, Any]:
                 examples=operations.TRANSFER_EXAMPLES,
             )
         },
+        **webhooks.PATHS,
         "/healthz": {"get": operations.health("healthz", "Liveness", "Health", "The service is up.", 500)},
         "/readyz": {
             "get": operations.health(
@@ -127,8 +128,9 @@ def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "pendingtx", "version": __version__, "description": _DESCRIPTION},
         "paths": _paths(),
+        "webhooks": webhooks.WEBHOOKS,
         "components": {
-            "schemas": {**answer_schemas(), **request_schemas(settings or Settings())},
+            "schemas": {**answer_schemas(), **request_schemas(settings or Settings()), **webhooks.schemas()},
             "responses": error_responses(),
             "headers": HEADERS,
             "securitySchemes": oauth.SECURITY_SCHEMES,

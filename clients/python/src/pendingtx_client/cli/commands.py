@@ -227,5 +227,107 @@ def transactions_cancel(
     sys.exit(code)
 
 
-COMMANDS: tuple[click.Command, ...] = (submit, status, transactions)
+@main.group()
+def webhooks() -> None:
+    """Register webhook endpoints, read their delivery log, replay events."""
+
+
+_EVENT_TYPES = ("job.submitted", "job.started", "job.progress", "job.completed")
+
+
+@webhooks.command("create")
+@click.argument("target_url", metavar="URL")
+@click.option(
+    "--event",
+    "events",
+    multiple=True,
+    type=click.Choice(_EVENT_TYPES),
+    help="An event type to receive (repeat for several; all when left out).",
+)
+@click.option("--description", help="A note for people (at most 256 characters).")
+@connection_options
+def webhooks_create(
+    *,
+    target_url: str,
+    events: tuple[str, ...],
+    description: str | None,
+    url: str | None,
+    app_key: str | None,
+    app_secret: str | None,
+) -> None:
+    """Register URL (https) for events; print the endpoint as JSON, with its secret (shown only now)."""
+    from pendingtx_client.cli import connection
+    from pendingtx_client.cli import webhooks as shown
+
+    creds = connection.resolve(url=url, app_key=app_key, app_secret=app_secret)
+    with connection.reported_errors(creds), connection.connect(creds) as client:
+        shown.echo_json(client.create_webhook(target_url, events=events or None, description=description))
+
+
+@webhooks.command("list")
+@connection_options
+def webhooks_list(*, url: str | None, app_key: str | None, app_secret: str | None) -> None:
+    """Print the organization's endpoints as JSON, one per line."""
+    from pendingtx_client.cli import connection
+    from pendingtx_client.cli import webhooks as shown
+
+    creds = connection.resolve(url=url, app_key=app_key, app_secret=app_secret)
+    with connection.reported_errors(creds), connection.connect(creds) as client:
+        for found in client.webhooks():
+            shown.echo_json(found)
+
+
+@webhooks.command("delete")
+@click.argument("webhook_id", metavar="ID")
+@connection_options
+def webhooks_delete(*, webhook_id: str, url: str | None, app_key: str | None, app_secret: str | None) -> None:
+    """Delete the endpoint ID with its pending deliveries. Exit status 1 when there is none such."""
+    from pendingtx_client.cli import connection
+
+    creds = connection.resolve(url=url, app_key=app_key, app_secret=app_secret)
+    with connection.reported_errors(creds), connection.connect(creds) as client:
+        client.delete_webhook(webhook_id)
+    click.echo(f"deleted {webhook_id}")
+
+
+@webhooks.command("deliveries")
+@click.argument("webhook_id", metavar="ID")
+@click.option(
+    "--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="Attempts to show."
+)
+@connection_options
+def webhooks_deliveries(
+    *, webhook_id: str, limit: int, url: str | None, app_key: str | None, app_secret: str | None
+) -> None:
+    """Print the endpoint's latest delivery attempts as JSON, newest first, one per line."""
+    from itertools import islice
+
+    from pendingtx_client.cli import connection
+    from pendingtx_client.cli import webhooks as shown
+
+    creds = connection.resolve(url=url, app_key=app_key, app_secret=app_secret)
+    with connection.reported_errors(creds), connection.connect(creds) as client:
+        for attempt in islice(client.webhook_deliveries(webhook_id, limit=min(limit, 100)), limit):
+            shown.echo_json(attempt)
+
+
+@webhooks.command("replay")
+@click.argument("webhook_id", metavar="ID")
+@click.option(
+    "--after", required=True, type=click.IntRange(min=0), help="Re-send events after this sequence."
+)
+@connection_options
+def webhooks_replay(
+    *, webhook_id: str, after: int, url: str | None, app_key: str | None, app_secret: str | None
+) -> None:
+    """Send the endpoint's events after sequence --after again; print how many were queued."""
+    from pendingtx_client.cli import connection
+
+    creds = connection.resolve(url=url, app_key=app_key, app_secret=app_secret)
+    with connection.reported_errors(creds), connection.connect(creds) as client:
+        queued = client.replay_webhook(webhook_id, after=after)
+    click.echo(f"queued {queued}")
+
+
+COMMANDS: tuple[click.Command, ...] = (submit, status, transactions, webhooks)
 """The client commands, for the server's `pendingtx` command line to include."""
