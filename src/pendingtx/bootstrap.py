@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 
 import sqlalchemy as sa
 from starlette.types import ASGIApp
@@ -24,7 +25,7 @@ from pendingtx.config import Settings
 from pendingtx.domain.credentials import TokenLifetimes
 from pendingtx.domain.jobs import QueueSnapshot
 from pendingtx.observability.logs import AccessLog
-from pendingtx.services import job_status
+from pendingtx.services import job_status, retention
 from pendingtx.services.abuse import AbuseLimits
 from pendingtx.services.authentication import Authenticator
 from pendingtx.services.enqueue import Acceptor, DirectAcceptor
@@ -40,6 +41,7 @@ from pendingtx.storage.server_keys import ServerKeys
 from pendingtx.storage.unit_of_work import UnitOfWork
 from pendingtx.worker.listener import JobListener
 from pendingtx.worker.pool import WorkerPool
+from pendingtx.worker.sweeper import Sweeper
 from pendingtx.worker.wakeup import Wakeup
 from pendingtx.worker.worker import Worker, WorkerConfig
 
@@ -158,7 +160,17 @@ class Runtime:
                 self.wakeup,
                 retry_seconds=self.settings.worker_poll_seconds,
             )
-        return WorkerPool([self.new_worker() for _ in range(concurrency)], self.wakeup, listener)
+        return WorkerPool(
+            [self.new_worker() for _ in range(concurrency)], self.wakeup, listener, sweeper=self.sweeper()
+        )
+
+    def sweeper(self) -> Sweeper:
+        """The retention sweep, run by each workers' process every `retention_sweep_seconds`."""
+        period = timedelta(days=self.settings.job_retention_days)
+        return Sweeper(
+            partial(retention.sweep, self.uow, retention_period=period, clock=self.clock),
+            interval=self.settings.retention_sweep_seconds,
+        )
 
     def close(self) -> None:
         """Commit what is waiting and release the database connections."""

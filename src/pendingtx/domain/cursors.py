@@ -30,7 +30,8 @@ class ListKind(StrEnum):
     """The listings that issue cursors; a cursor from one is refused by every other."""
 
     TRANSACTIONS = "transactions"
-    JOBS = "jobs"  # GET /v1/jobs/{appName} (contract 7.4), when it comes
+    JOBS = "jobs"  # GET /v1/jobs/{appName} (contract 7.4)
+    JOB_RESULTS = "job-results"  # GET /v1/jobs/{appName}/results/{key}
 
 
 def new_cursor_key() -> bytes:

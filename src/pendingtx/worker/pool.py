@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 
 from pendingtx.worker.listener import JobListener
+from pendingtx.worker.sweeper import Sweeper
 from pendingtx.worker.wakeup import Wakeup
 from pendingtx.worker.worker import Worker, WorkerThread
 
@@ -20,17 +21,25 @@ class WorkerPool:
     """Starts and stops every worker thread of this process together."""
 
     def __init__(
-        self, workers: Sequence[Worker], wakeup: Wakeup, listener: JobListener | None = None
+        self,
+        workers: Sequence[Worker],
+        wakeup: Wakeup,
+        listener: JobListener | None = None,
+        *,
+        sweeper: Sweeper | None = None,
     ) -> None:
         """`listener` wakes the workers when other processes commit jobs (the composition root makes
-        one where other processes can)."""
+        one where other processes can); `sweeper` runs the retention sweep beside them."""
         self.threads = [WorkerThread(worker, wakeup) for worker in workers]
         self.listener = listener
+        self.sweeper = sweeper
 
     def start(self) -> None:
         """Start listening and working."""
         if self.listener is not None:
             self.listener.start()
+        if self.sweeper is not None:
+            self.sweeper.start()
         for thread in self.threads:
             thread.start()
 
@@ -56,6 +65,8 @@ class WorkerPool:
             thread.join(max(deadline - time.monotonic(), 0.0))
         if self.listener is not None:
             self.listener.stop()
+        if self.sweeper is not None:
+            self.sweeper.stop(max(deadline - time.monotonic(), 0.0))
         busy = sum(thread.alive for thread in self.threads)
         if busy:
             log.warning(
