@@ -79,19 +79,24 @@ class ResultSource:
     def __init__(self, found: job_pages.ResultJob) -> None:
         self.job = found.job
         self._target = found.target
+        # The stored batch, split into records: read once, the first time a record without problems
+        # needs its externalId (a page of rejected records never reads it).
         self._records: list[msgspec.Raw] | None = None
-        if self.job.kind is not JobKind.MODIFY:
-            try:
-                self._records = split_records(found.payload)
-            except PoisonedPayload:
-                self._records = None
 
-    def external_id(self, index: int) -> str | None:
+    def _batch(self, conn: sa.Connection) -> list[msgspec.Raw]:
+        if self._records is None:
+            try:
+                self._records = split_records(job_pages.payload_of(conn, self.job.id))
+            except PoisonedPayload:
+                self._records = []
+        return self._records
+
+    def external_id(self, conn: sa.Connection, index: int) -> str | None:
         """The externalId the record was submitted with (None when it had none to read)."""
         if self.job.kind is JobKind.MODIFY:
             return self._target
-        records = self._records
-        if records is None or index >= len(records):
+        records = self._batch(conn)
+        if index >= len(records):
             return None
         try:
             value = _named_decoder().decode(records[index]).externalId
@@ -151,7 +156,7 @@ class ResultSource:
         for index in indexes:
             problems = by_index.get(index, [])
             outcome = outcome_of(index, rejected=bool(problems), processed_count=job.processed_count)
-            external_id = problems[0].external_id if problems else self.external_id(index)
+            external_id = problems[0].external_id if problems else self.external_id(conn, index)
             rows.append(ResultRow(index, external_id, outcome, problems))
         return rows
 

@@ -116,26 +116,32 @@ def _job(row: Any) -> JobRecord:
 
 @dataclass(frozen=True, slots=True)
 class ResultJob:
-    """A job whose results are read: as the status endpoint shows it, with its stored batch."""
+    """A job whose results are read: as the status endpoint shows it, and its target (modifications)."""
 
     job: JobRecord
-    payload: bytes
     target: str | None
 
 
 _FOR_RESULTS = Statement(
-    sa.select(*STATUS_COLUMNS, jobs.c.payload, jobs.c.target).where(
+    sa.select(*STATUS_COLUMNS, jobs.c.target).where(
         jobs.c.key == sa.bindparam("key"), jobs.c.org_id == sa.bindparam("org_id")
     )
 )
+_PAYLOAD = Statement(sa.select(jobs.c.payload).where(jobs.c.id == sa.bindparam("job_id")))
 
 
 def for_results(conn: sa.Connection, org_id: int, key: str) -> ResultJob | None:
-    """The organization's job with this key and its stored batch, or None."""
+    """The organization's job with this key, or None."""
     row = run(conn, _FOR_RESULTS, {"key": key, "org_id": org_id}).first()
     if row is None:
         return None
-    return ResultJob(_job(row), bytes(row.payload), row.target)
+    return ResultJob(_job(row), row.target)
+
+
+def payload_of(conn: sa.Connection, job_id: int) -> bytes:
+    """The job's stored batch (empty when the job is gone)."""
+    row = run(conn, _PAYLOAD, {"job_id": job_id}).first()
+    return b"" if row is None else bytes(row.payload)
 
 
 _PROBLEMS_BETWEEN = Statement(
