@@ -30,7 +30,8 @@ def other_caller(runtime: Runtime, caller: Caller) -> Caller:
     creds: AppCreds = register(runtime, name="globex-app", org="globex")
     with runtime.uow.read() as conn:
         app = app_repo.find_app(conn, creds.app_key)
-    assert app is not None and app.org_id != caller.org_id
+    assert app is not None
+    assert app.org_id != caller.org_id
     return Caller(app.id, app.app_key, app.name, app.org_id)
 
 
@@ -48,6 +49,10 @@ def test_each_job_tells_its_story_in_order_and_each_organization_counts_its_own(
     assert [e.sequence for e in mine] == list(range(1, len(mine) + 1))
     assert {e.job_key for e in mine} == {small.key}
     assert [e.type for e in mine] == [SUBMITTED, STARTED, COMPLETED]
+    # A small job starts and ends in one transaction; its start still reads as a start.
+    assert [(e.status.value, e.processed_count) for e in mine] == [
+        ("Submitted", 0), ("In Progress", 0), ("Partially Completed", 2),
+    ]  # fmt: skip
     done = mine[-1].to_json()
     assert done["data"] == {
         "jobStatusQueryKey": small.key,
@@ -57,7 +62,8 @@ def test_each_job_tells_its_story_in_order_and_each_organization_counts_its_own(
         "processedCount": 2,
         "failedCount": 1,
     }
-    assert str(done["id"]).startswith("evt_") and done["sequence"] == 3
+    assert str(done["id"]).startswith("evt_")
+    assert done["sequence"] == 3
 
     log = log_of(runtime, other.org_id)
     assert [e.sequence for e in log] == list(range(1, len(log) + 1))
@@ -76,9 +82,16 @@ def test_a_rolled_back_transition_leaves_no_event_and_commits_tell_the_observers
     runtime.uow.event_observers.append(lambda recorded: told.append(dict(recorded)))
     accepted = submit([record("A-1")])
     assert told == [{caller.org_id: 1}]
-    with pytest.raises(RuntimeError), runtime.uow.write() as conn:
-        events.record(conn, EventType.PROGRESS, [int(accepted.batch_id)], now=runtime.clock())
-        raise RuntimeError("rolled back")
+
+    def rolled_back() -> None:
+        with runtime.uow.write() as conn:
+            events.record(
+                conn, EventType.PROGRESS, [int(accepted.batch_id)], org_id=caller.org_id, now=runtime.clock()
+            )
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError):
+        rolled_back()
     assert told == [{caller.org_id: 1}]
     assert [e.type for e in log_of(runtime, caller.org_id)] == [SUBMITTED]
     # The next transaction on the same pooled connection starts with nothing recorded.

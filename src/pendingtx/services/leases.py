@@ -59,7 +59,13 @@ def give_up(
             record_count=job.record_count, processed=processed, created=created, reason=reason
         )
         holds.finish(
-            conn, job_id=job.id, worker_id=lease.worker_id, status=status, message=message, now=clock()
+            conn,
+            job_id=job.id,
+            org_id=job.org_id,
+            worker_id=lease.worker_id,
+            status=status,
+            message=message,
+            now=clock(),
         )
     return status, message
 

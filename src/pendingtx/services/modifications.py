@@ -205,6 +205,7 @@ def _store(
     held = holds.advance(
         conn,
         job_id=job.id,
+        org_id=job.org_id,
         worker_id=lease.worker_id,
         from_processed=job.processed_count,
         processed=1,

@@ -138,6 +138,7 @@ def _apply_chunk(
     held = holds.advance(
         conn,
         job_id=job.id,
+        org_id=job.org_id,
         worker_id=lease.worker_id,
         from_processed=progress.processed,
         processed=end,
@@ -159,7 +160,13 @@ def _apply_chunk(
 def _finish(conn: sa.Connection, job: ClaimedJob, created: int, *, lease: Lease, clock: Clock) -> JobStatus:
     status, message = outcome(record_count=job.record_count, created=created)
     if not holds.finish(
-        conn, job_id=job.id, worker_id=lease.worker_id, status=status, message=message, now=clock()
+        conn,
+        job_id=job.id,
+        org_id=job.org_id,
+        worker_id=lease.worker_id,
+        status=status,
+        message=message,
+        now=clock(),
     ):
         raise LeaseLost()
     return status

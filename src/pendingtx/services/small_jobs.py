@@ -131,7 +131,7 @@ def _apply(
             given_up = holds.Verdict(
                 *abandoned(record_count=job.record_count, processed=0, created=0, reason=verdict)
             )
-            completions.append(holds.Completion(job.id, 0, 0, 0, given_up))
+            completions.append(holds.Completion(job.id, job.org_id, 0, 0, 0, given_up))
             finished.append(Finished(job, given_up.status, 0, verdict))
             continue
         held = known.setdefault(job.org_id, set())
@@ -141,7 +141,7 @@ def _apply(
         problems_by_job.append((job.id, sorted(problems, key=lambda p: p.index)))
         done = holds.Verdict(*outcome(record_count=job.record_count, created=len(fresh)))
         failed = len({p.index for p in problems})
-        completions.append(holds.Completion(job.id, job.record_count, len(fresh), failed, done))
+        completions.append(holds.Completion(job.id, job.org_id, job.record_count, len(fresh), failed, done))
         finished.append(Finished(job, done.status, len(fresh)))
     # First, as in a chunk: a worker whose lease ran out stops here, before writing anything.
     if not holds.complete_held(conn, completions, worker_id=worker_id, now=now):

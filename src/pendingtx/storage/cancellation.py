@@ -61,7 +61,7 @@ def cancel(conn: sa.Connection, org_id: int, key: str, *, now: datetime) -> tupl
     message = cancelled(record_count=job.record_count, processed=0, created=0)
     row = run(conn, _CANCEL_WAITING, {**values, "message": message}).first()
     if row is not None:
-        events.record(conn, EventType.COMPLETED, [row.id], now=now)
+        events.record(conn, EventType.COMPLETED, [row.id], org_id=org_id, now=now)
     else:
         # Claimed meanwhile (or held all along): its worker stops at its next chunk, unless it ended.
         row = run(conn, _REQUEST_CANCEL, values).first()
@@ -77,7 +77,9 @@ _HELD_CANCELLED = sa.and_(
     jobs.c.cancel_requested_at.is_not(None),
 )
 _COUNTS = Statement(
-    sa.select(jobs.c.record_count, jobs.c.processed_count, jobs.c.created_count).where(_HELD_CANCELLED)
+    sa.select(jobs.c.org_id, jobs.c.record_count, jobs.c.processed_count, jobs.c.created_count).where(
+        _HELD_CANCELLED
+    )
 )
 _STOP = Statement(
     jobs.update()
@@ -114,6 +116,6 @@ def stop_if_cancelled(conn: sa.Connection, *, job_id: int, worker_id: str, now: 
     )
     if run(conn, _STOP, {**held, "message": message, "now": now}).rowcount != 1:
         return False
-    events.record(conn, EventType.COMPLETED, [job_id], now=now)
+    events.record(conn, EventType.COMPLETED, [job_id], org_id=int(row.org_id), now=now)
     run(conn, _END_CLAIM, {**held, "now": now})
     return True

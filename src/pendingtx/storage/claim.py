@@ -185,7 +185,7 @@ def claim_next(
     job = record_of(ClaimedJob, row)
     open_claims(conn, [(job.id, job.attempts)], worker_id=worker_id, now=now, lease_until=lease_until)
     mark_served(conn, [job.org_id], now=now)
-    events.record_start(conn, job.id, now=now)
+    events.record_start(conn, job.id, org_id=job.org_id, now=now)
     return job
 
 

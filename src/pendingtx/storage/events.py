@@ -1,7 +1,7 @@
 """The event log: each job transition recorded once, in its own transaction, numbered per organization.
 
-Every transition goes through a function here or in storage/jobs.py, storage/holds.py and
-storage/claim.py that records its event in the same transaction, so no event can be missed or
+Every transition goes through a function in storage/jobs.py, storage/holds.py or storage/claim.py
+that records its event in the same transaction (written by `flush` at commit), so no event can be missed or
 invented. Sequence numbers come from the organization's row, which the numbering locks until commit:
 an organization's events therefore become visible strictly in sequence order, and a reader resuming
 after sequence N can never miss one committed later with a smaller number.
@@ -16,7 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from pendingtx.domain.events import Event, EventType, new_event_id
-from pendingtx.storage.driver import Statement, dialect_for, record_of, run
+from pendingtx.domain.jobs import JobStatus
+from pendingtx.storage.driver import Statement, dialect_for, record_of, run, run_many
 from pendingtx.storage.tables import events, jobs, organizations
 
 # PostgreSQL notification channel: "<org id>:<last sequence>" for each organization a commit wrote to.
@@ -25,46 +26,78 @@ CHANNEL = "pendingtx_events"
 # after commit (storage/unit_of_work.py).
 RECORDED = "pendingtx.events.recorded"
 
-_NEXT_SEQUENCE = Statement(
+_TAKE_SEQUENCES = Statement(
     organizations.update()
-    .where(
-        organizations.c.id
-        == sa.select(jobs.c.org_id).where(jobs.c.id == sa.bindparam("job")).scalar_subquery()
-    )
-    .values(event_sequence=organizations.c.event_sequence + 1)
-    .returning(organizations.c.id, organizations.c.event_sequence)
+    .where(organizations.c.id == sa.bindparam("org"))
+    .values(event_sequence=organizations.c.event_sequence + sa.bindparam("count"))
+    .returning(organizations.c.event_sequence)
 )
 # The event's columns copied from the job's row, and the job's column where its name differs.
 _FROM_JOB = ("org_id", "job_id", "job_key", "status", "record_count", "processed_count", "failed_count")
 _JOB_COLUMN = {"job_id": "id", "job_key": "key"}
-_INSERT = Statement(
-    events.insert().from_select(
-        [*_FROM_JOB, "sequence", "public_id", "type", "created_at"],
-        sa.select(
-            *(jobs.c[_JOB_COLUMN.get(name, name)] for name in _FROM_JOB),
-            sa.bindparam("sequence", type_=events.c.sequence.type),
-            sa.bindparam("public_id", type_=events.c.public_id.type),
-            sa.bindparam("type", type_=events.c.type.type),
-            sa.bindparam("now", type_=events.c.created_at.type),
-        ).where(jobs.c.id == sa.bindparam("job")),
+# A job starts with nothing processed; small jobs start and end in one transaction, where the row
+# already holds the end.
+_AT_START: dict[str, Any] = {
+    "status": sa.literal(JobStatus.IN_PROGRESS.value),
+    "processed_count": sa.literal(0),
+    "failed_count": sa.literal(0),
+}
+
+
+def _insert(kind: EventType) -> Statement:
+    copied = _AT_START if kind is EventType.STARTED else {}
+    return Statement(
+        events.insert().from_select(
+            [*_FROM_JOB, "sequence", "public_id", "type", "created_at"],
+            sa.select(
+                *(copied.get(name, jobs.c[_JOB_COLUMN.get(name, name)]) for name in _FROM_JOB),
+                sa.bindparam("sequence", type_=events.c.sequence.type),
+                sa.bindparam("public_id", type_=events.c.public_id.type),
+                sa.literal(kind.value),
+                sa.bindparam("now", type_=events.c.created_at.type),
+            ).where(jobs.c.id == sa.bindparam("job")),
+        )
     )
-)
 
 
-def record(conn: sa.Connection, kind: EventType, job_ids: Iterable[int], *, now: datetime) -> None:
-    """Record `kind` for each job, as the job's row stands now in this transaction.
+_INSERTS = {kind: _insert(kind) for kind in EventType}
+# Events a transaction has recorded, written by `flush` just before it commits.
+_PENDING = "pendingtx.events.pending"
 
-    Call it after the statement that makes the transition, so that the event copies the new status
-    and counts.
+
+def record(
+    conn: sa.Connection, kind: EventType, job_ids: Iterable[int], *, org_id: int, now: datetime
+) -> None:
+    """Record `kind` for each of the organization's jobs in this transaction (written at commit, see
+    `flush`)."""
+    pending: list[tuple[int, EventType, int, datetime]] = conn.info.setdefault(_PENDING, [])
+    pending.extend((org_id, kind, job_id, now) for job_id in job_ids)
+
+
+def flush(conn: sa.Connection) -> None:
+    """Write the events this transaction recorded, as the last thing before its commit.
+
+    Numbering locks the organization's row until commit; taken last, the lock is held for the
+    commit alone, and the jobs' rows already hold the state each event copies. Organizations are
+    locked in id order, so two transactions numbering for the same ones cannot deadlock.
     """
+    pending: list[tuple[int, EventType, int, datetime]] = conn.info.pop(_PENDING, [])
     recorded: dict[int, int] = conn.info.setdefault(RECORDED, {})
-    for job_id in job_ids:
-        org_id, sequence = run(conn, _NEXT_SEQUENCE, {"job": job_id}).one()
-        values = {"job": job_id, "sequence": sequence, "public_id": new_event_id(), "type": kind, "now": now}
-        run(conn, _INSERT, values)
-        if sequence > recorded.get(org_id, 0):
-            recorded[org_id] = sequence
-            dialect_for(conn).announce(conn, CHANNEL, f"{org_id}:{sequence}")
+    by_org: dict[int, list[tuple[EventType, int, datetime]]] = {}
+    for org_id, kind, job_id, now in pending:
+        by_org.setdefault(org_id, []).append((kind, job_id, now))
+    for org_id in sorted(by_org):
+        org_events = by_org[org_id]
+        last = int(run(conn, _TAKE_SEQUENCES, {"org": org_id, "count": len(org_events)}).one()[0])
+        rows: dict[EventType, list[dict[str, Any]]] = {}
+        for sequence, (kind, job_id, now) in enumerate(org_events, start=last - len(org_events) + 1):
+            values = {"job": job_id, "sequence": sequence, "public_id": new_event_id(), "now": now}
+            rows.setdefault(kind, []).append(values)
+        # Sequence numbers are given out in order above; rows of a kind are inserted together.
+        for kind, values_of_kind in rows.items():
+            run_many(conn, _INSERTS[kind], values_of_kind)
+        recorded[org_id] = last
+        dialect_for(conn).announce(conn, CHANNEL, f"{org_id}:{last}")
 
 
 _STARTED = Statement(
@@ -74,15 +107,19 @@ _STARTED = Statement(
 )
 
 
-def record_start(conn: sa.Connection, job_id: int, *, now: datetime) -> None:
+def record_start(conn: sa.Connection, job_id: int, *, org_id: int, now: datetime) -> None:
     """Record that the job started, unless it did before (a takeover resumes a started job)."""
+    pending = conn.info.get(_PENDING, ())
+    if any(kind is EventType.STARTED and job == job_id for _, kind, job, _ in pending):
+        return
     if run(conn, _STARTED, {"job": job_id}).first() is None:
-        record(conn, EventType.STARTED, [job_id], now=now)
+        record(conn, EventType.STARTED, [job_id], org_id=org_id, now=now)
 
 
 def take_recorded(conn: sa.Connection) -> Mapping[int, int]:
     """What this transaction recorded (org id -> last sequence), forgotten here: the connection is
     pooled, and its next transaction starts afresh."""
+    conn.info.pop(_PENDING, None)
     found: Mapping[int, int] = conn.info.pop(RECORDED, {})
     return found
 

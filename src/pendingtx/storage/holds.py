@@ -30,6 +30,7 @@ class Completion:
     """The counts and verdict of a job processed whole in one transaction."""
 
     job_id: int
+    org_id: int
     processed: int
     created: int
     failed: int
@@ -93,6 +94,7 @@ def advance(
     conn: sa.Connection,
     *,
     job_id: int,
+    org_id: int,
     worker_id: str,
     from_processed: int,
     processed: int,
@@ -119,23 +121,30 @@ def advance(
     if verdict is None:
         if run(conn, _ADVANCE, {**held, **progress, "lease": lease_until}).rowcount != 1:
             return False
-        events.record(conn, EventType.PROGRESS, [job_id], now=now)
+        events.record(conn, EventType.PROGRESS, [job_id], org_id=org_id, now=now)
         return run(conn, _RENEW_CLAIM, {**held, "lease": lease_until}).rowcount == 1
     ended = {"status": verdict.status.value, "message": verdict.message, "now": now}
     if run(conn, _COMPLETE, {**held, **progress, **ended}).rowcount != 1:
         return False
-    events.record(conn, EventType.COMPLETED, [job_id], now=now)
+    events.record(conn, EventType.COMPLETED, [job_id], org_id=org_id, now=now)
     return run(conn, _END_CLAIM, {**held, "now": now}).rowcount == 1
 
 
 def finish(
-    conn: sa.Connection, *, job_id: int, worker_id: str, status: JobStatus, message: str, now: datetime
+    conn: sa.Connection,
+    *,
+    job_id: int,
+    org_id: int,
+    worker_id: str,
+    status: JobStatus,
+    message: str,
+    now: datetime,
 ) -> bool:
     """Give a held job its terminal status; False if the lease was lost."""
     held = {"held_job": job_id, "held_by": worker_id}
     if run(conn, _FINISH, {**held, "status": status.value, "message": message, "now": now}).rowcount != 1:
         return False
-    events.record(conn, EventType.COMPLETED, [job_id], now=now)
+    events.record(conn, EventType.COMPLETED, [job_id], org_id=org_id, now=now)
     return run(conn, _END_CLAIM, {**held, "now": now}).rowcount == 1
 
 
@@ -306,8 +315,8 @@ def complete_held(
     # Claimed in an earlier transaction, small jobs start and end in the log together, as they commit:
     # a batch handed back before this point leaves no trace there.
     for c in completions:
-        events.record(conn, EventType.STARTED, [c.job_id], now=now)
-        events.record(conn, EventType.COMPLETED, [c.job_id], now=now)
+        events.record(conn, EventType.STARTED, [c.job_id], org_id=c.org_id, now=now)
+        events.record(conn, EventType.COMPLETED, [c.job_id], org_id=c.org_id, now=now)
     run_many(
         conn, _END_CLAIM, [{"held_job": c.job_id, "held_by": worker_id, "now": now} for c in completions]
     )

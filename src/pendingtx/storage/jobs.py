@@ -107,7 +107,7 @@ def insert_job(
         "request_digest": request_digest,
     }
     job_id = int(run(conn, _INSERT_JOB, values).one().id)
-    events.record(conn, EventType.SUBMITTED, [job_id], now=now)
+    events.record(conn, EventType.SUBMITTED, [job_id], org_id=org_id, now=now)
     return job_id
 
 

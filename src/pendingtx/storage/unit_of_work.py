@@ -60,6 +60,7 @@ class UnitOfWork:
                 try:
                     with conn.begin():
                         yield conn
+                        events.flush(conn)
                 finally:
                     recorded = events.take_recorded(conn)
         finally:
