@@ -245,3 +245,21 @@ def test_retention_leaves_410_for_old_keys_404_for_unknown_and_foreign_and_keeps
     listed = client.get("/v1/transactions", headers=headers).json()
     assert [t["externalId"] for t in listed["data"]["results"]] == ["O-1"]
     assert jobs(client, headers)["paging"]["totalCount"] == 2
+
+
+def test_the_job_count_stops_at_its_limit(
+    client: TestClient, headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pendingtx.storage import job_pages
+
+    job_pages._listing.cache_clear()
+    monkeypatch.setattr(job_pages, "COUNT_LIMIT", 2)
+    for i in range(3):
+        submit(client, headers, [record(f"N-{i}")])
+    try:
+        page = jobs(client, headers, limit=1)
+        assert page["paging"]["totalCount"] == 2
+        assert page["paging"]["next"] is not None
+        assert len(jobs(client, headers)["data"]["results"]) == 3
+    finally:
+        job_pages._listing.cache_clear()

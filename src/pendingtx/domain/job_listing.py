@@ -17,6 +17,8 @@ JOB_FILTERS = ("status", "kind", "submittedStart", "submittedEnd")
 _JOB_RANK = {name: rank for rank, name in enumerate((*JOB_FILTERS, "limit", "after", "before"))}
 RESULT_FILTERS = ("outcome",)
 _RESULT_RANK = {name: rank for rank, name in enumerate((*RESULT_FILTERS, "limit", "after"))}
+# The job list's `totalCount` counts at most this many jobs: beyond, it says this many.
+COUNT_LIMIT = 10_000
 # A page of results holds up to this many records (contract 7.4).
 MAX_RESULTS_LIMIT = 1000
 DEFAULT_RESULTS_LIMIT = 100

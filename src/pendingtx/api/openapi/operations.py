@@ -307,8 +307,8 @@ LIST_JOBS: dict[str, Any] = {
     "summary": "List the organization's jobs",
     "description": "Newest first; filters combine with AND. Each job is its status body without "
     "`validationMessage`, `validationDetails` and `truncated`, plus its `jobStatusQueryKey` and "
-    "`kind`. A repeated or unknown parameter, a range that ends before it starts, or `after` "
-    "together with `before` is a 400.",
+    "`kind`. `paging.totalCount` counts at most 10,000 jobs. A repeated or unknown parameter, a "
+    "range that ends before it starts, or `after` together with `before` is a 400.",
     "security": V1_SECURITY,
     "parameters": _job_list_parameters(),
     "responses": {
