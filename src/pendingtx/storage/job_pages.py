@@ -44,6 +44,7 @@ _FILTERS: dict[str, Any] = {
 @dataclass(frozen=True, slots=True)
 class _Listing:
     total: Statement
+    newest: Statement
     older: Statement
     newer: Statement
     any_older: Statement
@@ -63,10 +64,18 @@ def _listing(filters: frozenset[str]) -> _Listing:
                 sa.select(jobs.c.id).where(*where).limit(COUNT_LIMIT).subquery()
             )
         ),
+        # The first page has no cursor to bound: a bound past every id misleads PostgreSQL's planner.
+        newest=Statement(page.order_by(jobs.c.id.desc())),
         older=Statement(page.where(jobs.c.id < cursor).order_by(jobs.c.id.desc())),
         newer=Statement(page.where(jobs.c.id > cursor).order_by(jobs.c.id)),
-        any_older=Statement(sa.select(sa.exists().where(*where, jobs.c.id < cursor).label("found"))),
-        any_newer=Statement(sa.select(sa.exists().where(*where, jobs.c.id > cursor).label("found"))),
+        # The next id either way, not EXISTS: PostgreSQL's generic plan for EXISTS may scan the whole
+        # table when there is none (the first page has nothing newer); this one walks (org_id, id).
+        any_older=Statement(
+            sa.select(jobs.c.id).where(*where, jobs.c.id < cursor).order_by(jobs.c.id.desc()).limit(1)
+        ),
+        any_newer=Statement(
+            sa.select(jobs.c.id).where(*where, jobs.c.id > cursor).order_by(jobs.c.id).limit(1)
+        ),
     )
 
 
@@ -81,10 +90,6 @@ def _values(org_id: int, query: JobListQuery) -> dict[str, Any]:
         "submitted_end": None if end is None or end.year == 9999 else end + _MILLISECOND,
     }
     return {name: value for name, value in values.items() if value is not None}
-
-
-# Past every job id: the first page of a newest-first listing starts below it.
-_NEWEST = 2**63 - 1
 
 
 def list_page(conn: sa.Connection, org_id: int, query: JobListQuery) -> JobPage:
@@ -102,7 +107,10 @@ def list_page(conn: sa.Connection, org_id: int, query: JobListQuery) -> JobPage:
             run(conn, listing.any_older, {**values, "cursor": rows[-1].id}).scalar()
         )
     else:
-        found = run(conn, listing.older, {**window, "cursor": query.after or _NEWEST}).all()
+        if query.after is None:
+            found = run(conn, listing.newest, window).all()
+        else:
+            found = run(conn, listing.older, {**window, "cursor": query.after}).all()
         rows = [_job(r) for r in found[: query.limit]]
         more_after = len(found) > query.limit
         more_before = bool(rows) and bool(
