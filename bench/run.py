@@ -1,6 +1,6 @@
 """`make bench`: every figure beside its anchor, printed and written into docs/PERFORMANCE.md.
 
-Usage: python -m bench.run [--only B1,B2,B3,B5] [--no-write] [--seconds N]
+Usage: python -m bench.run [--only B1,B2,B3,B5,B7] [--no-write] [--seconds N] [--b7-jobs N]
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import figures
+from bench import b7, figures
 from bench.setup import postgres_available, postgres_database, sqlite_database
 from bench.wrk import require_wrk
 
@@ -36,7 +36,7 @@ def _sqlite(directory: Path) -> Callable[[], AbstractContextManager[str]]:
     return database
 
 
-def measure(only: set[str], seconds: int, directory: Path) -> list[figures.Figure]:
+def measure(only: set[str], seconds: int, directory: Path, b7_jobs: int = 1_000_000) -> list[figures.Figure]:
     sqlite = _sqlite(directory)
     pg = postgres_database if postgres_available() else None
     rows: list[figures.Figure] = []
@@ -58,6 +58,10 @@ def measure(only: set[str], seconds: int, directory: Path) -> list[figures.Figur
             )
     if "B5" in only:
         rows += figures.b5_throughput(sqlite, "SQLite", seconds=20)
+    if "B7" in only:
+        rows += b7.b7_jobs_resource(sqlite, "SQLite", job_count=b7_jobs, problem_rows=b7_jobs)
+        if pg:
+            rows += b7.b7_jobs_resource(pg, "PostgreSQL", job_count=b7_jobs, problem_rows=b7_jobs)
     return rows
 
 
@@ -87,14 +91,16 @@ def write_report(rows: list[figures.Figure], command: str, elapsed: float) -> No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", default="B1,B2,B3,B5")
+    parser.add_argument("--only", default="B1,B2,B3,B5,B7")
+    parser.add_argument("--b7-jobs", type=int, default=1_000_000, help="jobs (and problem rows) B7 loads")
     parser.add_argument("--seconds", type=int, default=8, help="length of each wrk run in B1")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/PERFORMANCE.md alone")
     args = parser.parse_args()
     require_wrk()
     started = time.monotonic()
     with figures.temporary_directory() as directory:
-        rows = measure({s.strip().upper() for s in args.only.split(",")}, args.seconds, directory)
+        only = {s.strip().upper() for s in args.only.split(",")}
+        rows = measure(only, args.seconds, directory, args.b7_jobs)
     elapsed = time.monotonic() - started
     print(table(rows))
     if not args.no_write:

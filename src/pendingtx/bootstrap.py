@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 
 import sqlalchemy as sa
 from starlette.types import ASGIApp
@@ -25,7 +26,7 @@ from pendingtx.domain.credentials import TokenLifetimes
 from pendingtx.domain.jobs import QueueSnapshot
 from pendingtx.domain.webhooks import parse_schedule, webhook_key_bytes
 from pendingtx.observability.logs import AccessLog
-from pendingtx.services import job_status
+from pendingtx.services import job_status, retention
 from pendingtx.services.abuse import AbuseLimits
 from pendingtx.services.authentication import Authenticator
 from pendingtx.services.enqueue import Acceptor, DirectAcceptor
@@ -44,6 +45,7 @@ from pendingtx.storage.server_keys import ServerKeys
 from pendingtx.storage.unit_of_work import UnitOfWork
 from pendingtx.worker.listener import JobListener
 from pendingtx.worker.pool import WorkerPool
+from pendingtx.worker.sweeper import Sweeper
 from pendingtx.worker.wakeup import Wakeup
 from pendingtx.worker.webhooks import WebhookDeliverer
 from pendingtx.worker.worker import Worker, WorkerConfig
@@ -174,7 +176,9 @@ class Runtime:
                 retry_seconds=self.settings.worker_poll_seconds,
             )
         workers = [self.new_worker() for _ in range(concurrency)]
-        return WorkerPool(workers, self.wakeup, listener, companions=[self.webhook_deliverer()])
+        return WorkerPool(
+            workers, self.wakeup, listener, companions=[self.webhook_deliverer()], sweeper=self.sweeper()
+        )
 
     def webhook_deliverer(self) -> WebhookDeliverer:
         """The thread that sends this process's share of webhook deliveries, woken by new events."""
@@ -194,6 +198,14 @@ class Runtime:
         deliverer = WebhookDeliverer(self.uow, sender, clock=self.clock)
         self.uow.event_observers.append(deliverer.wake)
         return deliverer
+
+    def sweeper(self) -> Sweeper:
+        """The retention sweep, run by each workers' process every `retention_sweep_seconds`."""
+        period = timedelta(days=self.settings.job_retention_days)
+        return Sweeper(
+            partial(retention.sweep, self.uow, retention_period=period, clock=self.clock),
+            interval=self.settings.retention_sweep_seconds,
+        )
 
     def close(self) -> None:
         """Commit what is waiting and release the database connections."""

@@ -231,6 +231,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "kept in the database's `server_keys` table (see SECURITY.md)"
         ),
     ] = ""
+    job_retention_days: Annotated[
+        float,
+        _doc(
+            "a finished job (its payload, problems, results and events) is deleted this long after it "
+            "ended; its key then answers `410` (fractions allowed; transactions are never deleted)",
+            gt=0,
+        ),
+    ] = 30.0
+    retention_sweep_seconds: Annotated[
+        float, _doc("how often the workers' process deletes jobs past their retention", gt=0)
+    ] = 3600.0
 
     def __post_init__(self) -> None:
         scheme = urlsplit(self.database_url).scheme.lower() if "://" in self.database_url else ""

@@ -126,6 +126,20 @@ class IdempotencyKeyInUse(ApiError):
     transient = True
 
 
+class JobAlreadyFinished(ApiError):
+    """The job has already finished"""
+
+    status = 409
+    code = "job.already.finished"
+
+
+class Gone(ApiError):
+    """The job was deleted by retention"""
+
+    status = 410
+    code = "resource.gone"
+
+
 class TooLarge(ApiError):
     """Request body too large"""
 

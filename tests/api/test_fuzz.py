@@ -52,7 +52,7 @@ MODIFY_PATH = "/v1/transactions/{externalId}"
 SUBMIT_PATHS = {"/v1/transactions": "PendingTransaction", "/v1/transfers": "PendingTransfer"}
 ERROR_MEMBERS = ["code", "message", "trackingId", "transient", "errors"]
 OAUTH_ERROR_MEMBERS = [*ERROR_MEMBERS, "error", "error_description"]
-TERMINAL = {"Completed", "Partially Completed", "Failed"}
+TERMINAL = {"Completed", "Partially Completed", "Failed", "Cancelled"}
 TRANSIENT_CODES = {"request.rate.limited", "service.unavailable", "idempotency.key.in.use"}
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 REQUEST_NUMBERS = itertools.count()
@@ -63,8 +63,8 @@ NOT_EXPRESSIBLE = [
     (re.compile(r"after|before"), re.compile(r"is not a valid cursor")),
     (re.compile(r"before"), re.compile(r"cannot be combined with after")),
     (
-        re.compile(r"createEndDate|changeEndDate"),
-        re.compile(r"must not be before (createStartDate|changeStartDate)"),
+        re.compile(r"createEndDate|changeEndDate|submittedEnd"),
+        re.compile(r"must not be before (createStartDate|changeStartDate|submittedStart)"),
     ),
     # Nesting depth: a body nests arrays and objects at most 32 levels deep.
     (re.compile(r"body"), re.compile(r"must not nest arrays and objects more than \d+ levels deep.*")),

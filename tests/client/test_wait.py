@@ -115,6 +115,7 @@ def test_job_states() -> None:
         JobState.COMPLETED,
         JobState.PARTIALLY_COMPLETED,
         JobState.FAILED,
+        JobState.CANCELLED,
     }
     assert JobState("Partially Completed") is JobState.PARTIALLY_COMPLETED
     assert JobState("something new") is JobState.UNKNOWN

@@ -15,6 +15,7 @@ import msgspec
 
 from pendingtx.domain.cursors import CURSOR_LENGTH, CURSOR_PATTERN
 from pendingtx.domain.decimals import MAX_QUANTITY
+from pendingtx.domain.job_listing import MAX_RESULTS_LIMIT
 from pendingtx.domain.jobs import JobStatus as JobStatusValue
 from pendingtx.domain.listing import MAX_LIMIT
 from pendingtx.domain.transactions import (
@@ -191,6 +192,73 @@ class TransactionPage(Answer):
     paging: Paging
 
 
+class ListedJob(Answer):
+    """A job as the job list shows it: the status body without its problems, with its key and kind."""
+
+    status: JobState
+    batchId: Digits
+    message: str
+    recordCount: Annotated[int, msgspec.Meta(ge=0)]
+    processedCount: Annotated[int, msgspec.Meta(ge=0)]
+    failedCount: Annotated[int, msgspec.Meta(ge=0)]
+    submittedAt: Eastern
+    completedAt: Eastern | None
+    jobStatusQueryKey: JobKey
+    kind: Literal["create", "transfer", "modify"]
+
+
+class Jobs(Answer):
+    """The jobs of one page, newest first."""
+
+    results: Annotated[list[ListedJob], msgspec.Meta(max_length=MAX_LIMIT)]
+
+
+class JobPage(Answer):
+    """One page of the organization's jobs."""
+
+    data: Jobs
+    paging: Paging
+
+
+class RecordProblem(Answer):
+    """One reason a record was rejected."""
+
+    field: Annotated[str, msgspec.Meta(description='the record\'s member, or "" for the record')]
+    reason: str
+
+
+class RecordResult(Answer):
+    """What became of one submitted record."""
+
+    index: Annotated[int, msgspec.Meta(ge=0, description="0-based position in the batch")]
+    externalId: str | None
+    outcome: Literal["created", "rejected", "unprocessed"]
+    problems: list[RecordProblem]
+
+
+class RecordResults(Answer):
+    """The records of one page, in batch order."""
+
+    results: Annotated[list[RecordResult], msgspec.Meta(max_length=MAX_RESULTS_LIMIT)]
+
+
+class ResultsPaging(Answer):
+    """Where the page stands in the job's results (paged forward only)."""
+
+    totalCount: Annotated[int, msgspec.Meta(ge=0, description="records with the outcome asked for")]
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_RESULTS_LIMIT)]
+    cursors: Cursors
+    next: Annotated[str | None, msgspec.Meta(description="the next page's path and query")]
+    previous: None
+
+
+class ResultsPage(Answer):
+    """One page of a job's per-record results."""
+
+    data: RecordResults
+    paging: ResultsPaging
+
+
 class Health(Answer):
     """The process is up."""
 
@@ -225,6 +293,8 @@ ANSWERS: tuple[type[Answer], ...] = (
     JobAccepted,
     JobStatus,
     TransactionPage,
+    JobPage,
+    ResultsPage,
     Health,
     Ready,
     AuthorizationServerMetadata,

@@ -18,6 +18,7 @@ from pendingtx import errors
 from pendingtx.api.context import DATABASE_UNAVAILABLE, RequestContext
 from pendingtx.api.dependencies import ApiServices, Background
 from pendingtx.api.docs_page import docs_routes
+from pendingtx.api.jobs import CANCEL_TEMPLATE, JOBS_TEMPLATE, RESULTS_TEMPLATE, JobRoutes
 from pendingtx.api.oauth_metadata import METADATA_PATH, metadata_endpoint
 from pendingtx.api.openapi import openapi_document
 from pendingtx.api.responses import json_response
@@ -40,6 +41,7 @@ DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 def routes(services: ApiServices, metrics: Metrics | None = None) -> list[Route]:
     """Every route the service answers (`/metrics` with `metrics`)."""
     v1 = V1Routes(services)
+    jobs = JobRoutes(services)
     document = openapi_document(services.settings)
 
     async def healthz(_: Request) -> Response:
@@ -63,6 +65,9 @@ def routes(services: ApiServices, metrics: Metrics | None = None) -> list[Route]
         Route("/v1/transactions/{externalId}", v1.transaction, methods=["GET", "PATCH"]),
         Route("/v1/transfers", v1.create_transfers, methods=["POST"]),
         *webhook_routes(services),
+        Route(JOBS_TEMPLATE, jobs.list_jobs, methods=["GET"]),
+        Route(CANCEL_TEMPLATE, jobs.cancel, methods=["POST"]),
+        Route(RESULTS_TEMPLATE, jobs.results, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),

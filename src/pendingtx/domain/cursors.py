@@ -30,8 +30,9 @@ class ListKind(StrEnum):
     """The listings that issue cursors; a cursor from one is refused by every other."""
 
     TRANSACTIONS = "transactions"
-    JOBS = "jobs"  # GET /v1/jobs/{appName} (contract 7.4), when it comes
     WEBHOOK_DELIVERIES = "webhook-deliveries"  # GET /v1/webhooks/{id}/deliveries (contract 7.3)
+    JOBS = "jobs"  # GET /v1/jobs/{appName} (contract 7.4)
+    JOB_RESULTS = "job-results"  # GET /v1/jobs/{appName}/results/{key}
 
 
 def new_cursor_key() -> bytes:

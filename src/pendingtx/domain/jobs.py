@@ -13,13 +13,15 @@ from pendingtx.domain.transactions import Problem
 
 
 class JobStatus(StrEnum):
-    """The five statuses a client can see; the last three are terminal."""
+    """The six statuses a client can see; all but the first two are terminal."""
 
     SUBMITTED = "Submitted"
     IN_PROGRESS = "In Progress"
     COMPLETED = "Completed"
     PARTIALLY_COMPLETED = "Partially Completed"
     FAILED = "Failed"
+    # Stopped by the client (contract 7.4): before any record, or at a chunk boundary.
+    CANCELLED = "Cancelled"
 
     @property
     def terminal(self) -> bool:
@@ -27,7 +29,9 @@ class JobStatus(StrEnum):
         return self in _TERMINAL
 
 
-_TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.PARTIALLY_COMPLETED, JobStatus.FAILED})
+_TERMINAL = frozenset(
+    {JobStatus.COMPLETED, JobStatus.PARTIALLY_COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
+)
 
 
 class JobKind(StrEnum):
@@ -136,6 +140,16 @@ def abandoned(*, record_count: int, processed: int, created: int, reason: str) -
     status = JobStatus.FAILED if created == 0 else JobStatus.PARTIALLY_COMPLETED
     return status, (
         f"{status.value}: {reason}; {created} of {record_count} transactions created, "
+        f"{record_count - processed} not processed"
+    )
+
+
+def cancelled(*, record_count: int, processed: int, created: int) -> str:
+    """The message of a job the client cancelled; what was applied before the cancel stays."""
+    if processed == 0:
+        return f"Cancelled: before any record was processed; {record_count} not processed"
+    return (
+        f"Cancelled: {created} of {record_count} transactions created, "
         f"{record_count - processed} not processed"
     )
 

@@ -1,11 +1,11 @@
 """Listing transactions (`GET /v1/transactions`): query parsing, cursors and paging links."""
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TypeVar
+from typing import Protocol, TypeVar
 from urllib.parse import quote, urlencode
 
 from pendingtx.domain.cursors import ListingCursors
@@ -27,7 +27,6 @@ _MOMENT_TEXT = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2}):(\d{2})(?
 _LIMIT_TEXT = re.compile(r"[0-9]{1,9}", re.ASCII)
 _TEXT_REASON = "must be 1-64 characters"
 _MOMENT_REASON = "must be a date-time yyyy-MM-ddTHH:mm:ss.SSS or a date yyyy-MM-dd (US Eastern time)"
-_LIMIT_REASON = f"must be an integer between 1 and {MAX_LIMIT}"
 _CURSOR_REASON = "is not a valid cursor"
 
 _Member = TypeVar("_Member", bound=StrEnum)
@@ -56,6 +55,11 @@ class ListQuery:
     before: int | None = None
 
 
+class _Limited(Protocol):
+    @property
+    def limit(self) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Paging:
     """The paging member of a listing answer: cursors of the page's ends and links to its neighbours."""
@@ -68,7 +72,7 @@ class Paging:
     previous: str | None
 
 
-class _QueryReader:
+class QueryReader:
     """Reads single-valued query parameters, collecting every problem found on the way."""
 
     def __init__(self, values: dict[str, str], cursors: ListingCursors) -> None:
@@ -105,14 +109,14 @@ class _QueryReader:
             self.fail(name, _MOMENT_REASON)
         return moment
 
-    def limit(self) -> int:
+    def limit(self, default: int = DEFAULT_LIMIT, most: int = MAX_LIMIT) -> int:
         value = self.values.get("limit")
         if value is None:
-            return DEFAULT_LIMIT
-        if _LIMIT_TEXT.fullmatch(value) and 1 <= int(value) <= MAX_LIMIT:
+            return default
+        if _LIMIT_TEXT.fullmatch(value) and 1 <= int(value) <= most:
             return int(value)
-        self.fail("limit", _LIMIT_REASON)
-        return DEFAULT_LIMIT
+        self.fail("limit", f"must be an integer between 1 and {most}")
+        return default
 
     def cursor(self, name: str) -> int | None:
         value = self.values.get(name)
@@ -152,16 +156,16 @@ def parse_eastern(text: str, *, end: bool) -> datetime | None:
         return datetime.max.replace(tzinfo=UTC)
 
 
-def _single_values(params: Sequence[tuple[str, str]]) -> tuple[dict[str, str], list[Problem]]:
-    """The known parameters given exactly once, and a problem for each unknown or repeated one."""
+def single_values(
+    params: Sequence[tuple[str, str]], known: Mapping[str, int] = _PARAM_RANK
+) -> tuple[dict[str, str], list[Problem]]:
+    """The `known` parameters given exactly once, and a problem for each unknown or repeated one."""
     counts: dict[str, int] = {}
     for name, _ in params:
         counts[name] = counts.get(name, 0) + 1
-    problems = [Problem(name, "unknown query parameter") for name in counts if name not in _PARAM_RANK]
-    problems += [
-        Problem(name, "must be given once") for name, n in counts.items() if n > 1 and name in _PARAM_RANK
-    ]
-    values = {name: value for name, value in params if counts[name] == 1 and name in _PARAM_RANK}
+    problems = [Problem(name, "unknown query parameter") for name in counts if name not in known]
+    problems += [Problem(name, "must be given once") for name, n in counts.items() if n > 1 and name in known]
+    values = {name: value for name, value in params if counts[name] == 1 and name in known}
     return values, problems
 
 
@@ -170,8 +174,8 @@ def parse_list_query(params: Sequence[tuple[str, str]], cursors: ListingCursors)
 
     A cursor is valid only if `cursors`, those of the caller's listing, issued it.
     """
-    values, problems = _single_values(params)
-    read = _QueryReader(values, cursors)
+    values, problems = single_values(params)
+    read = QueryReader(values, cursors)
     query = ListQuery(
         status=read.member("status", TransactionStatus),
         type=read.member("type", TransactionType),
@@ -197,7 +201,7 @@ def parse_list_query(params: Sequence[tuple[str, str]], cursors: ListingCursors)
     return query
 
 
-def _check_ranges(read: _QueryReader, query: ListQuery) -> None:
+def _check_ranges(read: QueryReader, query: ListQuery) -> None:
     """A problem on the end parameter of each date range that ends before it starts."""
     ranges = (
         ("createStartDate", "createEndDate", query.create_start, query.create_end),
@@ -208,14 +212,15 @@ def _check_ranges(read: _QueryReader, query: ListQuery) -> None:
             read.fail(end_name, f"must not be before {start_name}")
 
 
-def _link(path: str, items: list[tuple[str, str]]) -> str:
+def link(path: str, items: list[tuple[str, str]]) -> str:
+    """The URL of `path` with these query items."""
     # `=` may stay as it is inside a value (a query item splits at its first `=`), and `:` is
     # allowed in a query by RFC 3986. `+` and `/` are escaped. Cursors need no escaping.
     return path + "?" + urlencode(items, safe=":=", quote_via=quote)
 
 
 def paging_for(
-    query: ListQuery,
+    query: ListQuery | _Limited,
     *,
     cursors: ListingCursors,
     params: Sequence[tuple[str, str]],
@@ -225,20 +230,21 @@ def paging_for(
     has_more_before: bool,
     total_count: int,
     path: str = "/v1/transactions",
+    filters: Sequence[str] = FILTER_PARAMS,
 ) -> Paging:
     """The paging member for a page whose rows run from `first_id` to `last_id` (None if empty)."""
     before_cursor = cursors.seal(first_id) if first_id is not None else None
     after_cursor = cursors.seal(last_id) if last_id is not None else None
     # The request's filters, in contract order, so that every page of a listing links alike.
-    filters = [(name, value) for name in FILTER_PARAMS for given, value in params if given == name]
-    base = [*filters, ("limit", str(query.limit))]
+    given = [(name, value) for name in filters for named, value in params if named == name]
+    base = [*given, ("limit", str(query.limit))]
     return Paging(
         total_count=total_count,
         limit=query.limit,
         before_cursor=before_cursor,
         after_cursor=after_cursor,
-        next=_link(path, [*base, ("after", after_cursor)]) if has_more_after and after_cursor else None,
-        previous=_link(path, [*base, ("before", before_cursor)])
+        next=link(path, [*base, ("after", after_cursor)]) if has_more_after and after_cursor else None,
+        previous=link(path, [*base, ("before", before_cursor)])
         if has_more_before and before_cursor
         else None,
     )

@@ -85,6 +85,14 @@ class StatusAnswer:
     terminal: bool
 
 
+def check_app_name(app_name: str) -> None:
+    """400 for an unknown appName."""
+    if app_name != APP_NAME:
+        raise errors.ValidationFailed(
+            errors=[errors.ErrorDetail(field="appName", location="path", reason=f"must be '{APP_NAME}'")]
+        )
+
+
 def check_path(app_name: str, key: str) -> None:
     """400 for an unknown appName or a key that cannot exist, naming the offending part."""
     problems = []
@@ -151,7 +159,9 @@ def read_status(service: StatusService, request: StatusRequest) -> StatusAnswer:
     admission = service.authenticator.admit(found, request.credentials, service.budget)
     for step in admission.pending:
         step()
-    job = _owned(request, job)
+    check_path(request.app_name, request.key)
+    if job is None:
+        raise _missing(service, admission.caller, request.key)
     return _kept(service, admission, job) or _render(service, admission.caller, job)
 
 
@@ -173,7 +183,9 @@ class AwaitedStatusReader:
         admission = service.authenticator.admit(found, request.credentials, service.budget)
         for step in admission.pending:
             await self.calls(step)
-        job = _owned(request, job)
+        check_path(request.app_name, request.key)
+        if job is None:
+            raise await self.calls(_missing, service, admission.caller, request.key)
         kept = _kept(service, admission, job)
         if kept is not None:
             return kept
@@ -182,12 +194,13 @@ class AwaitedStatusReader:
         return await self.calls(_render, service, admission.caller, job)
 
 
-def _owned(request: StatusRequest, job: repo.JobRecord | None) -> repo.JobRecord:
-    """The job the path names, found in the caller's organization; 404 otherwise."""
-    check_path(request.app_name, request.key)
-    if job is None:
-        raise errors.NotFound(f"No job with key {request.key}")
-    return job
+def _missing(service: StatusService, caller: Caller, key: str) -> errors.ApiError:
+    """The answer for a key the caller's organization has no job under: 410 when retention deleted
+    it, 404 otherwise (another organization's key included). Looked up only once the job is missing.
+    """
+    if service.authenticator.reads.swept(caller.org_id, key):
+        return errors.Gone(f"Job {key} was deleted after its retention period")
+    return errors.NotFound(f"No job with key {key}")
 
 
 def _kept(service: StatusService, admission: Admission, job: repo.JobRecord) -> StatusAnswer | None:

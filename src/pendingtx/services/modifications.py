@@ -36,7 +36,7 @@ from pendingtx.services.authentication import Caller
 from pendingtx.services.enqueue import NewJob
 from pendingtx.services.errors import Lease, LeaseLost, PoisonedPayload
 from pendingtx.services.submissions import check_json_depth
-from pendingtx.storage import holds
+from pendingtx.storage import cancellation, holds
 from pendingtx.storage import jobs as job_repo
 from pendingtx.storage import transactions as tx_repo
 from pendingtx.storage.jobs import ClaimedJob
@@ -216,6 +216,8 @@ def _store(
         verdict=holds.Verdict(status, message),
     )
     if not held:
+        if cancellation.stop_if_cancelled(conn, job_id=job.id, worker_id=lease.worker_id, now=now):
+            return JobStatus.CANCELLED
         raise LeaseLost()
     if isinstance(result, PendingTransaction) and stored is not None:
         tx_repo.update_transaction(conn, stored.id, result, now=now)

@@ -21,7 +21,7 @@ from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem, outcome, re
 from pendingtx.domain.patching import PatchLimits
 from pendingtx.services.errors import Lease, LeaseLost, PoisonedPayload
 from pendingtx.services.modifications import DEFAULT_LIMITS, process_modification
-from pendingtx.storage import holds
+from pendingtx.storage import cancellation, holds
 from pendingtx.storage import jobs as job_repo
 from pendingtx.storage import transactions as tx_repo
 from pendingtx.storage.jobs import ClaimedJob
@@ -32,6 +32,8 @@ from pendingtx.storage.unit_of_work import UnitOfWork
 class _Progress:
     processed: int
     created: int
+    # The client cancelled the job: it ended at this chunk instead (storage.cancellation).
+    cancelled: bool = False
 
 
 @cache
@@ -147,6 +149,8 @@ def _apply_chunk(
         verdict=verdict if end == job.record_count else None,
     )
     if not held:
+        if cancellation.stop_if_cancelled(conn, job_id=job.id, worker_id=lease.worker_id, now=now):
+            return _Progress(progress.processed, progress.created, cancelled=True)
         raise LeaseLost()
     tx_repo.insert_transactions(conn, org_id=job.org_id, job_id=job.id, records=fresh, now=now)
     job_repo.insert_problems(conn, job.id, sorted(problems, key=lambda p: p.index))
@@ -197,6 +201,8 @@ def process_job(
             _apply_chunk, job=job, progress=progress, end=end, checked=chunk, lease=lease, clock=clock
         )
         progress = uow.write_retrying(apply, redoable=True)
+        if progress.cancelled:
+            return JobStatus.CANCELLED
     if job.processed_count < len(checked):
         return outcome(record_count=job.record_count, created=progress.created)[0]
     # Taken over after the last chunk committed but before the verdict: only the verdict is left.

@@ -21,7 +21,7 @@ from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem, abandoned, 
 from pendingtx.domain.transactions import PendingTransaction
 from pendingtx.services.errors import LeaseLost, PoisonedPayload
 from pendingtx.services.processing import sort_out, validated
-from pendingtx.storage import holds
+from pendingtx.storage import cancellation, holds
 from pendingtx.storage import jobs as job_repo
 from pendingtx.storage import transactions as tx_repo
 from pendingtx.storage.claim import Candidate, mark_served, next_candidates
@@ -93,6 +93,9 @@ def run_small_jobs(
         )
     except BaseException:
         with uow.write(redoable=True) as conn:
+            # A job the client cancelled meanwhile ends here, with nothing applied; the others wait again.
+            for job in taken:
+                cancellation.stop_if_cancelled(conn, job_id=job.id, worker_id=worker_id, now=clock())
             holds.unclaim(conn, [j.id for j in taken], worker_id=worker_id)
         raise
 

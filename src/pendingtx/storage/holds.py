@@ -53,7 +53,10 @@ _OPEN_CLAIM = sa.and_(
     job_claims.c.ended_at.is_(None),
 )
 _NOW = _utc("now", jobs.c.completed_at)
-_UNCHANGED = jobs.c.processed_count == sa.bindparam("from_processed")
+# A job the client cancelled takes no more records: its worker ends it instead
+# (storage.cancellation.stop_if_cancelled), in the transaction that would have applied them.
+_NOT_CANCELLED = jobs.c.cancel_requested_at.is_(None)
+_UNCHANGED = sa.and_(jobs.c.processed_count == sa.bindparam("from_processed"), _NOT_CANCELLED)
 _PROGRESS = {
     "processed_count": sa.bindparam("processed"),
     "created_count": jobs.c.created_count + sa.bindparam("created"),
@@ -105,7 +108,8 @@ def advance(
     the lease was lost.
 
     Run first in the chunk's transaction: the condition on `processed_count` makes a second holder
-    of a stale lease fail here, before it writes anything.
+    of a stale lease fail here, before it writes anything. A job the client cancelled fails here too
+    (see storage.cancellation.stop_if_cancelled).
     """
     held = {"held_job": job_id, "held_by": worker_id}
     progress = {
@@ -253,7 +257,7 @@ def open_claims(
 
 _COMPLETE_HELD = Statement(
     jobs.update()
-    .where(_HELD)
+    .where(_HELD, _NOT_CANCELLED)
     .values(
         status=sa.bindparam("verdict"),
         message=sa.bindparam("text"),
@@ -291,7 +295,8 @@ def claim_waiting(
 def complete_held(
     conn: sa.Connection, completions: Sequence[Completion], *, worker_id: str, now: datetime
 ) -> bool:
-    """Give held jobs their counts and terminal status; False if any lease was lost (roll back then)."""
+    """Give held jobs their counts and terminal status; False if any lease was lost or any job was
+    cancelled meanwhile (roll back then)."""
     ended = [
         {
             "held_job": c.job_id,

@@ -15,6 +15,7 @@ from pendingtx.storage.apps import TokenRecord
 from pendingtx.storage.driver import Statement, record_of
 from pendingtx.storage.driver.detached import AwaitedStatements, DetachedStatements
 from pendingtx.storage.jobs import FIRST_PROBLEMS, STATUS_COLUMNS, JobRecord, job_record, problems_of_rows
+from pendingtx.storage.retention import TOMBSTONE
 from pendingtx.storage.tables import apps, entitlements, jobs, tokens
 
 # Labelled after the fields of TokenRecord, which each row fills.
@@ -96,3 +97,7 @@ class HotReads:
         return problems_of_rows(
             self._detached.all(FIRST_PROBLEMS, {"job_id": job_id, "limit": limit, "offset": 0})
         )
+
+    def swept(self, org_id: int, key: str) -> bool:
+        """Whether retention deleted the organization's job with this key (read only for a missing job)."""
+        return self._detached.one(TOMBSTONE, {"key": key, "org_id": org_id}) is not None

@@ -94,9 +94,16 @@ jobs = sa.Table(
     sa.Column("target", sa.String(64), nullable=True),
     sa.Column("idempotency_key", sa.String(255), nullable=True),
     sa.Column("request_digest", sa.String(64), nullable=True),
+    # When the client cancelled the job while a worker held it: the worker stops at its next chunk.
+    sa.Column("cancel_requested_at", UTCDateTime(), nullable=True),
     # Claims find the organizations with waiting jobs, then each one's oldest, along this index.
     sa.Index("ix_jobs_status_org_id_id", "status", "org_id", "id"),
     sa.Index("ix_jobs_org_id_target_id", "org_id", "target", "id"),
+    # The organization's jobs listed newest first (GET /v1/jobs/{appName}), all or of one status.
+    sa.Index("ix_jobs_org_id_id", "org_id", "id"),
+    sa.Index("ix_jobs_org_id_status_id", "org_id", "status", "id"),
+    # Retention finds the jobs that ended before its cutoff along this index.
+    sa.Index("ix_jobs_completed_at", "completed_at"),
     sa.UniqueConstraint("app_id", "idempotency_key"),
 )
 
@@ -117,11 +124,24 @@ job_problems = sa.Table(
     "job_problems",
     metadata,
     sa.Column("id", Id, primary_key=True),
-    sa.Column("job_id", Id, sa.ForeignKey("jobs.id"), nullable=False, index=True),
+    sa.Column("job_id", Id, sa.ForeignKey("jobs.id"), nullable=False),
     sa.Column("record_index", sa.Integer(), nullable=False),
     sa.Column("external_id", sa.Text(), nullable=True),
     sa.Column("field", sa.Text(), nullable=False),
     sa.Column("reason", sa.Text(), nullable=False),
+    # Problems are read in record order, a page of records at a time (status answers, results).
+    sa.Index("ix_job_problems_job_id_record_index", "job_id", "record_index", "id"),
+)
+
+# The keys of jobs deleted by retention (storage/retention.py): their status and results answer 410,
+# not 404, to their own organization.
+job_tombstones = sa.Table(
+    "job_tombstones",
+    metadata,
+    sa.Column("key", sa.String(32), primary_key=True),
+    sa.Column("org_id", Id, sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("batch_id", sa.BigInteger(), nullable=False),
+    sa.Column("swept_at", UTCDateTime(), nullable=False),
 )
 
 # The event log (storage/events.py): one row per job transition, written in the transition's own
@@ -152,7 +172,8 @@ transactions = sa.Table(
     sa.Column("id", Id, primary_key=True),  # the paging sequence: creation order
     sa.Column("org_id", Id, sa.ForeignKey("organizations.id"), nullable=False),
     sa.Column("external_id", sa.String(64), nullable=False),
-    sa.Column("job_id", Id, sa.ForeignKey("jobs.id"), nullable=False),
+    # The job that created it; no foreign key, as retention deletes jobs and keeps their transactions.
+    sa.Column("job_id", Id, nullable=False),
     sa.Column("type", Enumerated(TransactionType, 32), nullable=False),
     sa.Column("status", Enumerated(TransactionStatus, 16), nullable=False),
     sa.Column("product_external_id", sa.String(64), nullable=False),

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from pendingtx.worker.listener import JobListener
+from pendingtx.worker.sweeper import Sweeper
 from pendingtx.worker.wakeup import Wakeup
 from pendingtx.worker.worker import Worker, WorkerThread
 
@@ -43,17 +44,23 @@ class WorkerPool:
         wakeup: Wakeup,
         listener: JobListener | None = None,
         companions: Sequence[Companion] = (),
+        *,
+        sweeper: Sweeper | None = None,
     ) -> None:
         """`listener` wakes the workers when other processes commit jobs (the composition root makes
-        one where other processes can); `companions` start and stop with the workers."""
+        one where other processes can); `companions` start and stop with the workers; `sweeper` runs
+        the retention sweep beside them."""
         self.threads: list[WorkerThread | Companion] = [WorkerThread(worker, wakeup) for worker in workers]
         self.threads.extend(companions)
         self.listener = listener
+        self.sweeper = sweeper
 
     def start(self) -> None:
         """Start listening and working."""
         if self.listener is not None:
             self.listener.start()
+        if self.sweeper is not None:
+            self.sweeper.start()
         for thread in self.threads:
             thread.start()
 
@@ -79,6 +86,8 @@ class WorkerPool:
             thread.join(max(deadline - time.monotonic(), 0.0))
         if self.listener is not None:
             self.listener.stop()
+        if self.sweeper is not None:
+            self.sweeper.stop(max(deadline - time.monotonic(), 0.0))
         busy = sum(thread.alive for thread in self.threads)
         if busy:
             log.warning(

@@ -36,8 +36,17 @@ from pendingtx_client._errors import (
     ValidationError,
     WaitTimeout,
 )
-from pendingtx_client._listing import TransactionFilters
-from pendingtx_client._models import JobRef, JobState, JobStatus, Transaction, ValidationDetail
+from pendingtx_client._listing import JobFilters, TransactionFilters
+from pendingtx_client._models import (
+    JobRef,
+    JobState,
+    JobStatus,
+    JobSummary,
+    RecordProblem,
+    RecordResult,
+    Transaction,
+    ValidationDetail,
+)
 from pendingtx_client._operations import Record
 from pendingtx_client._retry import RetryPolicy
 from pendingtx_client._sync import Client
@@ -52,14 +61,18 @@ __all__ = [
     "ConnectionFailed",
     "ErrorDetail",
     "IdempotencyKeyReused",
+    "JobFilters",
     "JobRef",
     "JobState",
     "JobStatus",
+    "JobSummary",
     "NotFound",
     "PendingTxError",
     "PermissionDenied",
     "RateLimited",
     "Record",
+    "RecordProblem",
+    "RecordResult",
     "RetryPolicy",
     "ServerError",
     "ServiceUnavailable",

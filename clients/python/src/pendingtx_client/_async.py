@@ -8,16 +8,16 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import closing
 from types import TracebackType
-from typing import Any, TypeVar, Unpack
+from typing import IO, Any, TypeVar, Unpack
 
 import httpx
 
 from pendingtx_client import webhooks as _webhooks
 from pendingtx_client._base import DEFAULT_POLL, DEFAULT_RETRY, DEFAULT_TIMEOUT, BaseClient
 from pendingtx_client._core import Flow, Outcome, Pause, Step, Timeout
-from pendingtx_client._listing import TransactionFilters
-from pendingtx_client._models import JobRef, JobStatus, Transaction
-from pendingtx_client._operations import Pages, Record
+from pendingtx_client._listing import JobFilters, TransactionFilters
+from pendingtx_client._models import JobRef, JobStatus, JobSummary, RecordResult, Transaction
+from pendingtx_client._operations import RESULTS_PAGE, CsvWriter, Paged, Pages, Record
 from pendingtx_client._retry import RetryPolicy
 
 T = TypeVar("T")
@@ -159,6 +159,34 @@ class AsyncClient(BaseClient):
     async def replay_webhook(self, webhook_id: str, *, after: int, timeout: Timeout = None) -> int:
         """POST /v1/webhooks/{id}/replay: re-send the endpoint's events after sequence `after`; how many."""
         return await self._run(_webhooks.replay(self._ops.pacing, webhook_id, after, timeout))
+
+    def jobs(self, *, timeout: Timeout = None, **filters: Unpack[JobFilters]) -> AsyncIterator[JobSummary]:
+        """The organization's jobs matching the filters, newest first, for `async for` (lazily)."""
+        return self._each_page(self._ops.jobs(filters, timeout=timeout))
+
+    async def cancel(self, key: str, *, timeout: Timeout = None) -> JobStatus:
+        """Cancel the job; as `Client.cancel`."""
+        return await self._run(self._ops.cancel(key, timeout=timeout))
+
+    def results(
+        self, key: str, *, outcome: str | None = None, limit: int = RESULTS_PAGE, timeout: Timeout = None
+    ) -> AsyncIterator[RecordResult]:
+        """Every submitted record's outcome, in batch order, for `async for`; as `Client.results`."""
+        return self._each_page(self._ops.results(key, outcome, limit=limit, timeout=timeout))
+
+    async def results_csv(
+        self, key: str, file: IO[str], *, outcome: str | None = None, timeout: Timeout = None
+    ) -> int:
+        """Write the job's results to `file` as CSV, a page at a time; as `Client.results_csv`."""
+        writer = CsvWriter(file)
+        async for row in self.results(key, outcome=outcome, timeout=timeout):
+            writer.write(row)
+        return writer.records
+
+    async def _each_page(self, pages: Paged[T]) -> AsyncIterator[T]:
+        while (flow := pages.next_page()) is not None:
+            for item in await self._run(flow):
+                yield item
 
     async def _run(self, flow: Flow[T]) -> T:
         """Carry out the flow's steps with this client's httpx client and sleep; its result."""

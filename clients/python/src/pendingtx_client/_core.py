@@ -75,6 +75,7 @@ def send(
     params: Mapping[str, str] | None = None,
     deadline: float | None = None,
     timeout: Timeout = None,
+    accept: str | None = None,
 ) -> Flow[httpx.Response]:
     """The successful answer to one request, or the typed error of its last try.
 
@@ -83,6 +84,8 @@ def send(
     backoff; `deadline` (on the pacing's clock) stops retrying when the next try would start after it.
     """
     headers = {"Content-Type": content_type} if content_type else {}
+    if accept:
+        headers["Accept"] = accept
     if method in _KEYED_METHODS:
         headers["Idempotency-Key"] = str(uuid.uuid4())  # once: the same on every retry
     request = Send(method, url, headers, content, params, timeout)

@@ -61,17 +61,49 @@ def eastern(moment: DateLike) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
+class JobFilters(TypedDict, total=False):
+    """Filters of `Client.jobs`, combined with AND; None means no filter.
+
+    `status` is a job status (`Cancelled`, ...), `kind` one of create, transfer, modify; submission
+    dates are US Eastern time (see `eastern`); `limit` is the page size (default 50).
+    """
+
+    status: str | None
+    kind: str | None
+    submitted_start: DateLike | None
+    submitted_end: DateLike | None
+    limit: int | None
+
+
+_JOB_QUERY_NAMES = {
+    "status": "status",
+    "kind": "kind",
+    "submitted_start": "submittedStart",
+    "submitted_end": "submittedEnd",
+    "limit": "limit",
+}
+
+
 def query_params(filters: TransactionFilters) -> dict[str, str]:
     """The query parameters of the first page; unknown filter names are a TypeError."""
-    unknown = sorted(set(filters) - set(_QUERY_NAMES))
+    return _params(dict(filters), _QUERY_NAMES, "transaction")
+
+
+def job_query_params(filters: JobFilters) -> dict[str, str]:
+    """The query parameters of the job list's first page; unknown filter names are a TypeError."""
+    return _params(dict(filters), _JOB_QUERY_NAMES, "job")
+
+
+def _params(filters: dict[str, object], names: dict[str, str], what: str) -> dict[str, str]:
+    unknown = sorted(set(filters) - set(names))
     if unknown:
-        raise TypeError(f"unknown transaction filter(s): {', '.join(unknown)}")
+        raise TypeError(f"unknown {what} filter(s): {', '.join(unknown)}")
     params: dict[str, str] = {"limit": str(MAX_PAGE_SIZE)}
     for name, value in filters.items():
         if value is None:
             continue
         if isinstance(value, date | datetime):
-            params[_QUERY_NAMES[name]] = eastern(value)
+            params[names[name]] = eastern(value)
         else:
-            params[_QUERY_NAMES[name]] = str(value)
+            params[names[name]] = str(value)
     return params

@@ -31,6 +31,7 @@ class JobState(StrEnum):
     COMPLETED = "Completed"
     PARTIALLY_COMPLETED = "Partially Completed"
     FAILED = "Failed"
+    CANCELLED = "Cancelled"
     UNKNOWN = "Unknown"
 
     @classmethod
@@ -39,11 +40,11 @@ class JobState(StrEnum):
 
     @property
     def terminal(self) -> bool:
-        """True for the three statuses that never change again."""
+        """True for the four statuses that never change again."""
         return self in _TERMINAL
 
 
-_TERMINAL = frozenset({JobState.COMPLETED, JobState.PARTIALLY_COMPLETED, JobState.FAILED})
+_TERMINAL = frozenset({JobState.COMPLETED, JobState.PARTIALLY_COMPLETED, JobState.FAILED, JobState.CANCELLED})
 
 
 class JobRef(msgspec.Struct, frozen=True, rename="camel"):
@@ -80,7 +81,7 @@ class JobStatus(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def terminal(self) -> bool:
-        """True when the job is finished (Completed, Partially Completed or Failed)."""
+        """True when the job is finished (Completed, Partially Completed, Failed or Cancelled)."""
         return self.status.terminal
 
 
@@ -115,6 +116,42 @@ class Transaction(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 
 
 SERVER_SET = ("createDate", "changeDate")
+
+
+class JobSummary(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A job as `Client.jobs` lists it: its status without the problems, its key and its kind."""
+
+    status: JobState
+    batch_id: str
+    message: str
+    record_count: int | None = None
+    processed_count: int | None = None
+    failed_count: int | None = None
+    submitted_at: datetime | None = None
+    completed_at: datetime | None = None
+    key: str = msgspec.field(name="jobStatusQueryKey")
+    kind: str = ""
+
+    @property
+    def terminal(self) -> bool:
+        """True when the job is finished."""
+        return self.status.terminal
+
+
+class RecordProblem(msgspec.Struct, frozen=True):
+    """One reason a record was rejected."""
+
+    field: str = ""
+    reason: str = ""
+
+
+class RecordResult(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """What became of one submitted record: `created`, `rejected` (with its problems) or `unprocessed`."""
+
+    index: int
+    external_id: str | None = None
+    outcome: str
+    problems: tuple[RecordProblem, ...] = ()
 
 
 class _StatusBody(msgspec.Struct, rename="camel"):
@@ -156,6 +193,24 @@ class _Page(msgspec.Struct, frozen=True):
     paging: _Paging = msgspec.field(default_factory=_Paging)
 
 
+class _JobResults(msgspec.Struct):
+    results: list[JobSummary]
+
+
+class _JobPage(msgspec.Struct, frozen=True):
+    data: _JobResults
+    paging: _Paging = msgspec.field(default_factory=_Paging)
+
+
+class _RecordResults(msgspec.Struct):
+    results: list[RecordResult]
+
+
+class _ResultsPage(msgspec.Struct, frozen=True):
+    data: _RecordResults
+    paging: _Paging = msgspec.field(default_factory=_Paging)
+
+
 def _decode(response: httpx.Response, kind: type[_T], what: str) -> _T:
     try:
         return msgspec.json.decode(response.content, type=kind)
@@ -194,3 +249,15 @@ def transaction(response: httpx.Response) -> Transaction:
 def page(response: httpx.Response) -> _Page:
     """One page of a transaction listing."""
     return _decode(response, _Page, "a transaction listing")
+
+
+def job_page(response: httpx.Response) -> tuple[list[JobSummary], str | None]:
+    """One page of the job list, and the path of the next page (None on the last)."""
+    found = _decode(response, _JobPage, "a job listing")
+    return found.data.results, found.paging.next
+
+
+def results_page(response: httpx.Response) -> tuple[list[RecordResult], str | None]:
+    """One page of a job's results, and the path of the next page (None on the last)."""
+    found = _decode(response, _ResultsPage, "a job's results")
+    return found.data.results, found.paging.next

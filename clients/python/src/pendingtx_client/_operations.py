@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+import csv
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import IO, Any, Generic, TypeVar
 from urllib.parse import quote
 
 import msgspec
@@ -11,8 +12,8 @@ import msgspec
 from pendingtx_client import _models
 from pendingtx_client._core import Flow, Pacing, Pause, Timeout, send
 from pendingtx_client._errors import WaitTimeout
-from pendingtx_client._listing import TransactionFilters, query_params
-from pendingtx_client._models import JobRef, JobStatus, Transaction
+from pendingtx_client._listing import JobFilters, TransactionFilters, job_query_params, query_params
+from pendingtx_client._models import JobRef, JobStatus, JobSummary, RecordResult, Transaction
 from pendingtx_client._retry import RetryPolicy, retry_after
 
 Record = Mapping[str, Any] | Transaction
@@ -22,6 +23,12 @@ JSON = "application/json"
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 LISTING = "/v1/transactions"
+JOBS = "/v1/jobs/insight"
+# The CSV of a job's results: the server's header and lines (GET .../results/{key} with Accept: text/csv).
+CSV_HEADER = ("index", "externalId", "outcome", "field", "reason")
+# Records per page when a job's results are read whole.
+RESULTS_PAGE = 1000
+OUTCOMES = ("created", "rejected", "unprocessed")
 CANCEL = {"status": "Cancel"}
 
 
@@ -111,6 +118,24 @@ class Operations:
         """The pages of a listing; unknown filter names are a TypeError at once."""
         return Pages(self.pacing, query_params(filters), timeout)
 
+    def jobs(self, filters: JobFilters, *, timeout: Timeout) -> Paged[JobSummary]:
+        """The pages of the job list, newest first; unknown filter names are a TypeError at once."""
+        return Paged(self.pacing, JOBS, job_query_params(filters), timeout, _models.job_page)
+
+    def cancel(self, key: str, *, timeout: Timeout) -> Flow[JobStatus]:
+        """POST /v1/jobs/insight/cancel/{key}: the job's status once the cancel is recorded."""
+        path = f"{JOBS}/cancel/{quote(key, safe='=')}"
+        response = yield from send(self.pacing, "POST", path, timeout=timeout)
+        return _models.job_status(response)
+
+    def results(self, key: str, outcome: str | None, *, limit: int, timeout: Timeout) -> Paged[RecordResult]:
+        """The pages of a job's per-record results, of one outcome or all."""
+        if outcome is not None and outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
+        params = {"limit": str(limit), **({"outcome": outcome} if outcome else {})}
+        path = f"{JOBS}/results/{quote(key, safe='=')}"
+        return Paged(self.pacing, path, params, timeout, _models.results_page)
+
     def _accepted(
         self, method: str, path: str, body: bytes, content_type: str, timeout: Timeout
     ) -> Flow[JobRef]:
@@ -140,6 +165,66 @@ class Pages:
         current = _models.page(response)
         self._url, self._query = current.paging.next, None
         return current.data.results
+
+
+T = TypeVar("T")
+
+
+class Paged(Generic[T]):
+    """The pages of one paged answer (jobs, results), one flow per page, following `paging.next`."""
+
+    def __init__(
+        self,
+        pacing: Pacing,
+        url: str,
+        params: dict[str, str],
+        timeout: Timeout,
+        read: Callable[[Any], tuple[list[T], str | None]],
+    ) -> None:
+        self._pacing = pacing
+        self._url: str | None = url
+        self._query: dict[str, str] | None = params
+        self._timeout = timeout
+        self._decode = read
+
+    def next_page(self) -> Flow[list[T]] | None:
+        """The flow that reads the next page, or None after the last."""
+        if self._url is None:
+            return None
+        return self._read(self._url, self._query)
+
+    def _read(self, url: str, query: dict[str, str] | None) -> Flow[list[T]]:
+        response = yield from send(self._pacing, "GET", url, params=query, timeout=self._timeout)
+        rows, self._url = self._decode(response)
+        self._query = None
+        return rows
+
+
+class CsvWriter:
+    """Writes results as the server's CSV: the header, then one line per problem and one per record
+    without any."""
+
+    def __init__(self, file: IO[str]) -> None:
+        self._writer = csv.writer(file, lineterminator="\r\n")
+        self._writer.writerow(CSV_HEADER)
+        self.records = 0
+
+    def write(self, row: RecordResult) -> None:
+        """One record's lines."""
+        self.records += 1
+        external_id = row.external_id or ""
+        if not row.problems:
+            self._writer.writerow((row.index, external_id, row.outcome, "", ""))
+        for problem in row.problems:
+            self._writer.writerow((row.index, external_id, row.outcome, problem.field, problem.reason))
+
+
+def write_csv(file: IO[str], results: Iterable[RecordResult]) -> int:
+    """Write results as the server's CSV; returns how many records were written."""
+    writer = CsvWriter(file)
+    for row in results:
+        writer.write(row)
+    return writer.records
 
 
 def _transaction_path(external_id: str) -> str:

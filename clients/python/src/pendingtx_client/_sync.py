@@ -7,16 +7,16 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from types import TracebackType
-from typing import Any, TypeVar, Unpack
+from typing import IO, Any, TypeVar, Unpack
 
 import httpx
 
 from pendingtx_client import webhooks as _webhooks
 from pendingtx_client._base import DEFAULT_POLL, DEFAULT_RETRY, DEFAULT_TIMEOUT, BaseClient
 from pendingtx_client._core import Flow, Outcome, Pause, Step, Timeout
-from pendingtx_client._listing import TransactionFilters
-from pendingtx_client._models import JobRef, JobStatus, Transaction
-from pendingtx_client._operations import Record
+from pendingtx_client._listing import JobFilters, TransactionFilters
+from pendingtx_client._models import JobRef, JobStatus, JobSummary, RecordResult, Transaction
+from pendingtx_client._operations import RESULTS_PAGE, Paged, Record, write_csv
 from pendingtx_client._retry import RetryPolicy
 
 T = TypeVar("T")
@@ -168,6 +168,33 @@ class Client(BaseClient):
     def replay_webhook(self, webhook_id: str, *, after: int, timeout: Timeout = None) -> int:
         """POST /v1/webhooks/{id}/replay: re-send the endpoint's events after sequence `after`; how many."""
         return self._run(_webhooks.replay(self._ops.pacing, webhook_id, after, timeout))
+
+    def jobs(self, *, timeout: Timeout = None, **filters: Unpack[JobFilters]) -> Iterator[JobSummary]:
+        """The organization's jobs matching the filters, newest first, across all pages (lazily)."""
+        return self._each(self._ops.jobs(filters, timeout=timeout))
+
+    def cancel(self, key: str, *, timeout: Timeout = None) -> JobStatus:
+        """POST /v1/jobs/insight/cancel/{key}: a waiting job is `Cancelled` at once, one in progress
+        stops at its next chunk (still `In Progress` here); `ApiError` 409 when it had finished."""
+        return self._run(self._ops.cancel(key, timeout=timeout))
+
+    def results(
+        self, key: str, *, outcome: str | None = None, limit: int = RESULTS_PAGE, timeout: Timeout = None
+    ) -> Iterator[RecordResult]:
+        """Every submitted record's outcome (`created`, `rejected`, `unprocessed`; or only `outcome`),
+        in batch order, across all pages (fetched lazily, `limit` per page)."""
+        return self._each(self._ops.results(key, outcome, limit=limit, timeout=timeout))
+
+    def results_csv(
+        self, key: str, file: IO[str], *, outcome: str | None = None, timeout: Timeout = None
+    ) -> int:
+        """Write the job's results to `file` as the server's CSV, a page at a time (each page retried
+        on its own); returns how many records were written."""
+        return write_csv(file, self.results(key, outcome=outcome, timeout=timeout))
+
+    def _each(self, pages: Paged[T]) -> Iterator[T]:
+        while (flow := pages.next_page()) is not None:
+            yield from self._run(flow)
 
     def _run(self, flow: Flow[T]) -> T:
         """Carry out the flow's steps with this client's httpx client and sleep; its result."""

@@ -72,6 +72,9 @@ def _paths() -> dict[str, Any]:
     return {
         **oauth.PATHS,
         "/v1/jobs/{appName}/status/{key}": {"get": operations.STATUS},
+        "/v1/jobs/{appName}": {"get": operations.LIST_JOBS},
+        "/v1/jobs/{appName}/cancel/{key}": {"post": operations.CANCEL_JOB},
+        "/v1/jobs/{appName}/results/{key}": {"get": operations.JOB_RESULTS},
         "/v1/transactions": {
             "post": submit(
                 "createTransactions",

@@ -43,6 +43,11 @@ STATUSES: dict[int, tuple[str, str]] = {
         "A request with this Idempotency-Key is still being stored. Sent again unchanged after "
         "`Retry-After` seconds, the request gets the first one's answer.",
     ),
+    410: (
+        "Gone",
+        "The job was deleted by retention (`PENDINGTX_JOB_RETENTION_DAYS` after it ended); only its "
+        "organization learns this, another one's key is a 404.",
+    ),
     413: ("TooLarge", "The body is larger than the size limit."),
     414: ("UriTooLong", "The URL (path and query) is longer than the limit (2048 characters by default)."),
     415: ("UnsupportedMediaType", "The body's Content-Type is not one this operation accepts."),
@@ -59,6 +64,17 @@ STATUSES: dict[int, tuple[str, str]] = {
     503: ("ServiceUnavailable", "The database is unreachable or busy; retry after `Retry-After` seconds."),
 }
 
+# Answers whose status another operation gives with other codes: a component of their own
+# (name: status, the error class, description); the status's own component leaves their codes out.
+VARIANTS: dict[str, tuple[int, type[errors.ApiError], str]] = {
+    "AlreadyFinished": (
+        409,
+        errors.JobAlreadyFinished,
+        "The job has already finished (Completed, Partially Completed, Failed or Cancelled).",
+    ),
+}
+_VARIANT_CLASSES = {cls for _, cls, _ in VARIANTS.values()}
+
 # The token endpoints say more about some statuses.
 _TOKEN_NOTES = {
     400: f"On this endpoint also: one of {', '.join(sorted(FORM_FIELDS))} given more than once, a "
@@ -71,7 +87,7 @@ _TOKEN_NOTES = {
 
 
 def _classes(base: type[errors.ApiError] = errors.ApiError) -> list[type[errors.ApiError]]:
-    found = [base]
+    found = [base] if base not in _VARIANT_CLASSES else []
     for sub in base.__subclasses__():
         found.extend(_classes(sub))
     return found
@@ -89,18 +105,20 @@ def transient(status: int) -> bool:
     return kinds.pop()
 
 
-def _body_type(status: int, *, oauth: bool) -> type[msgspec.Struct]:
+def _body_type(status: int, *, oauth: bool, variant: str | None = None) -> type[msgspec.Struct]:
     """The body's struct: the error body (or the OAuth one) with the status's codes only."""
     base = answers.OAuthError if oauth else answers.Error
-    code = Literal[tuple(codes_of(status))]  # type: ignore[valid-type]
+    codes = (VARIANTS[variant][1].code,) if variant is not None else tuple(codes_of(status))
+    code = Literal[codes]  # type: ignore[valid-type]
     fields = [(f.name, code if f.name == "code" else f.type) for f in msgspec.structs.fields(base)]
-    name = ("Token" if oauth else "") + STATUSES[status][0] + "Error"
+    name = ("Token" if oauth else "") + (variant or STATUSES[status][0]) + "Error"
     return msgspec.defstruct(name, fields, kw_only=True, forbid_unknown_fields=True)
 
 
 def body_types() -> list[type[msgspec.Struct]]:
     """Every error body's struct, for the document's schema components."""
     plain = [_body_type(status, oauth=False) for status in STATUSES]
+    plain += [_body_type(status, oauth=False, variant=name) for name, (status, _, _) in VARIANTS.items()]
     return plain + [_body_type(status, oauth=True) for status in TOKEN_STATUSES]
 
 
@@ -125,16 +143,31 @@ def _error_response(status: int, *, oauth: bool) -> dict[str, Any]:
     return {"description": description, "headers": headers, "content": {JSON: {"schema": schema}}}
 
 
+def _variant_response(name: str) -> dict[str, Any]:
+    _, cls, description = VARIANTS[name]
+    headers: dict[str, Any] = dict(TRACKING)
+    if cls.transient:
+        headers["Retry-After"] = header("Retry-After")
+    return {
+        "description": description,
+        "headers": headers,
+        "content": {JSON: {"schema": ref(name + "Error")}},
+    }
+
+
 def error_responses() -> dict[str, Any]:
     """The response components: each status's, then the token endpoints' (`Token...`)."""
     found = {STATUSES[s][0]: _error_response(s, oauth=False) for s in STATUSES}
+    found.update({name: _variant_response(name) for name in VARIANTS})
     found.update({"Token" + STATUSES[s][0]: _error_response(s, oauth=True) for s in TOKEN_STATUSES})
     return found
 
 
-def errors_of(*statuses: int) -> dict[str, Any]:
-    """An operation's error answers, by reference."""
-    return {str(s): response(STATUSES[s][0]) for s in statuses}
+def errors_of(*statuses: int, variants: tuple[str, ...] = ()) -> dict[str, Any]:
+    """An operation's error answers, by reference (`variants` by name, in place of their status's)."""
+    found = {str(s): response(STATUSES[s][0]) for s in statuses}
+    found.update({str(VARIANTS[name][0]): response(name) for name in variants})
+    return dict(sorted(found.items()))
 
 
 def token_errors() -> dict[str, Any]:

@@ -6,8 +6,10 @@ from typing import Any
 
 from pendingtx.api.answers import NO_NUL
 from pendingtx.api.openapi.errors import errors_of
-from pendingtx.api.openapi.shapes import JSON, MOMENT_PATTERN, header, json_answer, query, ref
+from pendingtx.api.openapi.shapes import JSON, MOMENT_PATTERN, TRACKING, header, json_answer, query, ref
 from pendingtx.domain.cursors import CURSOR_LENGTH, CURSOR_PATTERN
+from pendingtx.domain.job_listing import DEFAULT_RESULTS_LIMIT, MAX_RESULTS_LIMIT, Outcome
+from pendingtx.domain.jobs import JobKind, JobStatus
 from pendingtx.domain.listing import DEFAULT_LIMIT, MAX_LIMIT
 from pendingtx.domain.transactions import MAX_ID_LENGTH, TransactionStatus, TransactionType
 from pendingtx.services.job_status import APP_NAME
@@ -263,7 +265,131 @@ STATUS: dict[str, Any] = {
             "The job's status; while it is not final, `Retry-After` says when to poll again.",
             **{"Retry-After": header("Retry-After-Hint")},
         ),
-        **errors_of(400, 401, 403, 404, 414, 429, 500, 503),
+        **errors_of(400, 401, 403, 404, 410, 414, 429, 500, 503),
+    },
+}
+
+
+_APP_NAME = {
+    "name": "appName",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "enum": [APP_NAME]},
+}
+_JOB_KEY = {
+    "name": "key",
+    "in": "path",
+    "required": True,
+    "description": "a jobStatusQueryKey; one of another organization is answered as unknown (404)",
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_=+-]{1,128}$"},
+}
+
+
+def _job_list_parameters() -> list[dict[str, Any]]:
+    limit = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}
+    return [
+        _APP_NAME,
+        query("status", "one of the job statuses", {"type": "string", "enum": [s.value for s in JobStatus]}),
+        query("kind", "what the job does", {"type": "string", "enum": [k.value for k in JobKind]}),
+        query("submittedStart", _MOMENT_TEXT, _MOMENT),
+        query("submittedEnd", _MOMENT_TEXT + "; not before submittedStart", _MOMENT),
+        query("limit", "page size", limit),
+        query("after", "`paging.cursors.after` of a page: the older jobs after it" + _CURSOR_NOTE, _CURSOR),
+        query(
+            "before", "`paging.cursors.before` of a page: the newer jobs before it" + _CURSOR_NOTE, _CURSOR
+        ),
+        REQUEST_TRACKING_ID,
+    ]
+
+
+LIST_JOBS: dict[str, Any] = {
+    "operationId": "listJobs",
+    "summary": "List the organization's jobs",
+    "description": "Newest first; filters combine with AND. Each job is its status body without "
+    "`validationMessage`, `validationDetails` and `truncated`, plus its `jobStatusQueryKey` and "
+    "`kind`. `paging.totalCount` counts at most 10,000 jobs. A repeated or unknown parameter, a "
+    "range that ends before it starts, or `after` together with `before` is a 400.",
+    "security": V1_SECURITY,
+    "parameters": _job_list_parameters(),
+    "responses": {
+        "200": {
+            **json_answer(ref("JobPage"), "One page of jobs."),
+            "links": {
+                "NextPage": _link(
+                    "listJobs", "after", "$response.body#/paging/cursors/after", "The older jobs."
+                ),
+                "FirstJobStatus": {
+                    "operationId": "getJobStatus",
+                    "parameters": {
+                        "appName": APP_NAME,
+                        "key": "$response.body#/data/results/0/jobStatusQueryKey",
+                    },
+                    "description": "The first listed job's status.",
+                },
+            },
+        },
+        **errors_of(400, 401, 403, 414, 429, 500, 503),
+    },
+}
+
+CANCEL_JOB: dict[str, Any] = {
+    "operationId": "cancelJob",
+    "summary": "Cancel a job",
+    "description": "A `Submitted` job becomes `Cancelled` at once; an `In Progress` job stops at its "
+    "next chunk and becomes `Cancelled` (records applied before stay applied, and the counts say "
+    "so). The answer is the job's status body as it stands. Cancelling a job again while it is "
+    "still stopping answers the same way; a job that has finished is a 409.",
+    "security": V1_SECURITY,
+    "parameters": [_APP_NAME, _JOB_KEY, REQUEST_TRACKING_ID],
+    "responses": {
+        "202": json_answer(ref("JobStatus"), "The cancel is recorded; the job's status body."),
+        **errors_of(400, 401, 403, 404, 410, 414, 429, 500, 503, variants=("AlreadyFinished",)),
+    },
+}
+
+JOB_RESULTS: dict[str, Any] = {
+    "operationId": "getJobResults",
+    "summary": "Per-record results of a job",
+    "description": "One row per submitted record, in batch order: `created`, `rejected` (with its "
+    "problems, at most 20 per record) or `unprocessed` (the job failed or was cancelled before "
+    "reaching it, or has not reached it yet). With `Accept: text/csv` the whole result (of the "
+    "outcome asked for) is streamed as CSV with the header `index,externalId,outcome,field,reason`: "
+    "one line per problem, one line with empty field and reason for a record without any.",
+    "security": V1_SECURITY,
+    "parameters": [
+        _APP_NAME,
+        _JOB_KEY,
+        query(
+            "outcome",
+            "only records with this outcome",
+            {"type": "string", "enum": [o.value for o in Outcome]},
+        ),
+        query(
+            "limit",
+            "page size",
+            {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS_LIMIT, "default": DEFAULT_RESULTS_LIMIT},
+        ),
+        query("after", "`paging.cursors.after` of a page: the records after it" + _CURSOR_NOTE, _CURSOR),
+        REQUEST_TRACKING_ID,
+    ],
+    "responses": {
+        "200": {
+            "description": "One page of results (JSON), or all of them (CSV).",
+            "headers": dict(TRACKING),
+            "content": {
+                JSON: {"schema": ref("ResultsPage")},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+            "links": {
+                "NextPage": _link(
+                    "getJobResults",
+                    "after",
+                    "$response.body#/paging/cursors/after",
+                    "The records after these.",
+                ),
+            },
+        },
+        **errors_of(400, 401, 403, 404, 410, 414, 429, 500, 503),
     },
 }
 

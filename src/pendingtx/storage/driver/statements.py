@@ -120,11 +120,14 @@ class Statement:
     Dialect.each_of).
     """
 
-    __slots__ = ("_build", "_compiled")
+    __slots__ = ("_build", "_compiled", "binary")
 
-    def __init__(self, build: sa.ClauseElement | Build) -> None:
+    def __init__(self, build: sa.ClauseElement | Build, *, binary: bool = False) -> None:
         self._build = build
         self._compiled: dict[tuple[str, str], Compiled] = {}
+        # Rows in the driver's binary format where it has one (PostgreSQL): a large `bytea` comes
+        # several times faster than as hex text. For statements whose columns are all plain values.
+        self.binary = binary
 
     def compiled(self, dialect: sa.Dialect) -> Compiled:
         """The statement compiled for this kind of database (and driver parameter style)."""
@@ -186,7 +189,11 @@ def run(conn: sa.Connection, statement: Statement, values: Values | None = None)
     """Execute the statement in the connection's transaction, on its driver connection."""
     compiled = statement.compiled(conn.dialect)
     driver: Any = conn.connection.driver_connection
-    cursor = driver.cursor()
+    cursor = (
+        driver.cursor(binary=True)
+        if statement.binary and conn.dialect.name == "postgresql"
+        else driver.cursor()
+    )
     parameters = compiled.parameters(values or {})
     announce(conn, cursor, compiled.sql, parameters, many=False)
     with driver_errors(conn.dialect.loaded_dbapi, compiled.sql):

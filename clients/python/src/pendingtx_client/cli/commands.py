@@ -44,6 +44,11 @@ def main() -> None:
     type=click.FloatRange(min=0),
     help="Seconds --wait waits in all.",
 )
+@click.option(
+    "--rejected-csv",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="With --wait: write the rejected records' results (index within each job) to this CSV.",
+)
 @connection_options
 def submit(
     *,
@@ -52,6 +57,7 @@ def submit(
     transfers: bool,
     batch_size: int,
     timeout: float,
+    rejected_csv: Path | None,
     url: str | None,
     app_key: str | None,
     app_secret: str | None,
@@ -63,10 +69,18 @@ def submit(
     """
     from pendingtx_client.cli import connection, jobs
 
+    if rejected_csv is not None and not wait:
+        raise click.UsageError("--rejected-csv needs --wait")
     creds = connection.resolve(url=url, app_key=app_key, app_secret=app_secret)
     with connection.reported_errors(creds), connection.connect(creds) as client:
         code = jobs.submit_file(
-            client, file, batch_size=batch_size, transfers=transfers, wait=wait, timeout=timeout
+            client,
+            file,
+            batch_size=batch_size,
+            transfers=transfers,
+            wait=wait,
+            timeout=timeout,
+            rejected_csv=rejected_csv,
         )
     sys.exit(code)
 
@@ -329,5 +343,82 @@ def webhooks_replay(
     click.echo(f"queued {queued}")
 
 
-COMMANDS: tuple[click.Command, ...] = (submit, status, transactions, webhooks)
+@main.group("jobs")
+def jobs_group() -> None:
+    """List the organization's jobs, cancel one, read one's per-record results."""
+
+
+@jobs_group.command("list")
+@click.option("--status", "status_", help="A job status, e.g. 'Partially Completed' or Cancelled.")
+@click.option("--kind", type=click.Choice(["create", "transfer", "modify"]), help="What the jobs do.")
+@click.option(
+    "--since", callback=eastern_moment, help="Submitted at or after (yyyy-MM-dd[THH:mm:ss.SSS], US Eastern)."
+)
+@click.option("--until", callback=eastern_moment, help="Submitted at or before (same format).")
+@click.option("--limit", type=click.IntRange(min=1), help="Show at most this many (newest first).")
+@connection_options
+def jobs_list(
+    *,
+    status_: str | None,
+    kind: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int | None,
+    url: str | None,
+    app_key: str | None,
+    app_secret: str | None,
+) -> None:
+    """List the organization's jobs, newest first: key, batch, kind, status and counts."""
+    from pendingtx_client.cli import connection, resource
+
+    creds = connection.resolve(url=url, app_key=app_key, app_secret=app_secret)
+    with connection.reported_errors(creds), connection.connect(creds) as client:
+        resource.list_jobs(client, status=status_, kind=kind, since=since, until=until, limit=limit)
+
+
+@jobs_group.command("cancel")
+@click.argument("key")
+@connection_options
+def jobs_cancel(*, key: str, url: str | None, app_key: str | None, app_secret: str | None) -> None:
+    """Cancel the job KEY: a waiting job at once, a running one at its next chunk.
+
+    Exit status 1 when the job had already finished (or is unknown).
+    """
+    from pendingtx_client.cli import connection, resource
+
+    creds = connection.resolve(url=url, app_key=app_key, app_secret=app_secret)
+    with connection.reported_errors(creds), connection.connect(creds) as client:
+        resource.cancel_job(client, key)
+
+
+@jobs_group.command("results")
+@click.argument("key")
+@click.option(
+    "--outcome", type=click.Choice(["created", "rejected", "unprocessed"]), help="Only these records."
+)
+@click.option(
+    "--csv",
+    "csv_file",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Write CSV (index,externalId,outcome,field,reason) to this file; - for standard output.",
+)
+@connection_options
+def jobs_results(
+    *,
+    key: str,
+    outcome: str | None,
+    csv_file: Path | None,
+    url: str | None,
+    app_key: str | None,
+    app_secret: str | None,
+) -> None:
+    """Show what became of each record of the job KEY: created, rejected (and why) or unprocessed."""
+    from pendingtx_client.cli import connection, resource
+
+    creds = connection.resolve(url=url, app_key=app_key, app_secret=app_secret)
+    with connection.reported_errors(creds), connection.connect(creds) as client:
+        resource.show_results(client, key, outcome=outcome, csv_file=csv_file)
+
+
+COMMANDS: tuple[click.Command, ...] = (submit, status, transactions, webhooks, jobs_group)
 """The client commands, for the server's `pendingtx` command line to include."""

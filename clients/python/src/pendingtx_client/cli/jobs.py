@@ -25,15 +25,29 @@ class Submitted:
 
 
 def submit_file(
-    client: Client, path: Path, *, batch_size: int, transfers: bool, wait: bool, timeout: float
+    client: Client,
+    path: Path,
+    *,
+    batch_size: int,
+    transfers: bool,
+    wait: bool,
+    timeout: float,
+    rejected_csv: Path | None = None,
 ) -> ExitCode:
-    """Submit every record of the file, `batch_size` per job; print each job key as it is accepted."""
+    """Submit every record of the file, `batch_size` per job; print each job key as it is accepted.
+
+    With `wait` and `rejected_csv`, the rejected records' results of every job go to that CSV.
+    """
     records = read_records(path)
     jobs = submit_records(client, records, batch_size=batch_size, transfers=transfers)
     if not wait:
         return ExitCode.OK
     finished = wait_with_progress(client, jobs, total=len(records), timeout=timeout)
     output.show_results(finished)
+    if rejected_csv is not None:
+        from pendingtx_client.cli import resource
+
+        resource.rejected_csv(client, [job.ref.key for job in jobs], rejected_csv)
     return outcome([job.status for job in finished])
 
 
