@@ -310,3 +310,24 @@ def test_worker_help() -> None:
 
 def test_version() -> None:
     assert "0.1.0" in ok("--version")
+
+
+def test_serve_sandbox_refuses_a_database_used_without_it_in_one_line(db_url: str) -> None:
+    create_json(db_url)
+    result = cli("serve", "--sandbox", "--database-url", db_url)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: this database has been used without sandbox mode")
+    assert result.stderr.count("\n") == 1
+
+
+def test_serve_refuses_a_sandbox_database_in_one_line(db_url: str) -> None:
+    # The other commands follow the setting: this application is made in a sandbox.
+    created = cli(
+        "apps", "create", "--name", "demo", "--database-url", db_url, env={"PENDINGTX_SANDBOX": "true"}
+    )
+    assert created.exit_code == 0, created.output
+    result = cli("serve", "--database-url", db_url)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: this database is a sandbox's")
+    assert result.stderr.count("\n") == 1
+    assert cli("apps", "list", "--database-url", db_url).exit_code == 2

@@ -8,6 +8,7 @@ package below it imports it back (docs/ARCHITECTURE.md).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -20,7 +21,7 @@ from pendingtx.api.dependencies import ApiServices
 from pendingtx.api.server import run_server
 from pendingtx.api.status import render
 from pendingtx.blocking import BlockingCalls, InlineCalls, ThreadCalls
-from pendingtx.clock import Clock, utc_now
+from pendingtx.clock import Clock, SandboxClock, utc_now
 from pendingtx.config import Settings
 from pendingtx.domain.credentials import TokenLifetimes
 from pendingtx.domain.jobs import QueueSnapshot
@@ -31,10 +32,12 @@ from pendingtx.services.abuse import AbuseLimits
 from pendingtx.services.authentication import Authenticator
 from pendingtx.services.enqueue import Acceptor, DirectAcceptor
 from pendingtx.services.group_commit import GroupCommit
+from pendingtx.services.sandbox import Sandbox
 from pendingtx.services.webhook_delivery import DeliveryConfig, Sender, new_http_client
 from pendingtx.services.webhook_secrets import WebhookSecrets
 from pendingtx.services.webhooks import WebhookService
 from pendingtx.storage import claim
+from pendingtx.storage import sandbox as sandbox_marker
 from pendingtx.storage.driver import Statement, run
 from pendingtx.storage.driver.detached import AwaitedStatements, DetachedStatements
 from pendingtx.storage.driver.engine import libpq_conninfo, make_engine
@@ -51,6 +54,7 @@ from pendingtx.worker.webhooks import WebhookDeliverer
 from pendingtx.worker.worker import Worker, WorkerConfig
 
 _PING = Statement(sa.select(sa.literal(1).label("up")))
+log = logging.getLogger("pendingtx")
 
 
 @dataclass
@@ -151,7 +155,14 @@ class Runtime:
                 keys=self.keys,
                 allow_private=self.settings.webhook_allow_private,
             ),
+            sandbox=self.sandbox(),
         )
+
+    def sandbox(self) -> Sandbox | None:
+        """Sandbox mode's controls, or None on a production server (or a clock that cannot move)."""
+        if not self.settings.sandbox or not isinstance(self.clock, SandboxClock):
+            return None
+        return Sandbox(self.uow, self.clock)
 
     def new_worker(self, worker_id: str | None = None) -> Worker:
         """A worker over this runtime's database, configured from the settings."""
@@ -219,7 +230,27 @@ def build_runtime(settings: Settings, *, clock: Clock = utc_now, migrate: bool =
     engine = make_engine(settings)
     if migrate:
         upgrade(engine)
+    try:
+        clock = _checked_clock(settings, UnitOfWork(engine), clock)
+    except Exception:
+        engine.dispose()
+        raise
     return Runtime(settings=settings, engine=engine, clock=clock)
+
+
+def _checked_clock(settings: Settings, uow: UnitOfWork, clock: Clock) -> Clock:
+    """Refuse a database of the other mode (storage.sandbox.DatabaseRefused); a sandbox's clock
+    resumes from the offset its database keeps."""
+    sandbox_marker.check_mode(uow, sandbox=settings.sandbox, now=clock())
+    if not settings.sandbox:
+        return clock
+    return SandboxClock(clock, sandbox_marker.clock_offset(uow))
+
+
+SANDBOX_BANNER = (
+    "SANDBOX MODE: a test server for client developers (contract 7.6): Prefer: code=/delay= honoured, "
+    "trigger values active, /sandbox/clock and /sandbox/reset served; never use it for real data"
+)
 
 
 def build_app(
@@ -244,6 +275,8 @@ def serve(
     chunk boundary; the server finishes the requests in flight; then this returns.
     """
     timeout = runtime.settings.shutdown_timeout_seconds
+    if runtime.settings.sandbox:
+        log.warning(SANDBOX_BANNER)
     workers = runtime.worker_pool() if run_worker else None
     app = build_app(runtime, workers=workers, shutdown_timeout=timeout, access_log=access_log)
     run_server(

@@ -38,9 +38,9 @@ class _SettingsRefused(click.ClickException):
     exit_code = 2
 
 
-def _settings(database_url: str | None) -> Settings:
+def _settings(database_url: str | None, *, sandbox: bool | None = None) -> Settings:
     try:
-        return Settings.from_env(database_url=database_url)
+        return Settings.from_env(database_url=database_url, sandbox=sandbox)
     except SettingsError as exc:
         raise _SettingsRefused(str(exc)) from None
 
@@ -53,6 +53,8 @@ def _runtime(settings: Settings) -> Runtime:
 
     try:
         return build_runtime(settings)
+    except SettingsError as exc:  # a database of the other mode (sandbox or production)
+        raise _SettingsRefused(str(exc)) from None
     except (sa.exc.ArgumentError, sa.exc.OperationalError) as exc:
         reason = mask_credentials(str(getattr(exc, "orig", None) or exc))
         shown = mask_credentials(settings.database_url)
@@ -70,7 +72,13 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @database_option
 @click.option("--no-worker", is_flag=True, help="Serve the API only; run `pendingtx worker` elsewhere.")
-def serve(host: str, port: int, database_url: str | None, no_worker: bool) -> None:
+@click.option(
+    "--sandbox",
+    is_flag=True,
+    default=None,
+    help="Sandbox mode for client developers (env PENDINGTX_SANDBOX; needs a fresh or sandbox database).",
+)
+def serve(host: str, port: int, database_url: str | None, no_worker: bool, sandbox: bool | None) -> None:
     """Serve the API, with a worker in the same process (migrations are applied first).
 
     Logs are JSON lines on standard error, one per request among them. On SIGTERM or SIGINT the
@@ -80,7 +88,7 @@ def serve(host: str, port: int, database_url: str | None, no_worker: bool) -> No
     from pendingtx.bootstrap import serve as serve_runtime
     from pendingtx.observability.logs import AccessLog, configure_logging
 
-    settings = _settings(database_url)
+    settings = _settings(database_url, sandbox=sandbox)
     try:
         log_sink = configure_logging(settings.log_level)  # JSON lines on standard error
     except ValueError as exc:
@@ -113,6 +121,10 @@ def worker(database_url: str | None, concurrency: int) -> None:
     except ValueError as exc:
         raise click.UsageError(f"invalid setting: {exc}") from None
     runtime = _runtime(settings)
+    if settings.sandbox:
+        from pendingtx.bootstrap import SANDBOX_BANNER
+
+        logging.getLogger("pendingtx").warning(SANDBOX_BANNER)
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     # Blocked before any thread starts, so that only the main thread's sigwait receives them.
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)

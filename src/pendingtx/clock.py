@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 Clock = Callable[[], datetime]
 
@@ -11,3 +12,23 @@ Clock = Callable[[], datetime]
 def utc_now() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(UTC)
+
+
+class SandboxClock:
+    """Real time moved forward by an offset (sandbox mode, contract 7.6): one per process, read by the
+    API and the embedded worker alike, so that advancing it expires tokens and ages jobs everywhere."""
+
+    def __init__(self, base: Clock = utc_now, offset_seconds: float = 0.0) -> None:
+        self._base = base
+        self._lock = threading.Lock()
+        # One float read per call: the lock only orders advances against each other.
+        self.offset_seconds = offset_seconds
+
+    def __call__(self) -> datetime:
+        return self._base() + timedelta(seconds=self.offset_seconds)
+
+    def advance(self, seconds: float) -> float:
+        """Move forward by `seconds` (never back); the new offset."""
+        with self._lock:
+            self.offset_seconds += seconds
+            return self.offset_seconds

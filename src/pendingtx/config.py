@@ -242,6 +242,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retention_sweep_seconds: Annotated[
         float, _doc("how often the workers' process deletes jobs past their retention", gt=0)
     ] = 3600.0
+    sandbox: Annotated[
+        bool,
+        _doc(
+            "sandbox mode (`serve --sandbox`): fault injection, trigger values, a movable clock and "
+            "reproducible job keys for client developers; marks its database, and a sandbox and a "
+            "production server each refuse the other's database"
+        ),
+    ] = False
+    sandbox_seed: Annotated[
+        str,
+        _doc(
+            "in sandbox mode, job keys are derived from this seed and the batch id, so that the same "
+            "script against a fresh sandbox gets the same keys; empty: random keys"
+        ),
+    ] = ""
 
     def __post_init__(self) -> None:
         scheme = urlsplit(self.database_url).scheme.lower() if "://" in self.database_url else ""

@@ -22,6 +22,7 @@ from pendingtx.api.jobs import CANCEL_TEMPLATE, JOBS_TEMPLATE, RESULTS_TEMPLATE,
 from pendingtx.api.oauth_metadata import METADATA_PATH, metadata_endpoint
 from pendingtx.api.openapi import openapi_document
 from pendingtx.api.responses import json_response
+from pendingtx.api.sandbox import SandboxFaults, SandboxHeader, sandbox_routes
 from pendingtx.api.status import STATUS_TEMPLATE, StatusEndpoint
 from pendingtx.api.token_endpoint import OAUTH_PATH, TokenEndpoint
 from pendingtx.api.token_revocation import REVOKE_PATH, RevocationEndpoint
@@ -72,6 +73,7 @@ def routes(services: ApiServices, metrics: Metrics | None = None) -> list[Route]
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
         *docs_routes(),
+        *sandbox_routes(services),
     ]
     if metrics is not None:
         served.append(
@@ -162,11 +164,14 @@ def create_app(
     metrics = Metrics()
     # No redirect from /x/ to /x: a bare 307 would be an answer without the contract's error body.
     router = _StatusFirstRouter(routes(services, metrics), lifespan=lifespan, redirect_slashes=False)
-    return RequestContext(
-        router,
+    sandbox = services.settings.sandbox
+    outer = RequestContext(
+        # Only a sandbox has these layers: a production server does no per-request work for them.
+        SandboxFaults(router) if sandbox else router,
         max_url_length=services.settings.max_url_length,
         max_header_bytes=services.settings.max_header_bytes,
         metrics=metrics.requests,
         access_log=access_log,
         oauth_paths=(OAUTH_PATH, REVOKE_PATH),
     )
+    return SandboxHeader(outer) if sandbox else outer

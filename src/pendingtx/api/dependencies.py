@@ -17,6 +17,7 @@ from pendingtx.services.abuse import AbuseLimits
 from pendingtx.services.authentication import Authenticator
 from pendingtx.services.enqueue import Acceptor
 from pendingtx.services.job_status import StatusReader
+from pendingtx.services.sandbox import Sandbox
 from pendingtx.services.webhooks import WebhookService
 from pendingtx.storage.server_keys import ServerKeys
 from pendingtx.storage.unit_of_work import UnitOfWork
@@ -55,6 +56,8 @@ class ApiServices:
     queue_snapshot: Callable[[], QueueSnapshot]
     # Webhook endpoints, their delivery log and replays (contract 7.3).
     webhooks: WebhookService
+    # Sandbox mode's clock and reset (contract 7.6); None on a production server.
+    sandbox: Sandbox | None = None
 
     @property
     def lifetimes(self) -> TokenLifetimes:

@@ -1,0 +1,70 @@
+"""Sandbox mode over HTTP (contract 7.6): the `Sandbox: true` header, and nothing of it without
+sandbox mode."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from pendingtx.bootstrap import Runtime, build_app
+from pendingtx.clock import SandboxClock
+from pendingtx.config import Settings
+from pendingtx.storage.driver.engine import make_engine
+from pendingtx.storage.sandbox import check_mode
+from tests.conftest import AppCreds, assert_error, mint, register
+from tests.support import FakeClock, record
+
+pytestmark = pytest.mark.usefixtures("cheap_argon2")
+
+
+@pytest.fixture
+def sandbox_runtime(settings: Settings, clock: FakeClock) -> Iterator[Runtime]:
+    tuned = settings.replace(sandbox=True)
+    rt = Runtime(settings=tuned, engine=make_engine(tuned), clock=SandboxClock(clock))
+    check_mode(rt.uow, sandbox=True, now=clock())
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def sandbox(sandbox_runtime: Runtime) -> Iterator[TestClient]:
+    with TestClient(build_app(sandbox_runtime), base_url="http://127.0.0.1") as c:
+        yield c
+
+
+@pytest.fixture
+def sandbox_creds(sandbox_runtime: Runtime) -> AppCreds:
+    return register(sandbox_runtime)
+
+
+@pytest.fixture
+def sandbox_headers(sandbox: TestClient, sandbox_creds: AppCreds) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint(sandbox, sandbox_creds)}", "AppKey": sandbox_creds.app_key}
+
+
+def test_every_sandbox_answer_says_sandbox(sandbox: TestClient, sandbox_headers: dict[str, str]) -> None:
+    answers = [
+        sandbox.get("/healthz"),
+        sandbox.get("/nowhere"),
+        sandbox.get("/v1/transactions", headers=sandbox_headers),
+        sandbox.get("/v1/transactions"),
+        sandbox.post("/v1/transactions", json=[record("SB-1")], headers=sandbox_headers),
+        sandbox.get("/v1/jobs/insight/status/AAAAAAAAAAAAAAAAAAAAAA==", headers=sandbox_headers),
+    ]
+    assert [a.headers.get("sandbox") for a in answers] == ["true"] * len(answers)
+    assert_error(answers[1], 404, "resource.not.found")
+
+
+def test_without_sandbox_mode_there_is_no_header_no_fault_and_no_sandbox_route(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    listed = client.get("/v1/transactions", headers={**headers, "Prefer": "code=503, delay=5000"})
+    assert listed.status_code == 200
+    assert "sandbox" not in listed.headers
+    assert "preference-applied" not in listed.headers
+    for method, path in (("GET", "/sandbox/clock"), ("POST", "/sandbox/clock"), ("POST", "/sandbox/reset")):
+        answer = client.request(method, path, headers=headers, json={"advanceSeconds": 1})
+        assert_error(answer, 404, "resource.not.found")
+        assert "sandbox" not in answer.headers
