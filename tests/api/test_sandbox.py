@@ -68,3 +68,64 @@ def test_without_sandbox_mode_there_is_no_header_no_fault_and_no_sandbox_route(
         answer = client.request(method, path, headers=headers, json={"advanceSeconds": 1})
         assert_error(answer, 404, "resource.not.found")
         assert "sandbox" not in answer.headers
+
+
+@pytest.mark.parametrize(
+    ("code", "error", "retry_after"),
+    [
+        ("429", "request.rate.limited", "1"),
+        ("500", "internal.server.failure", None),
+        ("503", "service.unavailable", "1"),
+    ],
+)
+def test_prefer_code_answers_that_contract_error_instead(
+    sandbox: TestClient, sandbox_headers: dict[str, str], code: str, error: str, retry_after: str | None
+) -> None:
+    for method, path in (
+        ("POST", "/v1/transactions"),
+        ("GET", "/v1/transactions"),
+        ("GET", "/v1/jobs/insight/status/AAAAAAAAAAAAAAAAAAAAAA=="),
+    ):
+        answer = sandbox.request(
+            method, path, json=[record("SB-F")], headers={**sandbox_headers, "Prefer": f"code={code}"}
+        )
+        assert_error(answer, int(code), error)
+        assert answer.headers.get("retry-after") == retry_after
+        assert answer.headers["preference-applied"] == f"code={code}"
+    # Nothing was stored: the fault came instead of the real answer.
+    listed = sandbox.get("/v1/transactions", headers=sandbox_headers)
+    assert listed.json()["paging"]["totalCount"] == 0
+
+
+def test_prefer_delay_is_applied_and_named(sandbox: TestClient, sandbox_headers: dict[str, str]) -> None:
+    answer = sandbox.get("/v1/transactions", headers={**sandbox_headers, "Prefer": "delay=20, respond-async"})
+    assert answer.status_code == 200
+    assert answer.headers["preference-applied"] == "delay=20"
+    both = sandbox.get(
+        "/v1/transactions", headers={**sandbox_headers, "Prefer": "delay=1", "prefer": "code=503"}
+    )
+    assert_error(both, 503, "service.unavailable")
+    assert both.headers["preference-applied"] == "delay=1, code=503"
+
+
+def test_a_sandbox_answers_other_preferences_and_other_paths_as_usual(
+    sandbox: TestClient, sandbox_headers: dict[str, str], sandbox_creds: AppCreds
+) -> None:
+    listed = sandbox.get("/v1/transactions", headers={**sandbox_headers, "Prefer": "return=minimal"})
+    assert listed.status_code == 200
+    assert "preference-applied" not in listed.headers
+    token = sandbox.post(
+        "/v2/oauthtoken",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": sandbox_creds.basic, "Prefer": "code=503"},
+    )
+    assert token.status_code == 200
+
+
+@pytest.mark.parametrize("prefer", ["code=404", "code=abc", "delay=10001", "delay=-1", "delay=1.5"])
+def test_an_impossible_fault_is_a_bad_request(
+    sandbox: TestClient, sandbox_headers: dict[str, str], prefer: str
+) -> None:
+    answer = sandbox.get("/v1/transactions", headers={**sandbox_headers, "Prefer": prefer})
+    body = assert_error(answer, 400, "request.validation.failure")
+    assert body["errors"][0]["field"] == "Prefer"
