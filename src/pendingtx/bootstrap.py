@@ -33,6 +33,7 @@ from pendingtx.services.authentication import Authenticator
 from pendingtx.services.enqueue import Acceptor, DirectAcceptor
 from pendingtx.services.group_commit import GroupCommit
 from pendingtx.services.sandbox import Sandbox
+from pendingtx.services.sandbox_triggers import Triggers
 from pendingtx.services.webhook_delivery import DeliveryConfig, Sender, new_http_client
 from pendingtx.services.webhook_secrets import WebhookSecrets
 from pendingtx.services.webhooks import WebhookService
@@ -174,6 +175,8 @@ class Runtime:
             max_attempts=s.worker_max_attempts,
             patch_limits=s.patch_limits,
             fair_share_seconds=s.worker_fair_share_seconds,
+            # Half a lease at most asleep per chunk: the job is never taken over for its triggers.
+            triggers=Triggers(max_sleep_seconds=s.worker_lease_seconds / 2) if s.sandbox else None,
         )
         return Worker(self.uow, config, clock=self.clock, worker_id=worker_id)
 

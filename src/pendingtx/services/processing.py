@@ -21,6 +21,7 @@ from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem, outcome, re
 from pendingtx.domain.patching import PatchLimits
 from pendingtx.services.errors import Lease, LeaseLost, PoisonedPayload
 from pendingtx.services.modifications import DEFAULT_LIMITS, process_modification
+from pendingtx.services.sandbox_triggers import Triggers
 from pendingtx.storage import cancellation, holds
 from pendingtx.storage import jobs as job_repo
 from pendingtx.storage import transactions as tx_repo
@@ -181,11 +182,13 @@ def process_job(
     clock: Clock,
     checkpoint: Callable[[], None] | None = None,
     patch_limits: PatchLimits = DEFAULT_LIMITS,
+    triggers: Triggers | None = None,
 ) -> JobStatus:
     """Run a claimed job to its terminal status, resuming after the last committed chunk.
 
     `checkpoint` is called before each chunk, when everything before it is committed: an exception
-    it raises stops the job there (a stopping worker hands the job back this way).
+    it raises stops the job there (a stopping worker hands the job back this way). A sandbox's
+    `triggers` act on each chunk before its transaction begins.
     """
     if job.kind is JobKind.MODIFY:
         return process_modification(uow, job, lease=lease, clock=clock, limits=patch_limits)
@@ -196,6 +199,8 @@ def process_job(
             checkpoint()
         end = min(progress.processed + chunk_size, len(checked))
         chunk = _validate(checked, progress.processed, end, repeats=repeats)
+        if triggers is not None:
+            chunk = triggers.apply(chunk)
         # A chunk that lost a race on an externalId with another job rolled back whole: looked at again.
         apply = partial(
             _apply_chunk, job=job, progress=progress, end=end, checked=chunk, lease=lease, clock=clock

@@ -21,6 +21,7 @@ from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem, abandoned, 
 from pendingtx.domain.transactions import PendingTransaction
 from pendingtx.services.errors import LeaseLost, PoisonedPayload
 from pendingtx.services.processing import sort_out, validated
+from pendingtx.services.sandbox_triggers import Triggers
 from pendingtx.storage import cancellation, holds
 from pendingtx.storage import jobs as job_repo
 from pendingtx.storage import transactions as tx_repo
@@ -63,7 +64,14 @@ def pick_small(candidates: Sequence[Candidate], *, max_records: int) -> list[Cla
 
 
 def run_small_jobs(
-    uow: UnitOfWork, *, worker_id: str, clock: Clock, lease_seconds: float, max_jobs: int, max_records: int
+    uow: UnitOfWork,
+    *,
+    worker_id: str,
+    clock: Clock,
+    lease_seconds: float,
+    max_jobs: int,
+    max_records: int,
+    triggers: Triggers | None = None,
 ) -> list[Finished] | None:
     """Claim the oldest small waiting jobs together, then apply and finish them in one transaction.
 
@@ -87,7 +95,7 @@ def run_small_jobs(
         mark_served(conn, {j.org_id for j in taken}, now=now)
     try:
         # Judged outside any transaction: other writers need not wait for it.
-        judged = [(job, _judge(job)) for job in taken]
+        judged = [(job, _judge(job, triggers)) for job in taken]
         return uow.write_retrying(
             partial(_apply, judged=judged, worker_id=worker_id, clock=clock), redoable=True
         )
@@ -103,12 +111,14 @@ def run_small_jobs(
 _Judged = tuple[list[tuple[int, PendingTransaction]], list[RecordProblem]] | str
 
 
-def _judge(job: ClaimedJob) -> _Judged:
+def _judge(job: ClaimedJob, triggers: Triggers | None) -> _Judged:
     """The job's valid records and problems, or why it cannot be processed at all."""
     try:
-        return validated(job)
+        judged = validated(job)
     except PoisonedPayload:
         return UNDECODABLE
+    # A crash trigger fails the batch: its jobs then go one at a time, where attempts are counted.
+    return judged if triggers is None else triggers.apply(judged)
 
 
 def _apply(

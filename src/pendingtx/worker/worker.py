@@ -20,6 +20,7 @@ from pendingtx.observability.logs import fields
 from pendingtx.services import leases
 from pendingtx.services.errors import Lease, LeaseLost, PoisonedPayload
 from pendingtx.services.processing import process_job
+from pendingtx.services.sandbox_triggers import Triggers
 from pendingtx.services.small_jobs import UNDECODABLE, run_small_jobs
 from pendingtx.storage.jobs import ClaimedJob
 from pendingtx.storage.unit_of_work import UnitOfWork
@@ -53,6 +54,8 @@ class WorkerConfig:
     # How long a job may keep the worker while other organizations' jobs wait, before it is handed
     # back at a chunk boundary to be resumed in its organization's next turn.
     fair_share_seconds: float = 0.25
+    # A sandbox's trigger values (contract 7.6); None on a production server.
+    triggers: Triggers | None = None
 
 
 class Worker:
@@ -118,6 +121,7 @@ class Worker:
             lease_seconds=self.lease.seconds,
             max_jobs=_BATCH_JOBS,
             max_records=self.config.chunk_size,
+            triggers=self.config.triggers,
         )
         if finished is None:
             return 0
@@ -176,6 +180,7 @@ class Worker:
                 clock=self.clock,
                 checkpoint=self._checkpoint(job, stop),
                 patch_limits=self.config.patch_limits,
+                triggers=self.config.triggers,
             )
             log.info(
                 "job %s finished: %s",
