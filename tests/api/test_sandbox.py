@@ -6,11 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from pendingtx.bootstrap import Runtime, build_app
 from pendingtx.clock import SandboxClock
 from pendingtx.config import Settings
+from pendingtx.domain.times import to_eastern_iso
+from pendingtx.storage import tables
 from pendingtx.storage.driver.engine import make_engine
 from pendingtx.storage.sandbox import check_mode
 from tests.conftest import AppCreds, assert_error, mint, register
@@ -129,3 +132,132 @@ def test_an_impossible_fault_is_a_bad_request(
     answer = sandbox.get("/v1/transactions", headers={**sandbox_headers, "Prefer": prefer})
     body = assert_error(answer, 400, "request.validation.failure")
     assert body["errors"][0]["field"] == "Prefer"
+
+
+def test_advancing_the_clock_3601_seconds_expires_a_token(
+    sandbox: TestClient, sandbox_headers: dict[str, str], sandbox_runtime: Runtime
+) -> None:
+    before = sandbox.get("/sandbox/clock", headers=sandbox_headers)
+    assert before.status_code == 200
+    assert before.json()["offsetSeconds"] == 0
+    moved = sandbox.post("/sandbox/clock", json={"advanceSeconds": 3601}, headers=sandbox_headers)
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["offsetSeconds"] == 3601
+    assert moved.json()["now"] == to_eastern_iso(sandbox_runtime.clock())
+    expired = sandbox.get("/v1/transactions", headers=sandbox_headers)
+    body = assert_error(expired, 401, "gateway.authentication.failure")
+    assert body["message"] == "Access Token expired"
+    assert expired.headers["sandbox"] == "true"
+
+
+@pytest.mark.parametrize(
+    "body", [{"advanceSeconds": -1}, {"advanceSeconds": "60"}, {"advanceSeconds": 1.5}, {"other": 1}, [1]]
+)
+def test_an_impossible_clock_move_is_a_bad_request(
+    sandbox: TestClient, sandbox_headers: dict[str, str], body: object
+) -> None:
+    answer = sandbox.post("/sandbox/clock", json=body, headers=sandbox_headers)
+    assert_error(answer, 400, "request.validation.failure")
+    assert sandbox.get("/sandbox/clock", headers=sandbox_headers).json()["offsetSeconds"] == 0
+
+
+def test_sandbox_routes_need_a_token_and_appkey(sandbox: TestClient, sandbox_creds: AppCreds) -> None:
+    for method, path in (("GET", "/sandbox/clock"), ("POST", "/sandbox/clock"), ("POST", "/sandbox/reset")):
+        answer = sandbox.request(
+            method, path, json={"advanceSeconds": 1}, headers={"AppKey": sandbox_creds.app_key}
+        )
+        assert_error(answer, 401, "gateway.authentication.failure")
+
+
+def count_rows(runtime: Runtime) -> dict[str, int]:
+    with runtime.engine.connect() as conn:
+        return {
+            t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+            for t in (
+                tables.transactions,
+                tables.jobs,
+                tables.events,
+                tables.job_problems,
+                tables.job_claims,
+                tables.webhook_deliveries,
+                tables.webhook_attempts,
+            )
+        }
+
+
+def fill_organization(runtime: Runtime, client: TestClient, headers: dict[str, str]) -> None:
+    """Jobs with transactions, problems, claims and events, and a webhook delivery of each event."""
+    for n in range(2):
+        accepted = client.post(
+            "/v1/transactions", json=[record(f"R{n}"), record(f"R{n}-bad", amount="0")], headers=headers
+        )
+        assert accepted.status_code == 202
+    assert runtime.new_worker().run_until_idle()
+    now = runtime.clock()
+    with runtime.engine.begin() as conn:
+        org_id = conn.execute(
+            sa.select(tables.apps.c.org_id).where(tables.apps.c.app_key == headers["AppKey"])
+        ).scalar_one()
+        hook = conn.execute(
+            tables.webhooks.insert()
+            .values(
+                org_id=org_id,
+                public_id=f"wh_{org_id}",
+                url="https://example.com/h",
+                events="*",
+                secret=b"x",
+                enabled=True,
+                cursor=0,
+                created_at=now,
+            )
+            .returning(tables.webhooks.c.id)
+        ).scalar_one()
+        for event_id in (
+            conn.execute(sa.select(tables.events.c.id).where(tables.events.c.org_id == org_id))
+            .scalars()
+            .all()
+        ):
+            delivery = conn.execute(
+                tables.webhook_deliveries.insert()
+                .values(
+                    webhook_id=hook,
+                    event_id=event_id,
+                    state="pending",
+                    attempts=1,
+                    due_at=now,
+                    created_at=now,
+                )
+                .returning(tables.webhook_deliveries.c.id)
+            ).scalar_one()
+            conn.execute(
+                tables.webhook_attempts.insert().values(
+                    webhook_id=hook,
+                    delivery_id=delivery,
+                    event_public_id="evt",
+                    attempt=1,
+                    attempted_at=now,
+                    status_code=500,
+                    duration_ms=1,
+                )
+            )
+
+
+def test_reset_empties_the_callers_organization_only(
+    sandbox: TestClient, sandbox_headers: dict[str, str], sandbox_runtime: Runtime
+) -> None:
+    other = register(sandbox_runtime, name="other-app", org="other")
+    other_headers = {"Authorization": f"Bearer {mint(sandbox, other)}", "AppKey": other.app_key}
+    fill_organization(sandbox_runtime, sandbox, other_headers)
+    kept = count_rows(sandbox_runtime)
+    fill_organization(sandbox_runtime, sandbox, sandbox_headers)
+    assert count_rows(sandbox_runtime) != kept
+    answer = sandbox.post("/sandbox/reset", headers=sandbox_headers)
+    assert answer.status_code == 204, answer.text
+    assert count_rows(sandbox_runtime) == kept
+    assert sandbox.get("/v1/transactions", headers=sandbox_headers).json()["paging"]["totalCount"] == 0
+    assert sandbox.get("/v1/transactions", headers=other_headers).json()["paging"]["totalCount"] == 2
+    # The organization goes on as new: the same externalIds are accepted again.
+    accepted = sandbox.post("/v1/transactions", json=[record("R0")], headers=sandbox_headers)
+    assert accepted.status_code == 202
+    assert sandbox_runtime.new_worker().run_until_idle()
+    assert sandbox.get("/v1/transactions", headers=sandbox_headers).json()["paging"]["totalCount"] == 1
