@@ -94,10 +94,13 @@ class Runtime:
         self.abuse = AbuseLimits.from_settings(s, self._counters(embedded), clock=self.clock)
         # On SQLite each commit is a flush to disk that one writer thread shares among submissions;
         # PostgreSQL flushes concurrent commits together by itself.
+        seed = s.sandbox_seed if s.sandbox and s.sandbox_seed else None
         self.acceptor: Acceptor = (
-            GroupCommit(self.uow, clock=self.clock, notify=self.notify_workers)
+            GroupCommit(self.uow, clock=self.clock, notify=self.notify_workers, key_seed=seed)
             if embedded
-            else DirectAcceptor(self.uow, self.calls, clock=self.clock, notify=self.notify_workers)
+            else DirectAcceptor(
+                self.uow, self.calls, clock=self.clock, notify=self.notify_workers, key_seed=seed
+            )
         )
 
     def _counters(self, embedded: bool) -> Counters:

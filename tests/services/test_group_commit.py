@@ -78,10 +78,10 @@ def test_an_acceptance_that_breaks_the_shared_transaction_fails_alone(
 ) -> None:
     real = storing.store_in
 
-    def store_in(conn: Any, who: Caller, new: NewJob, *args: Any) -> storing.AcceptedJob:
+    def store_in(conn: Any, who: Caller, new: NewJob, *args: Any, **options: Any) -> storing.AcceptedJob:
         if b"BROKEN" in new.payload:
             raise RuntimeError("database trouble")
-        return real(conn, who, new, *args)
+        return real(conn, who, new, *args, **options)
 
     monkeypatch.setattr(storing, "store_in", store_in)
     held = HeldClock(clock)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import re
 import secrets
 from collections.abc import Sequence
@@ -49,6 +51,13 @@ _KEY_SHAPE = re.compile(r"[A-Za-z0-9_=+-]{1,128}")
 def new_job_key() -> str:
     """16 random bytes in URL-safe base64 with padding: 24 characters."""
     return base64.urlsafe_b64encode(secrets.token_bytes(KEY_BYTES)).decode("ascii")
+
+
+def seeded_job_key(seed: str, batch_id: int) -> str:
+    """A sandbox's key (contract 7.6): derived from the seed and the batch id, so that the same
+    script against a fresh sandbox gets the same keys; shaped as a random one."""
+    digest = hmac.new(seed.encode("utf-8"), f"job-key:{batch_id}".encode("ascii"), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:KEY_BYTES]).decode("ascii")
 
 
 def is_possible_key(key: str) -> bool:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from pendingtx import errors
 from pendingtx.blocking import BlockingCalls
 from pendingtx.clock import Clock
-from pendingtx.domain.jobs import JobKind, new_job_key
+from pendingtx.domain.jobs import JobKind, new_job_key, seeded_job_key
 from pendingtx.services.authentication import Caller
 from pendingtx.storage import jobs as repo
 from pendingtx.storage.claim import announce_job
@@ -69,24 +69,31 @@ def enqueue(
     idempotency: Idempotency | None,
     clock: Clock,
     notify: Callable[[], None],
+    key_seed: str | None = None,
 ) -> AcceptedJob:
     """Commit the job (or find the one this Idempotency-Key already made), then wake a worker."""
     try:
-        accepted = _store(uow, caller, job, idempotency, clock)
+        accepted = _store(uow, caller, job, idempotency, clock, key_seed=key_seed)
     except sa.exc.IntegrityError:
         # The same key raced in from another request: its job is committed now, so answer with it.
         if idempotency is None:
             raise
-        accepted = _store(uow, caller, job, idempotency, clock)
+        accepted = _store(uow, caller, job, idempotency, clock, key_seed=key_seed)
     notify()
     return accepted
 
 
 def _store(
-    uow: UnitOfWork, caller: Caller, job: NewJob, idempotency: Idempotency | None, clock: Clock
+    uow: UnitOfWork,
+    caller: Caller,
+    job: NewJob,
+    idempotency: Idempotency | None,
+    clock: Clock,
+    *,
+    key_seed: str | None,
 ) -> AcceptedJob:
     with uow.write() as conn:
-        return store_in(conn, caller, job, idempotency, clock)
+        return store_in(conn, caller, job, idempotency, clock, key_seed=key_seed)
 
 
 def _earlier(conn: sa.Connection, caller: Caller, idempotency: Idempotency) -> AcceptedJob | None:
@@ -112,9 +119,18 @@ def _key_detail(reason: str) -> errors.ErrorDetail:
 
 
 def store_in(
-    conn: sa.Connection, caller: Caller, job: NewJob, idempotency: Idempotency | None, clock: Clock
+    conn: sa.Connection,
+    caller: Caller,
+    job: NewJob,
+    idempotency: Idempotency | None,
+    clock: Clock,
+    *,
+    key_seed: str | None = None,
 ) -> AcceptedJob:
-    """Store the job in the connection's transaction, or find the one this Idempotency-Key made."""
+    """Store the job in the connection's transaction, or find the one this Idempotency-Key made.
+
+    With a sandbox's `key_seed` the key is derived from it and the batch id (contract 7.6).
+    """
     if idempotency is not None:
         accepted = _earlier(conn, caller, idempotency)
         if accepted is not None:
@@ -133,6 +149,9 @@ def store_in(
         idempotency_key=idempotency.key if idempotency else None,
         request_digest=idempotency.digest if idempotency else None,
     )
+    if key_seed is not None:
+        key = seeded_job_key(key_seed, job_id)
+        repo.rekey(conn, job_id, key)
     announce_job(conn)
     return AcceptedJob(key=key, batch_id=str(job_id))
 
@@ -152,17 +171,31 @@ class DirectAcceptor:
     are flushed together by the server itself)."""
 
     def __init__(
-        self, uow: UnitOfWork, calls: BlockingCalls, *, clock: Clock, notify: Callable[[], None]
+        self,
+        uow: UnitOfWork,
+        calls: BlockingCalls,
+        *,
+        clock: Clock,
+        notify: Callable[[], None],
+        key_seed: str | None = None,
     ) -> None:
         self._uow = uow
         self._calls = calls
         self._clock = clock
         self._notify = notify
+        self._key_seed = key_seed
 
     async def accept(self, caller: Caller, job: NewJob, idempotency: Idempotency | None) -> AcceptedJob:
         """The job committed, or the one this Idempotency-Key made."""
         return await self._calls(
-            enqueue, self._uow, caller, job, idempotency=idempotency, clock=self._clock, notify=self._notify
+            enqueue,
+            self._uow,
+            caller,
+            job,
+            idempotency=idempotency,
+            clock=self._clock,
+            notify=self._notify,
+            key_seed=self._key_seed,
         )
 
     def close(self) -> None:

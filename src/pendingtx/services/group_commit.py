@@ -45,10 +45,18 @@ class GroupCommit:
     """A writer thread that stores the jobs submitted to it in shared transactions."""
 
     def __init__(
-        self, uow: UnitOfWork, *, clock: Clock, notify: Callable[[], None], max_group: int = 256
+        self,
+        uow: UnitOfWork,
+        *,
+        clock: Clock,
+        notify: Callable[[], None],
+        max_group: int = 256,
+        key_seed: str | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
+        # A sandbox's seed of job keys (contract 7.6); None: random keys.
+        self._key_seed = key_seed
         self._notify = notify
         self._max_group = max_group
         self._waiting: list[_Waiting] = []
@@ -140,7 +148,12 @@ class GroupCommit:
                     try:
                         results.append(
                             storing.store_in(
-                                conn, waiting.caller, waiting.job, waiting.idempotency, self._clock
+                                conn,
+                                waiting.caller,
+                                waiting.job,
+                                waiting.idempotency,
+                                self._clock,
+                                key_seed=self._key_seed,
                             )
                         )
                     except errors.ApiError as exc:  # a refusal that wrote nothing: the others go on
@@ -171,6 +184,7 @@ class GroupCommit:
                 idempotency=waiting.idempotency,
                 clock=self._clock,
                 notify=self._notify,
+                key_seed=self._key_seed,
             )
         except Exception as exc:  # answered to its own request, which reports it
             self._answer(waiting, exc)

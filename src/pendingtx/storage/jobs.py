@@ -13,6 +13,7 @@ from pendingtx.domain.events import EventType
 from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem, storable
 from pendingtx.storage import events
 from pendingtx.storage.driver import Statement, dialect_for, parameters_for, record_of, run, run_many
+from pendingtx.storage.tables import events as events_table
 from pendingtx.storage.tables import job_problems, jobs
 
 
@@ -109,6 +110,21 @@ def insert_job(
     job_id = int(run(conn, _INSERT_JOB, values).one().id)
     events.record(conn, EventType.SUBMITTED, [job_id], org_id=org_id, now=now)
     return job_id
+
+
+_JOB_ID = sa.bindparam("job_id", type_=jobs.c.id.type)
+_REKEY_JOB = Statement(jobs.update().where(jobs.c.id == _JOB_ID).values(key=sa.bindparam("new_key")))
+_REKEY_EVENTS = Statement(
+    events_table.update().where(events_table.c.job_id == _JOB_ID).values(job_key=sa.bindparam("new_key"))
+)
+
+
+def rekey(conn: sa.Connection, job_id: int, key: str) -> None:
+    """Give a job just inserted (and its events) another key, in the same transaction (sandbox keys
+    derive from the batch id, known only once the row is in)."""
+    values = {"job_id": job_id, "new_key": key}
+    run(conn, _REKEY_JOB, values)
+    run(conn, _REKEY_EVENTS, values)
 
 
 def reserve_idempotency_key(conn: sa.Connection, *, app_id: int, key: str) -> bool:
