@@ -319,6 +319,58 @@ def apps_disable(app_key: str, database_url: str | None) -> None:
     click.echo(f"disabled {app_key}")
 
 
+@main.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--database-url",
+    default=None,
+    help="A fresh or sandbox database to keep (default: a temporary one, deleted on exit).",
+)
+@click.option(
+    "--seed",
+    default=None,
+    help="Seed of the job keys (default PENDINGTX_SANDBOX_SEED, else 'pendingtx-sandbox').",
+)
+def sandbox_command(host: str, port: int, database_url: str | None, seed: str | None) -> None:
+    """Start a sandbox for testing an integration: a fresh database, one demo application whose
+    credentials are printed, and the server in sandbox mode (contract 7.6) until SIGTERM or SIGINT."""
+    import tempfile
+
+    from pendingtx.bootstrap import serve as serve_runtime
+    from pendingtx.observability.logs import AccessLog, configure_logging
+    from pendingtx.services import credentials
+
+    with tempfile.TemporaryDirectory(prefix="pendingtx-sandbox-") as directory:
+        url = database_url or f"sqlite:///{directory}/sandbox.db"
+        settings = _settings(url, sandbox=True)
+        settings = settings.replace(sandbox_seed=seed or settings.sandbox_seed or "pendingtx-sandbox")
+        try:
+            log_sink = configure_logging(settings.log_level)
+        except ValueError as exc:
+            raise click.UsageError(f"invalid setting: {exc}") from None
+        runtime = _runtime(settings)
+        try:
+            app = credentials.create_app(
+                runtime.uow, name="demo-app", organization="sandbox", products=(PRODUCT,), clock=runtime.clock
+            )
+            root = f"http://{host}:{port}"
+            click.echo("pendingtx sandbox: test data only" + ("" if database_url else ", deleted on exit"))
+            click.echo(f"URL:        {root}")
+            click.echo(f"Docs:       {root}/docs")
+            click.echo(f"AppKey:     {app.app_key}")
+            click.echo(f"AppSecret:  {app.app_secret}")
+            click.echo(f"Seed:       {settings.sandbox_seed}")
+            # The client commands and the SDK read these variables.
+            variables = (
+                f"PENDINGTX_URL={root} PENDINGTX_APP_KEY={app.app_key} PENDINGTX_APP_SECRET={app.app_secret}"
+            )
+            click.echo(f"Client:     export {variables}")
+            serve_runtime(runtime, host=host, port=port, access_log=AccessLog(sink=log_sink))
+        finally:
+            runtime.close()
+
+
 @main.command()
 def demo() -> None:
     """Run the whole flow against a throw-away service and print every request and answer."""

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.e2e.conftest import StartServer
-from tests.e2e.server import Server, caller_headers, run_cli
+from tests.e2e.conftest import BASE_SETTINGS, StartServer
+from tests.e2e.server import STARTUP_TIMEOUT, Process, Server, caller_headers, free_port, run_cli, wait_until
+from tests.support import record
 
 SANDBOX = {"PENDINGTX_SANDBOX": "true"}
 
@@ -52,3 +54,54 @@ def test_a_delayed_answer_does_not_hold_the_server(start_server: StartServer, e2
             waiting.join(30)
     assert delayed[0].status_code == 200
     assert delayed[0].headers["preference-applied"] == "delay=10000"
+
+
+def printed(process: Process, name: str) -> str | None:
+    """The value of a `Name:   value` line the process printed, if it has yet."""
+    for line in process.log().splitlines():
+        if line.startswith(f"{name}:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def test_pendingtx_sandbox_starts_a_fresh_sandbox_with_a_demo_app(
+    tmp_path: Path, started: list[Process]
+) -> None:
+    port = free_port()
+    process = Process(["sandbox", "--port", str(port)], tmp_path / "sandbox.log", BASE_SETTINGS)
+    started.append(process)
+    wait_until(lambda: printed(process, "AppSecret") is not None, STARTUP_TIMEOUT, what="the credentials")
+    root = f"http://127.0.0.1:{port}"
+    assert printed(process, "URL") == root
+    assert printed(process, "Docs") == f"{root}/docs"
+    app = {"appKey": printed(process, "AppKey") or "", "appSecret": printed(process, "AppSecret") or ""}
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{root}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(healthy, STARTUP_TIMEOUT, what="the sandbox")
+    with httpx.Client(base_url=root, timeout=30) as http:
+        headers = caller_headers(http, app)
+        accepted = http.post(
+            "/v1/transactions", json=[record("SBX-REJECT-1"), record("OK-1")], headers=headers
+        )
+        assert accepted.status_code == 202
+        assert accepted.headers["sandbox"] == "true"
+        key = accepted.json()["jobStatusQueryKey"]
+
+        def finished() -> bool:
+            return (
+                http.get(f"/v1/jobs/insight/status/{key}", headers=headers).json()["status"]
+                == "Partially Completed"
+            )
+
+        wait_until(finished, 30, what="the job")
+        status = http.get(f"/v1/jobs/insight/status/{key}", headers=headers)
+        assert status.json()["validationMessage"] == [
+            "[0] externalId=SBX-REJECT-1: externalId: sandbox: rejected by trigger"
+        ]
+        assert http.get("/docs").status_code == 200
+    assert process.stop() == 0
