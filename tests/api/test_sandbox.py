@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import jsonschema_rs
 import pytest
 import sqlalchemy as sa
+from openapi_spec_validator import validate
 from starlette.testclient import TestClient
 
 from pendingtx.bootstrap import Runtime, build_app
@@ -261,3 +263,30 @@ def test_reset_empties_the_callers_organization_only(
     assert accepted.status_code == 202
     assert sandbox_runtime.new_worker().run_until_idle()
     assert sandbox.get("/v1/transactions", headers=sandbox_headers).json()["paging"]["totalCount"] == 1
+
+
+def test_a_sandboxs_openapi_document_has_the_sandbox_routes_and_a_production_one_not(
+    sandbox: TestClient, client: TestClient, sandbox_headers: dict[str, str]
+) -> None:
+    document = sandbox.get("/openapi.json").json()
+    validate(document)
+    assert {
+        p: sorted(set(item) & {"get", "post"})
+        for p, item in document["paths"].items()
+        if p.startswith("/sandbox")
+    } == {
+        "/sandbox/clock": ["get", "post"],
+        "/sandbox/reset": ["post"],
+    }
+    assert all(
+        "Sandbox only" in op["description"]
+        for p, item in document["paths"].items()
+        if p.startswith("/sandbox")
+        for op in item.values()
+    )
+    moved = sandbox.post("/sandbox/clock", json={"advanceSeconds": 5}, headers=sandbox_headers).json()
+    schema = document["paths"]["/sandbox/clock"]["post"]["responses"]["200"]["content"]["application/json"][
+        "schema"
+    ]
+    jsonschema_rs.validate(schema, moved)
+    assert not [p for p in client.get("/openapi.json").json()["paths"] if p.startswith("/sandbox")]

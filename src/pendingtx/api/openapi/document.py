@@ -10,7 +10,7 @@ import msgspec
 
 from pendingtx import __version__
 from pendingtx.api import answers
-from pendingtx.api.openapi import oauth, operations, webhooks
+from pendingtx.api.openapi import oauth, operations, sandbox, webhooks
 from pendingtx.api.openapi.errors import body_types, error_responses
 from pendingtx.api.openapi.records import TYPE_RULES, request_schemas
 from pendingtx.config import Settings
@@ -130,7 +130,8 @@ def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
     document = {
         "openapi": "3.1.0",
         "info": {"title": "pendingtx", "version": __version__, "description": _DESCRIPTION},
-        "paths": _paths(),
+        # The /sandbox routes exist in a sandbox only; so do their operations here.
+        "paths": {**_paths(), **(sandbox.PATHS if settings is not None and settings.sandbox else {})},
         "webhooks": webhooks.WEBHOOKS,
         "components": {
             "schemas": {**answer_schemas(), **request_schemas(settings or Settings()), **webhooks.schemas()},
