@@ -90,6 +90,7 @@ class Runtime:
         self.lifetimes = TokenLifetimes(
             absolute=timedelta(seconds=s.token_ttl_seconds), idle=timedelta(seconds=s.token_idle_seconds)
         )
+        self.finished_answers = job_status.FinishedAnswerCache()
         self.authenticator = Authenticator(self.uow, self.reads, lifetimes=self.lifetimes, clock=self.clock)
         self.abuse = AbuseLimits.from_settings(s, self._counters(embedded), clock=self.clock)
         # On SQLite each commit is a flush to disk that one writer thread shares among submissions;
@@ -120,7 +121,7 @@ class Runtime:
             authenticator=self.authenticator,
             budget=self.abuse.status_reads,
             render=render,
-            answers=job_status.FinishedAnswerCache(),
+            answers=self.finished_answers,
             max_problems=self.settings.status_max_problems,
         )
         if self.uow.rules.embedded:
@@ -166,7 +167,7 @@ class Runtime:
         """Sandbox mode's controls, or None on a production server (or a clock that cannot move)."""
         if not self.settings.sandbox or not isinstance(self.clock, SandboxClock):
             return None
-        return Sandbox(self.uow, self.clock)
+        return Sandbox(self.uow, self.clock, on_reset=self.finished_answers.forget)
 
     def new_worker(self, worker_id: str | None = None) -> Worker:
         """A worker over this runtime's database, configured from the settings."""

@@ -290,3 +290,24 @@ def test_a_sandboxs_openapi_document_has_the_sandbox_routes_and_a_production_one
     ]
     jsonschema_rs.validate(schema, moved)
     assert not [p for p in client.get("/openapi.json").json()["paths"] if p.startswith("/sandbox")]
+
+
+def test_after_a_reset_a_new_job_answers_for_itself(
+    sandbox: TestClient, sandbox_headers: dict[str, str], sandbox_runtime: Runtime
+) -> None:
+    def run_one(records: list[dict[str, object]]) -> dict[str, object]:
+        accepted = sandbox.post("/v1/transactions", json=records, headers=sandbox_headers).json()
+        assert sandbox_runtime.new_worker().run_until_idle()
+        answer = sandbox.get(
+            f"/v1/jobs/insight/status/{accepted['jobStatusQueryKey']}", headers=sandbox_headers
+        )
+        assert answer.status_code == 200
+        return {**answer.json(), "key": accepted["jobStatusQueryKey"]}
+
+    first = run_one([record("A-1"), record("A-2", amount="0")])  # a terminal answer, kept by the process
+    assert first["status"] == "Partially Completed"
+    assert sandbox.post("/sandbox/reset", headers=sandbox_headers).status_code == 204
+    again = run_one([record("A-1")])
+    # On SQLite the batch id comes round again; the key never does, nor the old answer.
+    assert again["key"] != first["key"]
+    assert again["status"] == "Completed"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,17 @@ from typing import Any
 import httpx
 
 from tests.e2e.conftest import BASE_SETTINGS, StartServer
-from tests.e2e.server import STARTUP_TIMEOUT, Process, Server, caller_headers, free_port, run_cli, wait_until
+from tests.e2e.server import (
+    STARTUP_TIMEOUT,
+    Process,
+    Server,
+    caller_headers,
+    free_port,
+    run_cli,
+    subprocess_env,
+    wait_until,
+)
+from tests.e2e.test_readme import README
 from tests.support import record
 
 SANDBOX = {"PENDINGTX_SANDBOX": "true"}
@@ -64,16 +76,13 @@ def printed(process: Process, name: str) -> str | None:
     return None
 
 
-def test_pendingtx_sandbox_starts_a_fresh_sandbox_with_a_demo_app(
-    tmp_path: Path, started: list[Process]
-) -> None:
+def start_sandbox(tmp_path: Path, started: list[Process]) -> tuple[Process, str, dict[str, str]]:
+    """`pendingtx sandbox` on a free port, once it answers: the process, its URL and its demo app."""
     port = free_port()
     process = Process(["sandbox", "--port", str(port)], tmp_path / "sandbox.log", BASE_SETTINGS)
     started.append(process)
     wait_until(lambda: printed(process, "AppSecret") is not None, STARTUP_TIMEOUT, what="the credentials")
     root = f"http://127.0.0.1:{port}"
-    assert printed(process, "URL") == root
-    assert printed(process, "Docs") == f"{root}/docs"
     app = {"appKey": printed(process, "AppKey") or "", "appSecret": printed(process, "AppSecret") or ""}
 
     def healthy() -> bool:
@@ -83,6 +92,15 @@ def test_pendingtx_sandbox_starts_a_fresh_sandbox_with_a_demo_app(
             return False
 
     wait_until(healthy, STARTUP_TIMEOUT, what="the sandbox")
+    return process, root, app
+
+
+def test_pendingtx_sandbox_starts_a_fresh_sandbox_with_a_demo_app(
+    tmp_path: Path, started: list[Process]
+) -> None:
+    process, root, app = start_sandbox(tmp_path, started)
+    assert printed(process, "URL") == root
+    assert printed(process, "Docs") == f"{root}/docs"
     with httpx.Client(base_url=root, timeout=30) as http:
         headers = caller_headers(http, app)
         accepted = http.post(
@@ -105,3 +123,33 @@ def test_pendingtx_sandbox_starts_a_fresh_sandbox_with_a_demo_app(
         ]
         assert http.get("/docs").status_code == 200
     assert process.stop() == 0
+
+
+def readme_sandbox_example() -> str:
+    """The python block of README.md's section on testing against the sandbox."""
+    text = README.read_text()
+    section = text[text.index("## Testing your integration against the sandbox") :]
+    begin = section.index("```python\n") + len("```python\n")
+    return section[begin : section.index("\n```\n", begin)]
+
+
+def test_the_readmes_pytest_example_passes_against_a_sandbox(tmp_path: Path, started: list[Process]) -> None:
+    _, root, app = start_sandbox(tmp_path, started)
+    module = tmp_path / "example" / "test_integration.py"
+    module.parent.mkdir()
+    module.write_text(readme_sandbox_example() + "\n")
+    (module.parent / "pytest.ini").write_text("[pytest]\n")
+    env = subprocess_env(
+        {"PENDINGTX_URL": root, "PENDINGTX_APP_KEY": app["appKey"], "PENDINGTX_APP_SECRET": app["appSecret"]}
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(module)],
+        cwd=module.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 passed" in done.stdout

@@ -53,10 +53,11 @@ def new_job_key() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(KEY_BYTES)).decode("ascii")
 
 
-def seeded_job_key(seed: str, batch_id: int) -> str:
-    """A sandbox's key (contract 7.6): derived from the seed and the batch id, so that the same
-    script against a fresh sandbox gets the same keys; shaped as a random one."""
-    digest = hmac.new(seed.encode("utf-8"), f"job-key:{batch_id}".encode("ascii"), hashlib.sha256).digest()
+def seeded_job_key(seed: str, *position: int) -> str:
+    """A sandbox's key (contract 7.6): derived from the seed and where the job stands (numbers that
+    the same script against a fresh sandbox repeats), shaped as a random one."""
+    message = "job-key:" + ":".join(str(n) for n in position)
+    digest = hmac.new(seed.encode("utf-8"), message.encode("ascii"), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:KEY_BYTES]).decode("ascii")
 
 

@@ -16,6 +16,7 @@ from pendingtx.clock import Clock
 from pendingtx.domain.jobs import JobKind, new_job_key, seeded_job_key
 from pendingtx.services.authentication import Caller
 from pendingtx.storage import jobs as repo
+from pendingtx.storage import sandbox as sandbox_repo
 from pendingtx.storage.claim import announce_job
 from pendingtx.storage.unit_of_work import UnitOfWork
 
@@ -150,7 +151,10 @@ def store_in(
         request_digest=idempotency.digest if idempotency else None,
     )
     if key_seed is not None:
-        key = seeded_job_key(key_seed, job_id)
+        # The batch id alone would repeat on SQLite after a reset deleted the newest jobs; the
+        # organization's event count never goes back, so a key is never given twice.
+        events_so_far = sandbox_repo.event_count(conn, caller.org_id)
+        key = seeded_job_key(key_seed, caller.org_id, events_so_far, job_id)
         repo.rekey(conn, job_id, key)
     announce_job(conn)
     return AcceptedJob(key=key, batch_id=str(job_id))

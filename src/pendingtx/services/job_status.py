@@ -73,6 +73,13 @@ class FinishedAnswerCache:
             answers[org_id, job_id] = answer
             self._size += len(answer)
 
+    def forget(self, org_id: int) -> None:
+        """Drop the organization's answers (a sandbox's reset deleted its jobs; SQLite may give
+        their ids to new ones)."""
+        with self._lock:
+            for key in [k for k in self._answers if k[0] == org_id]:
+                self._size -= len(self._answers.pop(key))
+
     def __len__(self) -> int:
         return len(self._answers)
 

@@ -3,6 +3,7 @@ and the trigger values that make a record fail, slow down or crash its job on pu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,8 @@ class Sandbox:
 
     uow: UnitOfWork
     clock: SandboxClock
+    # Told each organization a reset emptied (the process's cached status answers).
+    on_reset: Callable[[int], None] = lambda _org_id: None
 
     def clock_body(self) -> dict[str, Any]:
         """GET /sandbox/clock: the server's time and how far it has been moved."""
@@ -52,6 +55,7 @@ class Sandbox:
     def reset(self, caller: Caller) -> None:
         """POST /sandbox/reset: delete the caller's organization's transactions, jobs and events."""
         repo.reset_organization(self.uow, caller.org_id)
+        self.on_reset(caller.org_id)
 
 
 def _invalid(reason: str) -> errors.ValidationFailed:

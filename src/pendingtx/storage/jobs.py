@@ -13,7 +13,6 @@ from pendingtx.domain.events import EventType
 from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem, storable
 from pendingtx.storage import events
 from pendingtx.storage.driver import Statement, dialect_for, parameters_for, record_of, run, run_many
-from pendingtx.storage.tables import events as events_table
 from pendingtx.storage.tables import job_problems, jobs
 
 
@@ -112,19 +111,17 @@ def insert_job(
     return job_id
 
 
-_JOB_ID = sa.bindparam("job_id", type_=jobs.c.id.type)
-_REKEY_JOB = Statement(jobs.update().where(jobs.c.id == _JOB_ID).values(key=sa.bindparam("new_key")))
-_REKEY_EVENTS = Statement(
-    events_table.update().where(events_table.c.job_id == _JOB_ID).values(job_key=sa.bindparam("new_key"))
+_REKEY_JOB = Statement(
+    jobs.update()
+    .where(jobs.c.id == sa.bindparam("job_id", type_=jobs.c.id.type))
+    .values(key=sa.bindparam("new_key"))
 )
 
 
 def rekey(conn: sa.Connection, job_id: int, key: str) -> None:
-    """Give a job just inserted (and its events) another key, in the same transaction (sandbox keys
-    derive from the batch id, known only once the row is in)."""
-    values = {"job_id": job_id, "new_key": key}
-    run(conn, _REKEY_JOB, values)
-    run(conn, _REKEY_EVENTS, values)
+    """Give a job just inserted another key, in the same transaction (a sandbox's keys derive from the
+    batch id, known only once the row is in); its events, written at commit, copy the new one."""
+    run(conn, _REKEY_JOB, {"job_id": job_id, "new_key": key})
 
 
 def reserve_idempotency_key(conn: sa.Connection, *, app_id: int, key: str) -> bool:

@@ -91,6 +91,16 @@ def save_clock_offset(uow: UnitOfWork, seconds: float, *, now: datetime) -> None
             run(conn, _ADD, {"name": CLOCK_OFFSET, "secret": value, "now": now})
 
 
+_EVENT_COUNT = Statement(
+    sa.select(organizations.c.event_sequence).where(organizations.c.id == sa.bindparam("org_id"))
+)
+
+
+def event_count(conn: sa.Connection, org_id: int) -> int:
+    """How many events the organization has numbered so far (a reset does not take it back)."""
+    return int(run(conn, _EVENT_COUNT, {"org_id": org_id}).scalar() or 0)
+
+
 _ORG = sa.bindparam("org_id", type_=jobs.c.org_id.type)
 
 
