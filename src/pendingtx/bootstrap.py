@@ -91,6 +91,8 @@ class Runtime:
             absolute=timedelta(seconds=s.token_ttl_seconds), idle=timedelta(seconds=s.token_idle_seconds)
         )
         self.finished_answers = job_status.FinishedAnswerCache()
+        # This process's retention sweeps, woken when a sandbox's clock moves.
+        self.sweepers: list[Sweeper] = []
         self.authenticator = Authenticator(self.uow, self.reads, lifetimes=self.lifetimes, clock=self.clock)
         self.abuse = AbuseLimits.from_settings(s, self._counters(embedded), clock=self.clock)
         # On SQLite each commit is a flush to disk that one writer thread shares among submissions;
@@ -167,7 +169,13 @@ class Runtime:
         """Sandbox mode's controls, or None on a production server (or a clock that cannot move)."""
         if not self.settings.sandbox or not isinstance(self.clock, SandboxClock):
             return None
-        return Sandbox(self.uow, self.clock, on_reset=self.finished_answers.forget)
+        return Sandbox(
+            self.uow, self.clock, on_reset=self.finished_answers.forget, on_advance=self._wake_sweepers
+        )
+
+    def _wake_sweepers(self) -> None:
+        for sweeper in self.sweepers:
+            sweeper.wake()
 
     def new_worker(self, worker_id: str | None = None) -> Worker:
         """A worker over this runtime's database, configured from the settings."""
@@ -220,10 +228,12 @@ class Runtime:
     def sweeper(self) -> Sweeper:
         """The retention sweep, run by each workers' process every `retention_sweep_seconds`."""
         period = timedelta(days=self.settings.job_retention_days)
-        return Sweeper(
+        sweeper = Sweeper(
             partial(retention.sweep, self.uow, retention_period=period, clock=self.clock),
             interval=self.settings.retention_sweep_seconds,
         )
+        self.sweepers.append(sweeper)
+        return sweeper
 
     def close(self) -> None:
         """Commit what is waiting and release the database connections."""

@@ -153,3 +153,26 @@ def test_the_readmes_pytest_example_passes_against_a_sandbox(tmp_path: Path, sta
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 passed" in done.stdout
+
+
+def test_moving_the_clock_reaches_the_embedded_worker_retention_runs(
+    start_server: StartServer, e2e_database_url: str
+) -> None:
+    server = start_server({**SANDBOX, "PENDINGTX_JOB_RETENTION_DAYS": "1"})
+    app = sandbox_app(server, e2e_database_url)
+    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        headers = caller_headers(http, app)
+        key = http.post("/v1/transactions", json=[record("RET-1")], headers=headers).json()[
+            "jobStatusQueryKey"
+        ]
+        status_path = f"/v1/jobs/insight/status/{key}"
+        wait_until(
+            lambda: http.get(status_path, headers=headers).json()["status"] == "Completed", 30, what="done"
+        )
+        moved = http.post("/sandbox/clock", json={"advanceSeconds": 2 * 86400}, headers=headers)
+        assert moved.status_code == 200
+        # Every token is past its lifetime now, on the server's clock.
+        assert http.get(status_path, headers=headers).json()["message"] == "Access Token expired"
+        headers = caller_headers(http, app)
+        # The worker's sweep reads the same clock: the job is past its retention, and deleted.
+        wait_until(lambda: http.get(status_path, headers=headers).status_code == 410, 30, what="the sweep")

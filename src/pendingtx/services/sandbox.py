@@ -33,6 +33,8 @@ class Sandbox:
     clock: SandboxClock
     # Told each organization a reset emptied (the process's cached status answers).
     on_reset: Callable[[int], None] = lambda _org_id: None
+    # Told after the clock moved (the retention sweep runs at once).
+    on_advance: Callable[[], None] = lambda: None
 
     def clock_body(self) -> dict[str, Any]:
         """GET /sandbox/clock: the server's time and how far it has been moved."""
@@ -50,6 +52,7 @@ class Sandbox:
             raise _invalid(f"advanceSeconds: must be between 0 and {MAX_ADVANCE_SECONDS}")
         offset = self.clock.advance(wanted)
         repo.save_clock_offset(self.uow, offset, now=self.clock())
+        self.on_advance()
         return self.clock_body()
 
     def reset(self, caller: Caller) -> None:

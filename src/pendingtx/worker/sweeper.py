@@ -17,15 +17,21 @@ class Sweeper:
         self.sweep = sweep
         self.interval = interval
         self._stop = threading.Event()
+        self._woken = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pendingtx-sweeper", daemon=True)
 
     def start(self) -> None:
         """Start sweeping in the background."""
         self._thread.start()
 
+    def wake(self) -> None:
+        """Sweep now rather than at the next turn (a sandbox's clock has moved)."""
+        self._woken.set()
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop after the batch in progress (each batch is a short transaction)."""
         self._stop.set()
+        self._woken.set()
         self._thread.join(timeout)
 
     def _run(self) -> None:
@@ -37,4 +43,5 @@ class Sweeper:
             else:
                 if deleted:
                     log.info("retention sweep deleted %s job(s)", deleted, extra={"event": "jobs.swept"})
-            self._stop.wait(self.interval)
+            self._woken.wait(self.interval)
+            self._woken.clear()
