@@ -47,8 +47,9 @@ from pendingtx.storage.migrate import upgrade
 from pendingtx.storage.rate_counters import Counters, DatabaseCounters, MemoryCounters
 from pendingtx.storage.server_keys import ServerKeys
 from pendingtx.storage.unit_of_work import UnitOfWork
+from pendingtx.worker.clock_follower import ClockFollower
 from pendingtx.worker.listener import JobListener
-from pendingtx.worker.pool import WorkerPool
+from pendingtx.worker.pool import Companion, WorkerPool
 from pendingtx.worker.sweeper import Sweeper
 from pendingtx.worker.wakeup import Wakeup
 from pendingtx.worker.webhooks import WebhookDeliverer
@@ -202,9 +203,12 @@ class Runtime:
                 retry_seconds=self.settings.worker_poll_seconds,
             )
         workers = [self.new_worker() for _ in range(concurrency)]
-        return WorkerPool(
-            workers, self.wakeup, listener, companions=[self.webhook_deliverer()], sweeper=self.sweeper()
-        )
+        companions: list[Companion] = [self.webhook_deliverer()]
+        sandbox = self.sandbox()
+        if sandbox is not None:
+            # Other processes of the sandbox may move its clock: this one follows within a poll.
+            companions.append(ClockFollower(sandbox.catch_up, interval=self.settings.worker_poll_seconds))
+        return WorkerPool(workers, self.wakeup, listener, companions=companions, sweeper=self.sweeper())
 
     def webhook_deliverer(self) -> WebhookDeliverer:
         """The thread that sends this process's share of webhook deliveries, woken by new events."""

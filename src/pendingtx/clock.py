@@ -27,6 +27,14 @@ class SandboxClock:
     def __call__(self) -> datetime:
         return self._base() + timedelta(seconds=self.offset_seconds)
 
+    def catch_up(self, offset_seconds: float) -> bool:
+        """Move forward to `offset_seconds` (another process moved the sandbox's clock); whether it moved."""
+        with self._lock:
+            if offset_seconds <= self.offset_seconds:
+                return False
+            self.offset_seconds = offset_seconds
+            return True
+
     def advance(self, seconds: float) -> float:
         """Move forward by `seconds` (never back); the new offset."""
         with self._lock:

@@ -3,13 +3,19 @@ offset, and the reset of one organization; on both databases."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import cast
+
 import pytest
 
 from pendingtx.bootstrap import build_runtime
 from pendingtx.clock import SandboxClock
 from pendingtx.config import Settings
 from pendingtx.storage.sandbox import DatabaseRefused, clock_offset
+from pendingtx.worker.clock_follower import ClockFollower
+from pendingtx.worker.sweeper import Sweeper
 from tests.conftest import register
+from tests.e2e.server import wait_until
 
 
 def sandbox_settings(database_url: str) -> Settings:
@@ -61,3 +67,29 @@ def test_the_sandbox_clock_offset_is_kept_across_restarts(database_url: str) -> 
         assert clock_offset(again.uow) == 3601
     finally:
         again.close()
+
+
+def test_a_worker_process_follows_a_clock_moved_by_another(database_url: str) -> None:
+    api = build_runtime(sandbox_settings(database_url), migrate=False)
+    worker = build_runtime(sandbox_settings(database_url).replace(worker_poll_seconds=0.01), migrate=False)
+    follower = None
+    try:
+        moving, following = api.sandbox(), worker.sandbox()
+        assert moving is not None
+        assert following is not None
+        assert isinstance(worker.clock, SandboxClock)
+        assert following.catch_up() is False
+        swept: list[bool] = []
+        worker.sweepers.append(cast(Sweeper, SimpleNamespace(wake=lambda: swept.append(True))))
+        follower = ClockFollower(following.catch_up, interval=0.01)
+        follower.start()
+        moving.advance(b'{"advanceSeconds": 600}')
+        clock = worker.clock
+        wait_until(lambda: clock.offset_seconds == 600, 10, what="the follower")
+        assert swept == [True]  # its retention sweep runs at once, on the moved clock
+    finally:
+        if follower is not None:
+            follower.request_stop()
+            follower.join(5)
+        worker.close()
+        api.close()

@@ -55,6 +55,13 @@ class Sandbox:
         self.on_advance()
         return self.clock_body()
 
+    def catch_up(self) -> bool:
+        """Follow a move of the clock made by another process of the sandbox (kept in the database)."""
+        moved = self.clock.catch_up(repo.clock_offset(self.uow))
+        if moved:
+            self.on_advance()
+        return moved
+
     def reset(self, caller: Caller) -> None:
         """POST /sandbox/reset: delete the caller's organization's transactions, jobs and events."""
         repo.reset_organization(self.uow, caller.org_id)
