@@ -93,3 +93,18 @@ def test_a_worker_process_follows_a_clock_moved_by_another(database_url: str) ->
             follower.join(5)
         worker.close()
         api.close()
+
+
+def test_a_move_starts_from_where_another_process_left_the_clock(database_url: str) -> None:
+    first = build_runtime(sandbox_settings(database_url), migrate=False)
+    second = build_runtime(sandbox_settings(database_url), migrate=False)
+    try:
+        one, two = first.sandbox(), second.sandbox()
+        assert one is not None
+        assert two is not None
+        one.advance(b'{"advanceSeconds": 600}')
+        assert two.advance(b'{"advanceSeconds": 60}')["offsetSeconds"] == 660
+        assert clock_offset(first.uow) == 660
+    finally:
+        second.close()
+        first.close()

@@ -50,6 +50,8 @@ class Sandbox:
             raise _invalid('must be a JSON object {"advanceSeconds": N}') from None
         if not 0 <= wanted <= MAX_ADVANCE_SECONDS:
             raise _invalid(f"advanceSeconds: must be between 0 and {MAX_ADVANCE_SECONDS}")
+        # From where the sandbox's clock stands, should another process have moved it meanwhile.
+        self.clock.catch_up(repo.clock_offset(self.uow))
         offset = self.clock.advance(wanted)
         repo.save_clock_offset(self.uow, offset, now=self.clock())
         self.on_advance()
