@@ -143,11 +143,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: object) -> AsyncIterator[None]:
+        services.events.start()
         if background is not None:
             background.start()
         try:
             yield
         finally:
+            # Held status reads and streams have been answered at the stop signal (bootstrap.serve);
+            # here, for servers that stop without one.
+            services.events.close()
+            await anyio.to_thread.run_sync(services.events.stop_feed)
             if background is not None:
                 # In a thread: the event loop stays free while the workers reach a chunk boundary.
                 await anyio.to_thread.run_sync(background.stop, shutdown_timeout)

@@ -16,6 +16,7 @@ from pendingtx.domain.networks import Network
 from pendingtx.services.abuse import AbuseLimits
 from pendingtx.services.authentication import Authenticator
 from pendingtx.services.enqueue import Acceptor
+from pendingtx.services.event_bus import EventBus
 from pendingtx.services.job_status import StatusReader
 from pendingtx.storage.server_keys import ServerKeys
 from pendingtx.storage.unit_of_work import UnitOfWork
@@ -52,6 +53,8 @@ class ApiServices:
     ping: Callable[[], None]
     # The jobs as the database has them now (GET /metrics).
     queue_snapshot: Callable[[], QueueSnapshot]
+    # The wake-up source of held status reads and event streams (services/event_bus.py).
+    events: EventBus
 
     @property
     def lifetimes(self) -> TokenLifetimes:

@@ -83,6 +83,8 @@ class StatusAnswer:
 
     body: bytes
     terminal: bool
+    # The caller's organization, when the job is not terminal (a long-poll waits on its events).
+    org_id: int = 0
 
 
 def check_path(app_name: str, key: str) -> None:
@@ -203,7 +205,7 @@ def _render(service: StatusService, caller: Caller, job: repo.JobRecord) -> Stat
     if job.status.terminal:
         # The job was found within the caller's organization (the read joins the token's), and so is kept.
         service.answers.put(caller.org_id, job.id, body)
-    return StatusAnswer(body, job.status.terminal)
+    return StatusAnswer(body, job.status.terminal, caller.org_id)
 
 
 def _view(job: repo.JobRecord, problems: list[RecordProblem], max_problems: int) -> JobView:
