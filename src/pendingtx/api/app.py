@@ -18,6 +18,7 @@ from pendingtx import errors
 from pendingtx.api.context import DATABASE_UNAVAILABLE, RequestContext
 from pendingtx.api.dependencies import ApiServices, Background
 from pendingtx.api.docs_page import docs_routes
+from pendingtx.api.events import EventsEndpoint
 from pendingtx.api.oauth_metadata import METADATA_PATH, metadata_endpoint
 from pendingtx.api.openapi import openapi_document
 from pendingtx.api.responses import json_response
@@ -61,6 +62,7 @@ def routes(services: ApiServices, metrics: Metrics | None = None) -> list[Route]
         Route("/v1/transactions", v1.transactions, methods=["GET", "POST"]),
         Route("/v1/transactions/{externalId}", v1.transaction, methods=["GET", "PATCH"]),
         Route("/v1/transfers", v1.create_transfers, methods=["POST"]),
+        Route("/v1/events", EventsEndpoint(services, v1.caller).handle, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
