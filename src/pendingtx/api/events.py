@@ -42,7 +42,7 @@ class EventsEndpoint:
         stream = wants_stream(request.headers.get("accept"))
         query = event_log.event_query(
             request.query_params.multi_items(),
-            last_event_id=request.headers.get("last-event-id") if stream else None,
+            last_event_id=request.headers.get("last-event-id"),
         )
         services = self.services
         if not stream:

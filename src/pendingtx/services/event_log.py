@@ -36,8 +36,9 @@ class EventQuery:
 
 
 def event_query(params: Sequence[tuple[str, str]], *, last_event_id: str | None = None) -> EventQuery:
-    """The query's parameters checked; 400 naming each bad, repeated or unknown one. A stream's
-    `Last-Event-ID` (the sequence of the last event its client saw) takes the place of `after`."""
+    """The query's parameters checked; 400 naming each bad, repeated or unknown one. `Last-Event-ID`
+    (the sequence of the last event the client saw, sent by a reconnecting stream) takes the place
+    of `after`."""
     problems: list[errors.ErrorDetail] = []
     values: dict[str, str] = {}
     for name, value in params:

@@ -42,8 +42,18 @@ class AsyncClient(BaseClient):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
+        long_poll: bool = True,
     ) -> None:
-        super().__init__(base_url, app_key, app_secret, retry=retry, poll=poll, clock=clock, random=random)
+        super().__init__(
+            base_url,
+            app_key,
+            app_secret,
+            retry=retry,
+            poll=poll,
+            clock=clock,
+            random=random,
+            long_poll=long_poll,
+        )
         self._http = httpx.AsyncClient(**self._http_options(), timeout=timeout, transport=transport)
         self._sleep = sleep
 

@@ -29,6 +29,7 @@ class Client(BaseClient):
     `retry` bounds how often one request is tried; `poll` paces `wait` when the server gives no
     Retry-After (its `max_attempts` is unused: the deadline bounds a wait). `sleep`, `clock`
     (monotonic seconds) and `random` (jitter in [0, 1)) are there so that tests never really wait.
+    `long_poll=False` makes `wait` poll without asking the server to hold its reads.
     Safe to share between threads. Use it as a context manager, or call `close()`.
     """
 
@@ -45,8 +46,18 @@ class Client(BaseClient):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
+        long_poll: bool = True,
     ) -> None:
-        super().__init__(base_url, app_key, app_secret, retry=retry, poll=poll, clock=clock, random=random)
+        super().__init__(
+            base_url,
+            app_key,
+            app_secret,
+            retry=retry,
+            poll=poll,
+            clock=clock,
+            random=random,
+            long_poll=long_poll,
+        )
         self._http = httpx.Client(**self._http_options(), timeout=timeout, transport=transport)
         self._sleep = sleep
 
@@ -97,11 +108,13 @@ class Client(BaseClient):
         on_poll: Callable[[JobStatus], None] | None = None,
         request_timeout: Timeout = None,
     ) -> JobStatus:
-        """Poll the job until it is terminal and return that status (`Failed` included).
+        """Follow the job until it is terminal and return that status (`Failed` included).
 
-        Pauses as the server's Retry-After says, else with capped jittered backoff; raises
-        `WaitTimeout` once `timeout` seconds (monotonic) have passed. `on_poll` sees every status
-        read; `request_timeout` bounds each poll's request.
+        Each read asks the server to hold it until the job is terminal (long-poll, `Prefer: wait`),
+        and is made again at once when it was held; a server that does not hold reads is polled as
+        its Retry-After says, else with capped jittered backoff. Raises `WaitTimeout` once `timeout`
+        seconds (monotonic) have passed. `on_poll` sees every status read; `request_timeout` bounds
+        each read's request, plus the time the server may hold it.
         """
         return self._run(
             self._ops.wait(key, timeout=timeout, on_poll=on_poll, request_timeout=request_timeout)
