@@ -36,6 +36,7 @@ from pendingtx_client._errors import (
     ValidationError,
     WaitTimeout,
 )
+from pendingtx_client._events import Event
 from pendingtx_client._listing import TransactionFilters
 from pendingtx_client._models import JobRef, JobState, JobStatus, Transaction, ValidationDetail
 from pendingtx_client._operations import Record
@@ -51,6 +52,7 @@ __all__ = [
     "Conflict",
     "ConnectionFailed",
     "ErrorDetail",
+    "Event",
     "IdempotencyKeyReused",
     "JobRef",
     "JobState",

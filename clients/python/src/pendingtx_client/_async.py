@@ -14,6 +14,7 @@ import httpx
 
 from pendingtx_client._base import DEFAULT_POLL, DEFAULT_RETRY, DEFAULT_TIMEOUT, BaseClient
 from pendingtx_client._core import Flow, Outcome, Pause, Step, Timeout
+from pendingtx_client._events import EVENTS_PATH, READ_TIMEOUT, Event, EventStream
 from pendingtx_client._listing import TransactionFilters
 from pendingtx_client._models import JobRef, JobStatus, Transaction
 from pendingtx_client._operations import Pages, Record
@@ -122,6 +123,36 @@ class AsyncClient(BaseClient):
         while (flow := pages.next_page()) is not None:
             for transaction in await self._run(flow):
                 yield transaction
+
+    async def events(
+        self, *, after: int = 0, key: str | None = None, type: str | None = None
+    ) -> AsyncIterator[Event]:
+        """The organization's events, then live ones, for `async for`; as `Client.events`."""
+        stream = EventStream(self._ops.pacing, after=after, key=key, kind=type)
+        while not stream.finished:
+            params, headers = stream.request()
+            pause: float | None
+            try:
+                async with self._http.stream(
+                    "GET", EVENTS_PATH, params=params, headers=headers, timeout=READ_TIMEOUT
+                ) as response:
+                    if not response.is_success:
+                        await response.aread()
+                        pause = stream.refused(response)
+                    else:
+                        stream.opened(response)
+                        async for line in response.aiter_lines():
+                            event = stream.line(line)
+                            if event is not None:
+                                yield event
+                                if stream.finished:
+                                    return
+                        pause = stream.ended()
+            except httpx.TransportError as exc:
+                pause = stream.failed(exc)
+            if pause is None:
+                return
+            await self._sleep(pause)
 
     async def _run(self, flow: Flow[T]) -> T:
         """Carry out the flow's steps with this client's httpx client and sleep; its result."""

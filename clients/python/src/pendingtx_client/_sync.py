@@ -13,6 +13,7 @@ import httpx
 
 from pendingtx_client._base import DEFAULT_POLL, DEFAULT_RETRY, DEFAULT_TIMEOUT, BaseClient
 from pendingtx_client._core import Flow, Outcome, Pause, Step, Timeout
+from pendingtx_client._events import EVENTS_PATH, READ_TIMEOUT, Event, EventStream
 from pendingtx_client._listing import TransactionFilters
 from pendingtx_client._models import JobRef, JobStatus, Transaction
 from pendingtx_client._operations import Record
@@ -133,6 +134,44 @@ class Client(BaseClient):
         def each() -> Iterator[Transaction]:
             while (flow := pages.next_page()) is not None:
                 yield from self._run(flow)
+
+        return each()
+
+    def events(self, *, after: int = 0, key: str | None = None, type: str | None = None) -> Iterator[Event]:
+        """The organization's events after sequence `after` (and of job `key`, of `type`), then live
+        ones as they happen, from the server's stream (`GET /v1/events`, server-sent events).
+
+        A dropped connection is resumed after the last event seen (`Last-Event-ID`), so none is
+        missed or repeated. With `key` the iteration ends after that job's `job.completed`;
+        otherwise it goes on until the caller stops.
+        """
+        stream = EventStream(self._ops.pacing, after=after, key=key, kind=type)
+
+        def each() -> Iterator[Event]:
+            while not stream.finished:
+                params, headers = stream.request()
+                pause: float | None
+                try:
+                    with self._http.stream(
+                        "GET", EVENTS_PATH, params=params, headers=headers, timeout=READ_TIMEOUT
+                    ) as response:
+                        if not response.is_success:
+                            response.read()
+                            pause = stream.refused(response)
+                        else:
+                            stream.opened(response)
+                            for line in response.iter_lines():
+                                event = stream.line(line)
+                                if event is not None:
+                                    yield event
+                                    if stream.finished:
+                                        return
+                            pause = stream.ended()
+                except httpx.TransportError as exc:
+                    pause = stream.failed(exc)
+                if pause is None:
+                    return
+                self._sleep(pause)
 
         return each()
 
