@@ -125,10 +125,19 @@ class AsyncClient(BaseClient):
                 yield transaction
 
     async def events(
-        self, *, after: int = 0, key: str | None = None, type: str | None = None
+        self, *, after: int = 0, key: str | None = None, type: str | None = None, follow: bool = True
     ) -> AsyncIterator[Event]:
         """The organization's events, then live ones, for `async for`; as `Client.events`."""
         stream = EventStream(self._ops.pacing, after=after, key=key, kind=type)
+        while not follow:
+            params, _ = stream.request()
+            found, more = await self._run(self._ops.event_page({**params, "limit": "500"}, timeout=None))
+            for logged in found:
+                yield logged
+            if found:
+                stream.last = found[-1].sequence
+            if not more:
+                return
         while not stream.finished:
             params, headers = stream.request()
             pause: float | None

@@ -11,7 +11,8 @@ import msgspec
 
 from pendingtx_client import _models
 from pendingtx_client._core import Flow, Pacing, Pause, Timeout, send
-from pendingtx_client._errors import WaitTimeout
+from pendingtx_client._errors import WaitTimeout, unexpected
+from pendingtx_client._events import EVENTS_PATH, Event, decode_event
 from pendingtx_client._listing import TransactionFilters, query_params
 from pendingtx_client._models import JobRef, JobStatus, Transaction
 from pendingtx_client._retry import RetryPolicy, retry_after
@@ -148,6 +149,16 @@ class Operations:
             polls += 1
             yield Pause(min(self.poll.delay(polls, hint, self.pacing.random), remaining))
 
+    def event_page(self, params: Mapping[str, str], *, timeout: Timeout) -> Flow[tuple[list[Event], bool]]:
+        """GET /v1/events as JSON: one page of events, and whether the page was full (more may follow)."""
+        response = yield from send(self.pacing, "GET", EVENTS_PATH, params=params, timeout=timeout)
+        try:
+            page = msgspec.json.decode(response.content, type=_EventPage)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise unexpected(response, "a page of events", exc) from None
+        found = [decode_event(msgspec.json.encode(raw).decode(), response) for raw in page.data.results]
+        return found, page.paging.next is not None
+
     def get_transaction(self, external_id: str, *, timeout: Timeout) -> Flow[Transaction]:
         """GET /v1/transactions/{externalId}."""
         response = yield from send(self.pacing, "GET", _transaction_path(external_id), timeout=timeout)
@@ -164,6 +175,19 @@ class Operations:
             self.pacing, method, path, content=body, content_type=content_type, timeout=timeout
         )
         return _models.job_ref(response)
+
+
+class _EventResults(msgspec.Struct):
+    results: list[dict[str, Any]]
+
+
+class _EventPaging(msgspec.Struct):
+    next: str | None = None
+
+
+class _EventPage(msgspec.Struct):
+    data: _EventResults
+    paging: _EventPaging
 
 
 class Pages:

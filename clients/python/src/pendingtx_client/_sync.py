@@ -137,17 +137,28 @@ class Client(BaseClient):
 
         return each()
 
-    def events(self, *, after: int = 0, key: str | None = None, type: str | None = None) -> Iterator[Event]:
+    def events(
+        self, *, after: int = 0, key: str | None = None, type: str | None = None, follow: bool = True
+    ) -> Iterator[Event]:
         """The organization's events after sequence `after` (and of job `key`, of `type`), then live
         ones as they happen, from the server's stream (`GET /v1/events`, server-sent events).
 
         A dropped connection is resumed after the last event seen (`Last-Event-ID`), so none is
         missed or repeated. With `key` the iteration ends after that job's `job.completed`;
-        otherwise it goes on until the caller stops.
+        otherwise it goes on until the caller stops. With `follow=False` only the events logged so
+        far are read (JSON pages), and the iteration ends.
         """
         stream = EventStream(self._ops.pacing, after=after, key=key, kind=type)
 
         def each() -> Iterator[Event]:
+            while not follow:
+                params, _ = stream.request()
+                found, more = self._run(self._ops.event_page({**params, "limit": "500"}, timeout=None))
+                yield from found
+                if found:
+                    stream.last = found[-1].sequence
+                if not more:
+                    return
             while not stream.finished:
                 params, headers = stream.request()
                 pause: float | None
