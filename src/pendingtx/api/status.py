@@ -98,9 +98,11 @@ class StatusEndpoint:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait.seconds
         # Registered before reading again: a completion committed after this read wakes the watch.
-        async with self._events.watch(answer.org_id, request.key) as watch:
-            answer = await self._read(request)
+        # The request was authenticated and charged when it arrived: only the job is read again.
+        org_id = answer.org_id
+        async with self._events.watch(org_id, request.key) as watch:
+            answer = await self._read.reread(org_id, request.key)
             if answer.terminal:
                 return answer
             await watch.wait(deadline - loop.time())
-        return await self._read(request)
+        return await self._read.reread(org_id, request.key)

@@ -42,11 +42,12 @@ class EventLimits:
 class _Org:
     """One organization's held status reads (by job key) and open streams."""
 
-    __slots__ = ("busy", "cursor", "dirty", "known", "ready", "streams", "waiters", "waiting")
+    __slots__ = ("busy", "cursor", "dirty", "known", "parked", "ready", "streams", "waiters", "waiting")
 
     def __init__(self) -> None:
         self.waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.waiting = 0
+        self.parked = 0  # of those, the ones waiting now (their job read, not yet answered)
         self.streams: set[asyncio.Event] = set()
         # Every job.completed at or before `cursor` has been handed to the waiters there were then.
         self.cursor = 0
@@ -63,21 +64,24 @@ class _Org:
 class JobWatch:
     """A registered status read: waits until its job may have finished, time passes or shutdown."""
 
-    __slots__ = ("_bus", "_future")
+    __slots__ = ("_future", "_state")
 
-    def __init__(self, bus: EventBus, future: asyncio.Future[None]) -> None:
-        self._bus = bus
+    def __init__(self, state: _Org, future: asyncio.Future[None]) -> None:
+        self._state = state
         self._future = future
 
     async def wait(self, seconds: float) -> None:
         """Return when the job completed (it may have), after `seconds`, or at shutdown."""
         if self._future.done():
             return
+        self._state.parked += 1
         try:
             async with asyncio.timeout(seconds):
                 await asyncio.shield(self._future)
         except TimeoutError:
             pass
+        finally:
+            self._state.parked -= 1
 
 
 class Subscription:
@@ -320,7 +324,7 @@ class EventBus:
         future: asyncio.Future[None] = loop.create_future()
         if self.closed:
             future.set_result(None)
-            yield JobWatch(self, future)
+            yield JobWatch(_Org(), future)
             return
         state = self._orgs.get(org_id)
         if state is not None and state.waiting >= self.limits.max_waiting:
@@ -332,7 +336,7 @@ class EventBus:
         self._watch_other_processes()
         try:
             await self._cursor_ready(org_id, state)
-            yield JobWatch(self, future)
+            yield JobWatch(state, future)
         finally:
             future.cancel()
             futures = state.waiters.get(key)
@@ -385,9 +389,9 @@ class EventBus:
             self._forget_if_idle(org_id, state)
 
     def held(self, org_id: int) -> tuple[int, int]:
-        """How many status reads and streams the organization has open here."""
+        """How many status reads the organization has waiting here now, and how many streams open."""
         state = self._orgs.get(org_id)
-        return (state.waiting, len(state.streams)) if state is not None else (0, 0)
+        return (state.parked, len(state.streams)) if state is not None else (0, 0)
 
 
 def _too_many(what: str, limits: EventLimits) -> errors.RateLimited:
