@@ -185,9 +185,7 @@ def test_a_worker_dying_at_any_step_loses_nothing_and_applies_nothing_twice(
         with runtime.uow.read() as conn:
             story = events.page(conn, caller.org_id, after=0, limit=100, job_key=accepted.key)
         kinds = [e.type.value for e in story]
-        assert kinds == ["job.submitted", "job.started", "job.progress", "job.progress", "job.completed"], (
-            step
-        )
+        assert kinds == ["job.submitted", "job.started", "job.progress", "job.progress", "job.completed"], step
         assert [e.processed_count for e in story[2:]] == [3, 6, 7], step
 
 
