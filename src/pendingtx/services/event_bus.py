@@ -301,11 +301,12 @@ class EventBus:
         changed = self._changed
         assert changed is not None
         try:
-            await self.calls(changed)  # the version to compare with
             while self._orgs and not self.closed:
-                await asyncio.sleep(self._check_seconds)
+                # The first look counts as news: a commit between a waiter's reads and this look
+                # would otherwise be the version compared with, and never noticed.
                 if await self.calls(changed):
                     self._wake_all()
+                await asyncio.sleep(self._check_seconds)
         except asyncio.CancelledError:
             raise
         except Exception:
