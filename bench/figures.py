@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
+import resource
 import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -232,3 +235,109 @@ def b5_throughput(database: Database, label: str, *, seconds: int) -> list[Figur
 def temporary_directory() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="pendingtx-bench-") as tmp:
         yield Path(tmp)
+
+
+def current_rss_mb(pid: int) -> float:
+    """The process's resident memory now (VmRSS), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+async def _held_read(port: int, key: str, headers: dict[str, str]) -> tuple[float, dict[str, object]]:
+    """One status read with `?wait=60` on its own connection: when its answer began to arrive (epoch
+    seconds), and the answer. Plain asyncio streams keep the client's own cost out of the figure."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    writer.write(f"GET {_status_path(key)}?wait=60 HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}\r\n".encode())
+    await writer.drain()
+    status_line = await reader.readline()
+    arrived = time.time()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    body = await reader.readexactly(length)
+    writer.close()
+    if b" 200 " not in status_line:
+        raise RuntimeError(f"held read answered {status_line!r}: {body[:200]!r}")
+    return arrived, json.loads(body)
+
+
+def b6_long_poll(database: Database, *, clients: int = 1000, check_seconds: float = 0.02) -> list[Figure]:
+    """`clients` connections each long-poll one of as many one-record jobs on one server process
+    (SQLite). Figures: answer time minus the job's completedAt (p50/p99), and the server's RSS growth
+    per held read; the jobs completed by the server's own worker, then by a `pendingtx worker` process."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4 * clients + 256)), hard))
+    rows = []
+    for embedded in (True, False):
+        late_ms, per_read_kib = _b6_run(
+            database, clients=clients, check_seconds=check_seconds, embedded=embedded
+        )
+        p50, p99 = _percentile(late_ms, 50), _percentile(late_ms, 99)
+        how = "in-process worker" if embedded else "worker process"
+        rows += [
+            Figure(
+                f"B6 long-poll answer after completion ms p50/p99 ({clients} held reads, SQLite, {how})",
+                f"{p50:.1f} / {p99:.1f}",
+                "polling every Retry-After (1 s): ~500 mean",
+                "",
+                "p99 <= 100",
+                p99 <= 100,
+            ),
+            Figure(
+                f"B6 server RSS growth per held read KiB ({how})", f"{per_read_kib:.1f}", "", "", "", None
+            ),
+        ]
+    return rows
+
+
+def _b6_run(
+    database: Database, *, clients: int, check_seconds: float, embedded: bool
+) -> tuple[list[float], float]:
+    # The jobs are accepted by a second server without a worker, so that nothing completes them
+    # before every read is held: the measured server's own worker is woken only by its polling
+    # timer (other processes' jobs wake no worker on SQLite), set far beyond the setup's length.
+    with database() as url:
+        app = register_app(url)
+        env = {"PENDINGTX_EVENT_CHECK_SECONDS": str(check_seconds), "PENDINGTX_WORKER_POLL_SECONDS": "120"}
+        with (
+            pendingtx_server(url, worker=embedded, env=env) as (base, pid),
+            pendingtx_server(url, worker=False) as (intake, _),
+        ):
+            started = time.monotonic()
+            headers = auth_headers(base, app)
+            keys = [
+                _submit(intake, headers, msgspec.json.encode([record(f"B6-{i}")])) for i in range(clients)
+            ]
+            port = int(base.rsplit(":", 1)[1])
+            time.sleep(1.0)  # let the server settle
+            before = current_rss_mb(pid)
+
+            async def run() -> tuple[list[tuple[float, dict[str, object]]], float]:
+                reads = [asyncio.ensure_future(_held_read(port, key, headers)) for key in keys]
+                await asyncio.sleep(3.0)  # every read sent and held
+                if any(r.done() for r in reads):
+                    raise RuntimeError("a read answered before any job could complete")
+                if time.monotonic() - started > 100:
+                    raise RuntimeError("setup took longer than the worker's polling timer")
+                held = current_rss_mb(pid)
+                if embedded:
+                    # A job accepted by the measured server wakes its worker, which takes them all.
+                    await asyncio.to_thread(_submit, base, headers, msgspec.json.encode([record("B6-wake")]))
+                    answers = await asyncio.wait_for(asyncio.gather(*reads), timeout=120)
+                else:
+                    with worker_process(url):
+                        answers = await asyncio.wait_for(asyncio.gather(*reads), timeout=120)
+                return answers, held
+
+            answers, held = asyncio.run(run())
+    late_ms = []
+    for arrived, body in answers:
+        if body["status"] != "Completed":
+            raise RuntimeError(f"a held read answered {body['status']}")
+        late_ms.append((arrived - datetime.fromisoformat(str(body["completedAt"])).timestamp()) * 1000)
+    return late_ms, (held - before) * 1024 / clients

@@ -31,6 +31,7 @@ from pendingtx.services import job_status, retention
 from pendingtx.services.abuse import AbuseLimits
 from pendingtx.services.authentication import Authenticator
 from pendingtx.services.enqueue import Acceptor, DirectAcceptor
+from pendingtx.services.event_bus import EventBus, EventLimits
 from pendingtx.services.group_commit import GroupCommit
 from pendingtx.services.sandbox import Sandbox
 from pendingtx.services.sandbox_triggers import Triggers
@@ -42,6 +43,8 @@ from pendingtx.storage import sandbox as sandbox_marker
 from pendingtx.storage.driver import Statement, run
 from pendingtx.storage.driver.detached import AwaitedStatements, DetachedStatements
 from pendingtx.storage.driver.engine import libpq_conninfo, make_engine
+from pendingtx.storage.driver.notifications import DataVersion, Listener
+from pendingtx.storage.events import CHANNEL as EVENTS_CHANNEL
 from pendingtx.storage.hot_reads import HotReads
 from pendingtx.storage.migrate import upgrade
 from pendingtx.storage.rate_counters import Counters, DatabaseCounters, MemoryCounters
@@ -106,6 +109,38 @@ class Runtime:
                 self.uow, self.calls, clock=self.clock, notify=self.notify_workers, key_seed=seed
             )
         )
+        self.events = self._event_bus(embedded)
+
+    def _event_bus(self, embedded: bool) -> EventBus:
+        # This process's commits tell the bus directly; other processes' through NOTIFY (PostgreSQL)
+        # or the database's data version, checked only while something waits (SQLite).
+        s = self.settings
+        limits = EventLimits(
+            max_waiting=s.max_waiting_per_organization,
+            max_streams=s.max_event_streams_per_organization,
+            retry_after_seconds=s.status_retry_after_seconds,
+        )
+        if embedded:
+            self.data_version: DataVersion | None = DataVersion(self.engine)
+            bus = EventBus(
+                self.uow,
+                self.calls,
+                limits,
+                changed=self.data_version.changed,
+                check_seconds=s.event_check_seconds,
+            )
+        else:
+            self.data_version = None
+            conninfo = libpq_conninfo(s.database_url)
+
+            def listener(bus: EventBus) -> Listener:
+                return Listener(
+                    conninfo, EVENTS_CHANNEL, bus.announced, bus.missed, retry_seconds=s.worker_poll_seconds
+                )
+
+            bus = EventBus(self.uow, self.calls, limits, feed=listener)
+        self.uow.event_observers.append(bus.observe)
+        return bus
 
     def _counters(self, embedded: bool) -> Counters:
         # "auto": in memory for the one process of an embedded database, else shared by every process.
@@ -163,6 +198,7 @@ class Runtime:
                 keys=self.keys,
                 allow_private=self.settings.webhook_allow_private,
             ),
+            events=self.events,
             sandbox=self.sandbox(),
         )
 
@@ -242,6 +278,9 @@ class Runtime:
     def close(self) -> None:
         """Commit what is waiting and release the database connections."""
         self.acceptor.close()
+        self.events.close()
+        if self.data_version is not None:
+            self.data_version.close()
         self.reads.close()
         self.engine.dispose()
 
@@ -306,5 +345,12 @@ def serve(
         port=port,
         log_level=runtime.settings.log_level.lower(),
         shutdown_timeout=timeout,
-        on_stop_signal=workers.request_stop if workers is not None else lambda: None,
+        on_stop_signal=lambda: _stop_signalled(runtime, workers),
     )
+
+
+def _stop_signalled(runtime: Runtime, workers: WorkerPool | None) -> None:
+    # Held status reads and open streams are answered now, not after the graceful-shutdown timeout.
+    runtime.events.close()
+    if workers is not None:
+        workers.request_stop()

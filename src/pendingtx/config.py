@@ -242,6 +242,31 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retention_sweep_seconds: Annotated[
         float, _doc("how often the workers' process deletes jobs past their retention", gt=0)
     ] = 3600.0
+    max_waiting_per_organization: Annotated[
+        int,
+        _doc(
+            "status reads with `wait` one process holds at once for one organization; more get `429`",
+            ge=1,
+        ),
+    ] = 5000
+    max_event_streams_per_organization: Annotated[
+        int,
+        _doc(
+            "open `GET /v1/events` streams one process serves at once for one organization; more get `429`",
+            ge=1,
+        ),
+    ] = 100
+    event_heartbeat_seconds: Annotated[
+        float, _doc("an open event stream sends a comment line at least this often", gt=0, le=15)
+    ] = 15.0
+    event_check_seconds: Annotated[
+        float,
+        _doc(
+            "on SQLite, how often a process with held status reads or open streams looks for events "
+            "committed by other processes (`pendingtx worker`)",
+            gt=0,
+        ),
+    ] = 0.5
     sandbox: Annotated[
         bool,
         _doc(

@@ -107,7 +107,7 @@ def _boom(*_: Any, **__: Any) -> Any:
     ("target", "names", "method", "path"),
     [
         # Either reader of the status GET (blocking on SQLite, awaited on PostgreSQL) passes here.
-        (job_status, ("_owned",), "GET", STATUS_URL),
+        (job_status, ("check_path",), "GET", STATUS_URL),
         (submissions, ("batch_job",), "POST", "/v1/transactions"),
         (submissions, ("batch_job",), "POST", "/v1/transfers"),
         (enqueue, ("store_in",), "POST", "/v1/transactions"),

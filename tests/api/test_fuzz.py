@@ -30,6 +30,7 @@ from schemathesis import checks as openapi_checks
 from starlette.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
+from pendingtx.api.long_poll import preferred_wait
 from pendingtx.api.openapi import DATE_PATTERN, MOMENT_PATTERN, openapi_document
 from pendingtx.bootstrap import Runtime
 from pendingtx.config import Settings
@@ -131,11 +132,39 @@ def map_path_parameters(context: schemathesis.HookContext, path_parameters: dict
     if operation.path == MODIFY_PATH:
         value = path_parameters.get("externalId")
     if isinstance(value, str) and len(value) % 2 == 0:
-        if operation.path == STATUS_PATH and path_parameters.get("appName") == "insight":
+        # Only a key the document allows: a negative case must stay negative.
+        if (
+            operation.path == STATUS_PATH
+            and path_parameters.get("appName") == "insight"
+            and re.fullmatch(r"[A-Za-z0-9_=+-]{1,128}", value)
+        ):
             return {**path_parameters, "key": SEEDED["key"]}
         if operation.path == MODIFY_PATH:
             return {**path_parameters, "externalId": SEEDED["externalId"]}
     return path_parameters
+
+
+@schema.hook
+def map_query(context: schemathesis.HookContext, query: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A long-poll of a job the stateful phase has just submitted would hold for up to a minute: a
+    fuzzed wait in range becomes 0 (holding is tested in tests/api/test_long_poll.py)."""
+    operation = context.operation
+    if operation is not None and operation.path == STATUS_PATH and query:
+        wait = query.get("wait")
+        if isinstance(wait, int) and 0 < wait <= 60:
+            return {**query, "wait": 0}
+    return query
+
+
+@schema.hook
+def map_headers(context: schemathesis.HookContext, headers: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The same for `Prefer: wait=N`."""
+    operation = context.operation
+    if operation is not None and operation.path == STATUS_PATH and headers:
+        prefer = headers.get("Prefer")
+        if isinstance(prefer, str) and preferred_wait(prefer):
+            return {**headers, "Prefer": "wait=0"}
+    return headers
 
 
 FUZZ = settings(

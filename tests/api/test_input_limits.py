@@ -748,6 +748,11 @@ def test_exotic_path_parameters_are_400_or_404(
             content=b"{}",
             follow_redirects=False,
         )
+        if segment == ".." and url.startswith("/v1/jobs/insight/status/"):
+            # The client resolves the dot segment: this is GET /v1/jobs/insight/, the job list.
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["data"] == {"results": []}
+            continue
         assert answer.status_code in (400, 404), (method, url, answer.text)
         assert_error(
             answer,

@@ -540,6 +540,7 @@ def test_job_figures_come_from_the_database_at_scrape_time(
         "Completed": 1,
         "Partially Completed": 0,
         "Failed": 0,
+        "Cancelled": 0,
     }
     assert metrics["pendingtx_queue_depth"][()] == 2
     assert metrics["pendingtx_oldest_waiting_job_age_seconds"][()] == 42

@@ -89,6 +89,8 @@ def sdk(app_creds: AppCreds, transport: Recording, fake_time: FakeTime, flavour:
         transport=transport,
         sleep=fake_time.sleep,
         clock=fake_time.clock,
+        # Jobs run only while the client sleeps (worker_on_sleep): a held read would wait for nothing.
+        long_poll=False,
     ) as client:
         yield client
 
@@ -123,8 +125,9 @@ def run(
     def invoke(
         *args: str, env: dict[str, str] | None = None, transport_: httpx.BaseTransport | None = None
     ) -> Result:
+        # Jobs run only while the client sleeps (worker_on_sleep): a held read would wait for nothing.
         options = ClientOptions(
-            transport=transport_ or transport, sleep=fake_time.sleep, clock=fake_time.clock
+            transport=transport_ or transport, sleep=fake_time.sleep, clock=fake_time.clock, long_poll=False
         )
         environment = {"COLUMNS": "200", **credentials_env, **(env or {})}
         return CliRunner().invoke(main, list(args), env=environment, obj=options, catch_exceptions=False)

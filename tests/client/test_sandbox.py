@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from pendingtx_client import JobState, JobStatus, RetryPolicy
+from pendingtx_client import JobState, RetryPolicy
 from tests.client.flavours import open_client
 from tests.e2e.conftest import BASE_SETTINGS
-from tests.e2e.server import Server, caller_headers, run_cli
+from tests.e2e.server import Server, caller_headers, run_cli, wait_until
 from tests.support import record
 
 pytestmark = pytest.mark.e2e
@@ -106,18 +106,26 @@ def test_the_sdk_retries_the_sandboxs_503_and_429(
     assert lists == [429, 200]
 
 
-def test_the_sdk_waits_through_in_progress(sandbox: tuple[Server, dict[str, Any]], flavour: str) -> None:
+def test_the_sdk_sees_a_slow_job_in_progress_then_waits_for_it(
+    sandbox: tuple[Server, dict[str, Any]], flavour: str
+) -> None:
     server, app = sandbox
-    seen: list[JobStatus] = []
     with open_client(flavour, server.base_url, app["appKey"], app["appSecret"]) as client:
-        # The worker takes 2 s over an SBX-SLOW- record: the job is seen In Progress.
+        # The worker takes 2 s over an SBX-SLOW- record: the job is seen In Progress once claimed.
         job = client.submit([record("SBX-SLOW-1"), record("SBX-REJECT-1")])
-        done = client.wait(job.key, timeout=30, on_poll=seen.append)
+        seen: list[JobState] = []
+
+        def claimed() -> bool:
+            seen.append(client.status(job.key).status)
+            return seen[-1] is not JobState.SUBMITTED
+
+        wait_until(claimed, 30, what="a claim")
+        assert seen[-1] is JobState.IN_PROGRESS
+        done = client.wait(job.key, timeout=30)
     assert done.status is JobState.PARTIALLY_COMPLETED
     assert done.validation_messages == (
         "[1] externalId=SBX-REJECT-1: externalId: sandbox: rejected by trigger",
     )
-    assert JobState.IN_PROGRESS in {s.status for s in seen}
 
 
 def test_the_sdk_mints_a_new_token_once_the_sandbox_clock_expired_its_own(

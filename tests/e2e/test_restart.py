@@ -104,8 +104,22 @@ def test_job_survives_sigkill_and_restart(
     assert len(ids) == len(set(ids)) == RECORDS
 
     with httpx.Client(base_url=second.base_url, timeout=10) as http:
-        answer = http.get(f"/v1/jobs/insight/status/{key}", headers=caller_headers(http, app))
+        headers = caller_headers(http, app)
+        answer = http.get(f"/v1/jobs/insight/status/{key}", headers=headers)
+        story = http.get("/v1/events", params={"key": key, "limit": 500}, headers=headers)
     assert answer.status_code == 200, answer.text
+    # The log tells the story once, however the job was taken over: one start, one end, and a
+    # progress event per chunk committed (none repeated by the takeover).
+    assert story.status_code == 200, story.text
+    events = story.json()["data"]["results"]
+    kinds = [e["type"] for e in events]
+    assert kinds[:2] == ["job.submitted", "job.started"]
+    assert kinds[-1] == "job.completed"
+    assert kinds.count("job.completed") == 1
+    assert kinds.count("job.started") == 1
+    progress = [e["data"]["processedCount"] for e in events if e["type"] == "job.progress"]
+    assert progress == sorted(set(progress))
+    assert [e["sequence"] for e in events] == sorted({e["sequence"] for e in events})
     body = answer.json()
     assert (body["status"], body["recordCount"], body["processedCount"], body["failedCount"]) == (
         "Completed",

@@ -259,6 +259,47 @@ class ResultsPage(Answer):
     paging: ResultsPaging
 
 
+class EventData(Answer):
+    """The job as it stood at the transition."""
+
+    jobStatusQueryKey: JobKey
+    batchId: Digits
+    status: JobState
+    recordCount: Annotated[int, msgspec.Meta(ge=0)]
+    processedCount: Annotated[int, msgspec.Meta(ge=0)]
+    failedCount: Annotated[int, msgspec.Meta(ge=0)]
+
+
+class Event(Answer):
+    """One job transition of the organization's event log."""
+
+    id: Annotated[str, msgspec.Meta(pattern="^evt_[A-Za-z0-9_-]+$")]
+    sequence: Annotated[int, msgspec.Meta(ge=1, description="strictly increasing within the organization")]
+    type: Literal["job.submitted", "job.started", "job.progress", "job.completed"]
+    createdAt: Eastern
+    data: EventData
+
+
+class EventResults(Answer):
+    """The page's events, oldest first."""
+
+    results: list[Event]
+
+
+class EventPaging(Answer):
+    """The page size, and the next page's URL when this one is full (else null: nothing more yet)."""
+
+    limit: Annotated[int, msgspec.Meta(ge=1, le=500)]
+    next: str | None
+
+
+class EventPage(Answer):
+    """One page of the organization's event log."""
+
+    data: EventResults
+    paging: EventPaging
+
+
 class Health(Answer):
     """The process is up."""
 
@@ -295,6 +336,7 @@ ANSWERS: tuple[type[Answer], ...] = (
     TransactionPage,
     JobPage,
     ResultsPage,
+    EventPage,
     Health,
     Ready,
     AuthorizationServerMetadata,

@@ -18,6 +18,7 @@ from pendingtx import errors
 from pendingtx.api.context import DATABASE_UNAVAILABLE, RequestContext
 from pendingtx.api.dependencies import ApiServices, Background
 from pendingtx.api.docs_page import docs_routes
+from pendingtx.api.events import EventsEndpoint
 from pendingtx.api.jobs import CANCEL_TEMPLATE, JOBS_TEMPLATE, RESULTS_TEMPLATE, JobRoutes
 from pendingtx.api.oauth_metadata import METADATA_PATH, metadata_endpoint
 from pendingtx.api.openapi import openapi_document
@@ -69,6 +70,7 @@ def routes(services: ApiServices, metrics: Metrics | None = None) -> list[Route]
         Route(JOBS_TEMPLATE, jobs.list_jobs, methods=["GET"]),
         Route(CANCEL_TEMPLATE, jobs.cancel, methods=["POST"]),
         Route(RESULTS_TEMPLATE, jobs.results, methods=["GET"]),
+        Route("/v1/events", EventsEndpoint(services, v1.caller).handle, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
@@ -152,11 +154,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: object) -> AsyncIterator[None]:
+        services.events.start()
         if background is not None:
             background.start()
         try:
             yield
         finally:
+            # Held status reads and streams have been answered at the stop signal (bootstrap.serve);
+            # here, for servers that stop without one.
+            services.events.close()
+            await anyio.to_thread.run_sync(services.events.stop_feed)
             if background is not None:
                 # In a thread: the event loop stays free while the workers reach a chunk boundary.
                 await anyio.to_thread.run_sync(background.stop, shutdown_timeout)

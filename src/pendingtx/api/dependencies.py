@@ -16,6 +16,7 @@ from pendingtx.domain.networks import Network
 from pendingtx.services.abuse import AbuseLimits
 from pendingtx.services.authentication import Authenticator
 from pendingtx.services.enqueue import Acceptor
+from pendingtx.services.event_bus import EventBus
 from pendingtx.services.job_status import StatusReader
 from pendingtx.services.sandbox import Sandbox
 from pendingtx.services.webhooks import WebhookService
@@ -56,6 +57,8 @@ class ApiServices:
     queue_snapshot: Callable[[], QueueSnapshot]
     # Webhook endpoints, their delivery log and replays (contract 7.3).
     webhooks: WebhookService
+    # The wake-up source of held status reads and event streams (services/event_bus.py).
+    events: EventBus
     # Sandbox mode's clock and reset (contract 7.6); None on a production server.
     sandbox: Sandbox | None = None
 

@@ -6,10 +6,13 @@ objects and reads the two headers it needs straight from the ASGI scope.
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.types import Receive, Scope, Send
 
 from pendingtx.api.client_address import client_address
 from pendingtx.api.dependencies import ApiServices
+from pendingtx.api.long_poll import NO_WAIT, Wait, requested_wait
 from pendingtx.api.responses import encode_json
 from pendingtx.domain.times import to_eastern_iso
 from pendingtx.services import job_status
@@ -53,9 +56,10 @@ class StatusEndpoint:
         self._read = services.status
         self._trusted = services.trusted_proxies
         self._retry_after = str(services.settings.status_retry_after_seconds).encode("ascii")
+        self._events = services.events
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        authorization = app_key = None
+        authorization = app_key = prefer = None
         # ASGI servers hand header names over in lower case; the request layer has refused a
         # repeated one (api.limits.SINGLE_HEADERS), so each is seen at most once here.
         for name, value in scope["headers"]:
@@ -63,9 +67,18 @@ class StatusEndpoint:
                 authorization = value.decode("latin-1")
             elif name == b"appkey":
                 app_key = value.decode("latin-1")
+            elif name == b"prefer":
+                prefer = value.decode("latin-1") if prefer is None else f"{prefer},{value.decode('latin-1')}"
         params = scope["path_params"]
         credentials = Credentials(authorization, app_key, client_address(scope, self._trusted))
-        answer = await self._read(job_status.StatusRequest(credentials, params["appName"], params["key"]))
+        # Without a query string or Prefer header (plain polling) nothing more is looked at.
+        wait = requested_wait(scope["query_string"], prefer) if scope["query_string"] or prefer else NO_WAIT
+        request = job_status.StatusRequest(credentials, params["appName"], params["key"])
+        answer = await self._read(request)
+        if wait.problem is not None:
+            raise wait.problem
+        if wait.seconds and not answer.terminal:
+            answer = await self._held(request, answer, wait)
         body = answer.body
         headers = [
             (b"content-type", b"application/json"),
@@ -73,5 +86,23 @@ class StatusEndpoint:
         ]
         if not answer.terminal:
             headers.append((b"retry-after", self._retry_after))
+        if wait.preferred:
+            headers.append((b"preference-applied", f"wait={wait.seconds}".encode("ascii")))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    async def _held(
+        self, request: job_status.StatusRequest, answer: job_status.StatusAnswer, wait: Wait
+    ) -> job_status.StatusAnswer:
+        """The answer once the job is terminal or `wait` has passed (or the server stops)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait.seconds
+        # Registered before reading again: a completion committed after this read wakes the watch.
+        # The request was authenticated and charged when it arrived: only the job is read again.
+        org_id = answer.org_id
+        async with self._events.watch(org_id, request.key) as watch:
+            answer = await self._read.reread(org_id, request.key)
+            if answer.terminal:
+                return answer
+            await watch.wait(deadline - loop.time())
+        return await self._read.reread(org_id, request.key)

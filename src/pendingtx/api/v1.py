@@ -25,6 +25,10 @@ class V1Routes:
         self.services = services
         self.calls = services.calls
 
+    async def caller(self, request: Request) -> Caller:
+        """The authenticated caller of a /v1 request (charged to its application's request budget)."""
+        return await self._caller(request)
+
     async def _caller(self, request: Request) -> Caller:
         headers = request.headers
         presented = Credentials(

@@ -90,6 +90,8 @@ class StatusAnswer:
 
     body: bytes
     terminal: bool
+    # The caller's organization, when the job is not terminal (a long-poll waits on its events).
+    org_id: int = 0
 
 
 def check_app_name(app_name: str) -> None:
@@ -141,6 +143,9 @@ class StatusReader(Protocol):
     async def __call__(self, request: StatusRequest) -> StatusAnswer:
         """The status answer, or the error the contract's checks raise."""
 
+    async def reread(self, org_id: int, key: str) -> StatusAnswer:
+        """The answer again for a request already admitted (a held read): the job alone is read."""
+
 
 class BlockingStatusReader:
     """Reads through blocking calls (on SQLite, inline on the event loop: a local read)."""
@@ -152,6 +157,18 @@ class BlockingStatusReader:
     async def __call__(self, request: StatusRequest) -> StatusAnswer:
         """The whole status GET in one blocking call."""
         return await self.calls(read_status, self.service, request)
+
+    async def reread(self, org_id: int, key: str) -> StatusAnswer:
+        """The job alone, read again in one blocking call."""
+        return await self.calls(reread_status, self.service, org_id, key)
+
+
+def reread_status(service: StatusService, org_id: int, key: str) -> StatusAnswer:
+    """The answer about the organization's job `key` for a request admitted before (a held read)."""
+    job = service.authenticator.reads.job(org_id, key)
+    if job is None:
+        raise errors.NotFound(f"No job with key {key}")
+    return _kept_for(service, org_id, job) or _render(service, org_id, job)
 
 
 def read_status(service: StatusService, request: StatusRequest) -> StatusAnswer:
@@ -169,7 +186,7 @@ def read_status(service: StatusService, request: StatusRequest) -> StatusAnswer:
     check_path(request.app_name, request.key)
     if job is None:
         raise _missing(service, admission.caller, request.key)
-    return _kept(service, admission, job) or _render(service, admission.caller, job)
+    return _kept(service, admission, job) or _render(service, admission.caller.org_id, job)
 
 
 class AwaitedStatusReader:
@@ -197,8 +214,21 @@ class AwaitedStatusReader:
         if kept is not None:
             return kept
         if not job.failed_count:  # nothing more to read: rendering does not block
-            return _render(service, admission.caller, job)
-        return await self.calls(_render, service, admission.caller, job)
+            return _render(service, admission.caller.org_id, job)
+        return await self.calls(_render, service, admission.caller.org_id, job)
+
+    async def reread(self, org_id: int, key: str) -> StatusAnswer:
+        """As `reread_status`, the read awaited on the event loop."""
+        service = self.service
+        job = await self.calls.wait(service.authenticator.reads.job_awaited(org_id, key))
+        if job is None:
+            raise errors.NotFound(f"No job with key {key}")
+        kept = _kept_for(service, org_id, job)
+        if kept is not None:
+            return kept
+        if not job.failed_count:
+            return _render(service, org_id, job)
+        return await self.calls(_render, service, org_id, job)
 
 
 def _missing(service: StatusService, caller: Caller, key: str) -> errors.ApiError:
@@ -211,19 +241,23 @@ def _missing(service: StatusService, caller: Caller, key: str) -> errors.ApiErro
 
 
 def _kept(service: StatusService, admission: Admission, job: repo.JobRecord) -> StatusAnswer | None:
-    kept = service.answers.get(admission.caller.org_id, job.id) if job.status.terminal else None
+    return _kept_for(service, admission.caller.org_id, job)
+
+
+def _kept_for(service: StatusService, org_id: int, job: repo.JobRecord) -> StatusAnswer | None:
+    kept = service.answers.get(org_id, job.id) if job.status.terminal else None
     return StatusAnswer(kept, True) if kept is not None else None
 
 
-def _render(service: StatusService, caller: Caller, job: repo.JobRecord) -> StatusAnswer:
+def _render(service: StatusService, org_id: int, job: repo.JobRecord) -> StatusAnswer:
     limit = service.max_problems
     # One row more than is listed tells whether there are more.
     problems = service.authenticator.reads.problems(job.id, limit + 1) if job.failed_count else []
     body = service.render(_view(job, problems, limit))
     if job.status.terminal:
         # The job was found within the caller's organization (the read joins the token's), and so is kept.
-        service.answers.put(caller.org_id, job.id, body)
-    return StatusAnswer(body, job.status.terminal)
+        service.answers.put(org_id, job.id, body)
+    return StatusAnswer(body, job.status.terminal, org_id)
 
 
 def _view(job: repo.JobRecord, problems: list[RecordProblem], max_problems: int) -> JobView:

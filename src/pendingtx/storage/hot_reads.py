@@ -51,6 +51,14 @@ _TOKEN_AND_JOB = Statement(
 )
 
 
+# A held status read's job again, its caller admitted when the request arrived.
+_JOB = Statement(
+    sa.select(*STATUS_COLUMNS).where(
+        jobs.c.key == sa.bindparam("key"), jobs.c.org_id == sa.bindparam("org_id")
+    )
+)
+
+
 def _token_and_job(row: Any) -> tuple[TokenRecord | None, JobRecord | None]:
     if row is None:
         return None, None
@@ -91,6 +99,17 @@ class HotReads:
         assert self._awaited is not None, "awaited reads are not configured for this database"
         row = await self._awaited.one(_TOKEN_AND_JOB, {"digest": digest, "key": key, "product": PRODUCT})
         return _token_and_job(row)
+
+    def job(self, org_id: int, key: str) -> JobRecord | None:
+        """The organization's job with this key."""
+        row = self._detached.one(_JOB, {"org_id": org_id, "key": key})
+        return None if row is None else job_record(row)
+
+    async def job_awaited(self, org_id: int, key: str) -> JobRecord | None:
+        """As `job`, awaited on the event loop."""
+        assert self._awaited is not None, "awaited reads are not configured for this database"
+        row = await self._awaited.one(_JOB, {"org_id": org_id, "key": key})
+        return None if row is None else job_record(row)
 
     def problems(self, job_id: int, limit: int) -> list[RecordProblem]:
         """The first `limit` recorded problems of a job, in record order."""

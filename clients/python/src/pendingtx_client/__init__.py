@@ -36,6 +36,7 @@ from pendingtx_client._errors import (
     ValidationError,
     WaitTimeout,
 )
+from pendingtx_client._events import Event
 from pendingtx_client._listing import JobFilters, TransactionFilters
 from pendingtx_client._models import (
     JobRef,
@@ -60,6 +61,7 @@ __all__ = [
     "Conflict",
     "ConnectionFailed",
     "ErrorDetail",
+    "Event",
     "IdempotencyKeyReused",
     "JobFilters",
     "JobRef",

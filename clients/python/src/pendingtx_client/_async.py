@@ -15,6 +15,7 @@ import httpx
 from pendingtx_client import webhooks as _webhooks
 from pendingtx_client._base import DEFAULT_POLL, DEFAULT_RETRY, DEFAULT_TIMEOUT, BaseClient
 from pendingtx_client._core import Flow, Outcome, Pause, Step, Timeout
+from pendingtx_client._events import EVENTS_PATH, READ_TIMEOUT, Event, EventStream
 from pendingtx_client._listing import JobFilters, TransactionFilters
 from pendingtx_client._models import JobRef, JobStatus, JobSummary, RecordResult, Transaction
 from pendingtx_client._operations import RESULTS_PAGE, CsvWriter, Paged, Pages, Record
@@ -43,8 +44,18 @@ class AsyncClient(BaseClient):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
+        long_poll: bool = True,
     ) -> None:
-        super().__init__(base_url, app_key, app_secret, retry=retry, poll=poll, clock=clock, random=random)
+        super().__init__(
+            base_url,
+            app_key,
+            app_secret,
+            retry=retry,
+            poll=poll,
+            clock=clock,
+            random=random,
+            long_poll=long_poll,
+        )
         self._http = httpx.AsyncClient(**self._http_options(), timeout=timeout, transport=transport)
         self._sleep = sleep
 
@@ -187,6 +198,45 @@ class AsyncClient(BaseClient):
         while (flow := pages.next_page()) is not None:
             for item in await self._run(flow):
                 yield item
+
+    async def events(
+        self, *, after: int = 0, key: str | None = None, type: str | None = None, follow: bool = True
+    ) -> AsyncIterator[Event]:
+        """The organization's events, then live ones, for `async for`; as `Client.events`."""
+        stream = EventStream(self._ops.pacing, after=after, key=key, kind=type)
+        while not follow:
+            params, _ = stream.request()
+            found, more = await self._run(self._ops.event_page({**params, "limit": "500"}, timeout=None))
+            for logged in found:
+                yield logged
+            if found:
+                stream.last = found[-1].sequence
+            if not more:
+                return
+        while not stream.finished:
+            params, headers = stream.request()
+            pause: float | None
+            try:
+                async with self._http.stream(
+                    "GET", EVENTS_PATH, params=params, headers=headers, timeout=READ_TIMEOUT
+                ) as response:
+                    if not response.is_success:
+                        await response.aread()
+                        pause = stream.refused(response)
+                    else:
+                        stream.opened(response)
+                        async for line in response.aiter_lines():
+                            event = stream.line(line)
+                            if event is not None:
+                                yield event
+                                if stream.finished:
+                                    return
+                        pause = stream.ended()
+            except httpx.TransportError as exc:
+                pause = stream.failed(exc)
+            if pause is None:
+                return
+            await self._sleep(pause)
 
     async def _run(self, flow: Flow[T]) -> T:
         """Carry out the flow's steps with this client's httpx client and sleep; its result."""

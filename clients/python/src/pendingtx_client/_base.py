@@ -37,6 +37,7 @@ class BaseClient:
         poll: RetryPolicy,
         clock: Callable[[], float],
         random: Callable[[], float],
+        long_poll: bool = True,
     ) -> None:
         if not (base_url and app_key and app_secret):
             raise ValueError("base_url, app_key and app_secret are all required")
@@ -45,7 +46,7 @@ class BaseClient:
         self._auth = TokenAuth(
             token_url=f"{self.base_url}/v2/oauthtoken", app_key=app_key, app_secret=app_secret, clock=clock
         )
-        self._ops = Operations(Pacing(retry, clock, random), poll)
+        self._ops = Operations(Pacing(retry, clock, random), poll, long_poll=long_poll)
 
     @classmethod
     def from_env(cls, *, environ: Mapping[str, str] | None = None, **options: Any) -> Self:

@@ -76,6 +76,7 @@ def send(
     deadline: float | None = None,
     timeout: Timeout = None,
     accept: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Flow[httpx.Response]:
     """The successful answer to one request, or the typed error of its last try.
 
@@ -83,12 +84,14 @@ def send(
     says `transient: true`. The pause is the server's Retry-After when given, else capped jittered
     backoff; `deadline` (on the pacing's clock) stops retrying when the next try would start after it.
     """
-    headers = {"Content-Type": content_type} if content_type else {}
+    sent = dict(headers or {})
+    if content_type:
+        sent["Content-Type"] = content_type
     if accept:
-        headers["Accept"] = accept
+        sent["Accept"] = accept
     if method in _KEYED_METHODS:
-        headers["Idempotency-Key"] = str(uuid.uuid4())  # once: the same on every retry
-    request = Send(method, url, headers, content, params, timeout)
+        sent["Idempotency-Key"] = str(uuid.uuid4())  # once: the same on every retry
+    request = Send(method, url, sent, content, params, timeout)
     attempt = 0
     while True:
         attempt += 1

@@ -7,11 +7,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any, Generic, TypeVar
 from urllib.parse import quote
 
+import httpx
 import msgspec
 
 from pendingtx_client import _models
 from pendingtx_client._core import Flow, Pacing, Pause, Timeout, send
-from pendingtx_client._errors import WaitTimeout
+from pendingtx_client._errors import WaitTimeout, unexpected
+from pendingtx_client._events import EVENTS_PATH, Event, decode_event
 from pendingtx_client._listing import JobFilters, TransactionFilters, job_query_params, query_params
 from pendingtx_client._models import JobRef, JobStatus, JobSummary, RecordResult, Transaction
 from pendingtx_client._retry import RetryPolicy, retry_after
@@ -30,6 +32,27 @@ CSV_HEADER = ("index", "externalId", "outcome", "field", "reason")
 RESULTS_PAGE = 1000
 OUTCOMES = ("created", "rejected", "unprocessed")
 CANCEL = {"status": "Cancel"}
+# The longest hold `wait` asks for (the contract's maximum is 60 s).
+MAX_HOLD_SECONDS = 50
+# How much longer than its hold a held read may take before it counts as lost.
+HOLD_MARGIN_SECONDS = 30.0
+
+
+def held_timeout(timeout: Timeout, hold: int) -> Timeout:
+    """A request's timeout stretched by the `hold` seconds the server may keep its answer."""
+    if not hold:
+        return timeout
+    if timeout is None:
+        return httpx.Timeout(HOLD_MARGIN_SECONDS, read=hold + HOLD_MARGIN_SECONDS)
+    if isinstance(timeout, httpx.Timeout):
+        read = timeout.read
+        return httpx.Timeout(
+            connect=timeout.connect,
+            read=None if read is None else read + hold,
+            write=timeout.write,
+            pool=timeout.pool,
+        )
+    return httpx.Timeout(timeout, read=timeout + hold)
 
 
 def _mapping_as_dict(value: object) -> object:
@@ -45,9 +68,11 @@ _encoder = msgspec.json.Encoder(enc_hook=_mapping_as_dict)
 class Operations:
     """Every call of the API as a flow; `poll` paces `wait` when the server gives no Retry-After."""
 
-    def __init__(self, pacing: Pacing, poll: RetryPolicy) -> None:
+    def __init__(self, pacing: Pacing, poll: RetryPolicy, *, long_poll: bool = True) -> None:
         self.pacing = pacing
         self.poll = poll
+        # Whether `wait` asks the server to hold each read until the job is terminal.
+        self.long_poll = long_poll
 
     def submit(
         self, records: Record | Sequence[Record], *, transfers: bool, timeout: Timeout
@@ -81,9 +106,18 @@ class Operations:
         self, key: str, *, timeout: Timeout, deadline: float | None = None
     ) -> Flow[tuple[JobStatus, float | None]]:
         """GET /v1/jobs/insight/status/{key}: the job's status and the server's polling hint."""
-        path = f"/v1/jobs/insight/status/{quote(key, safe='=')}"
-        response = yield from send(self.pacing, "GET", path, deadline=deadline, timeout=timeout)
+        response = yield from self._read_status(key, timeout=timeout, deadline=deadline, hold=0)
         return _models.job_status(response), retry_after(response)
+
+    def _read_status(
+        self, key: str, *, timeout: Timeout, deadline: float | None, hold: int
+    ) -> Flow[httpx.Response]:
+        path = f"/v1/jobs/insight/status/{quote(key, safe='=')}"
+        # RFC 7240: a server without long-poll ignores the preference, and the read answers at once.
+        headers = {"Prefer": f"wait={hold}"} if hold else None
+        return (
+            yield from send(self.pacing, "GET", path, deadline=deadline, timeout=timeout, headers=headers)
+        )
 
     def wait(
         self,
@@ -93,12 +127,22 @@ class Operations:
         on_poll: Callable[[JobStatus], None] | None,
         request_timeout: Timeout,
     ) -> Flow[JobStatus]:
-        """Poll the job until it is terminal; `WaitTimeout` once `timeout` seconds have passed."""
+        """Follow the job until it is terminal; `WaitTimeout` once `timeout` seconds have passed.
+
+        Each read asks the server to hold it until the job is terminal (`Prefer: wait=N`, long-poll);
+        a server that held it is asked again at once, one that did not (an older server) is polled
+        as its Retry-After says.
+        """
         clock = self.pacing.clock
         deadline = clock() + timeout
         polls = 0
         while True:
-            current, hint = yield from self.status(key, timeout=request_timeout, deadline=deadline)
+            hold = max(0, min(int(deadline - clock()), MAX_HOLD_SECONDS)) if self.long_poll else 0
+            began = clock()
+            response = yield from self._read_status(
+                key, timeout=held_timeout(request_timeout, hold), deadline=deadline, hold=hold
+            )
+            current, hint = _models.job_status(response), retry_after(response)
             if on_poll is not None:
                 on_poll(current)
             if current.terminal:
@@ -106,8 +150,21 @@ class Operations:
             remaining = deadline - clock()
             if remaining <= 0:
                 raise WaitTimeout(key, timeout, current)
+            held = response.headers.get("preference-applied", "").startswith("wait=")
+            if held and clock() - began >= hold / 2:
+                continue  # held for its time (not cut short, e.g. by a server stopping): ask again now
             polls += 1
             yield Pause(min(self.poll.delay(polls, hint, self.pacing.random), remaining))
+
+    def event_page(self, params: Mapping[str, str], *, timeout: Timeout) -> Flow[tuple[list[Event], bool]]:
+        """GET /v1/events as JSON: one page of events, and whether the page was full (more may follow)."""
+        response = yield from send(self.pacing, "GET", EVENTS_PATH, params=params, timeout=timeout)
+        try:
+            page = msgspec.json.decode(response.content, type=_EventPage)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise unexpected(response, "a page of events", exc) from None
+        found = [decode_event(msgspec.json.encode(raw).decode(), response) for raw in page.data.results]
+        return found, page.paging.next is not None
 
     def get_transaction(self, external_id: str, *, timeout: Timeout) -> Flow[Transaction]:
         """GET /v1/transactions/{externalId}."""
@@ -143,6 +200,19 @@ class Operations:
             self.pacing, method, path, content=body, content_type=content_type, timeout=timeout
         )
         return _models.job_ref(response)
+
+
+class _EventResults(msgspec.Struct):
+    results: list[dict[str, Any]]
+
+
+class _EventPaging(msgspec.Struct):
+    next: str | None = None
+
+
+class _EventPage(msgspec.Struct):
+    data: _EventResults
+    paging: _EventPaging
 
 
 class Pages:

@@ -14,6 +14,7 @@ import httpx
 from pendingtx_client import webhooks as _webhooks
 from pendingtx_client._base import DEFAULT_POLL, DEFAULT_RETRY, DEFAULT_TIMEOUT, BaseClient
 from pendingtx_client._core import Flow, Outcome, Pause, Step, Timeout
+from pendingtx_client._events import EVENTS_PATH, READ_TIMEOUT, Event, EventStream
 from pendingtx_client._listing import JobFilters, TransactionFilters
 from pendingtx_client._models import JobRef, JobStatus, JobSummary, RecordResult, Transaction
 from pendingtx_client._operations import RESULTS_PAGE, Paged, Record, write_csv
@@ -30,6 +31,7 @@ class Client(BaseClient):
     `retry` bounds how often one request is tried; `poll` paces `wait` when the server gives no
     Retry-After (its `max_attempts` is unused: the deadline bounds a wait). `sleep`, `clock`
     (monotonic seconds) and `random` (jitter in [0, 1)) are there so that tests never really wait.
+    `long_poll=False` makes `wait` poll without asking the server to hold its reads.
     Safe to share between threads. Use it as a context manager, or call `close()`.
     """
 
@@ -46,8 +48,18 @@ class Client(BaseClient):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
+        long_poll: bool = True,
     ) -> None:
-        super().__init__(base_url, app_key, app_secret, retry=retry, poll=poll, clock=clock, random=random)
+        super().__init__(
+            base_url,
+            app_key,
+            app_secret,
+            retry=retry,
+            poll=poll,
+            clock=clock,
+            random=random,
+            long_poll=long_poll,
+        )
         self._http = httpx.Client(**self._http_options(), timeout=timeout, transport=transport)
         self._sleep = sleep
 
@@ -98,11 +110,13 @@ class Client(BaseClient):
         on_poll: Callable[[JobStatus], None] | None = None,
         request_timeout: Timeout = None,
     ) -> JobStatus:
-        """Poll the job until it is terminal and return that status (`Failed` included).
+        """Follow the job until it is terminal and return that status (`Failed` included).
 
-        Pauses as the server's Retry-After says, else with capped jittered backoff; raises
-        `WaitTimeout` once `timeout` seconds (monotonic) have passed. `on_poll` sees every status
-        read; `request_timeout` bounds each poll's request.
+        Each read asks the server to hold it until the job is terminal (long-poll, `Prefer: wait`),
+        and is made again at once when it was held; a server that does not hold reads is polled as
+        its Retry-After says, else with capped jittered backoff. Raises `WaitTimeout` once `timeout`
+        seconds (monotonic) have passed. `on_poll` sees every status read; `request_timeout` bounds
+        each read's request, plus the time the server may hold it.
         """
         return self._run(
             self._ops.wait(key, timeout=timeout, on_poll=on_poll, request_timeout=request_timeout)
@@ -195,6 +209,55 @@ class Client(BaseClient):
     def _each(self, pages: Paged[T]) -> Iterator[T]:
         while (flow := pages.next_page()) is not None:
             yield from self._run(flow)
+
+    def events(
+        self, *, after: int = 0, key: str | None = None, type: str | None = None, follow: bool = True
+    ) -> Iterator[Event]:
+        """The organization's events after sequence `after` (and of job `key`, of `type`), then live
+        ones as they happen, from the server's stream (`GET /v1/events`, server-sent events).
+
+        A dropped connection is resumed after the last event seen (`Last-Event-ID`), so none is
+        missed or repeated. With `key` the iteration ends after that job's `job.completed`;
+        otherwise it goes on until the caller stops. With `follow=False` only the events logged so
+        far are read (JSON pages), and the iteration ends.
+        """
+        stream = EventStream(self._ops.pacing, after=after, key=key, kind=type)
+
+        def each() -> Iterator[Event]:
+            while not follow:
+                params, _ = stream.request()
+                found, more = self._run(self._ops.event_page({**params, "limit": "500"}, timeout=None))
+                yield from found
+                if found:
+                    stream.last = found[-1].sequence
+                if not more:
+                    return
+            while not stream.finished:
+                params, headers = stream.request()
+                pause: float | None
+                try:
+                    with self._http.stream(
+                        "GET", EVENTS_PATH, params=params, headers=headers, timeout=READ_TIMEOUT
+                    ) as response:
+                        if not response.is_success:
+                            response.read()
+                            pause = stream.refused(response)
+                        else:
+                            stream.opened(response)
+                            for line in response.iter_lines():
+                                event = stream.line(line)
+                                if event is not None:
+                                    yield event
+                                    if stream.finished:
+                                        return
+                            pause = stream.ended()
+                except httpx.TransportError as exc:
+                    pause = stream.failed(exc)
+                if pause is None:
+                    return
+                self._sleep(pause)
+
+        return each()
 
     def _run(self, flow: Flow[T]) -> T:
         """Carry out the flow's steps with this client's httpx client and sleep; its result."""

@@ -10,7 +10,7 @@ import msgspec
 
 from pendingtx import __version__
 from pendingtx.api import answers
-from pendingtx.api.openapi import oauth, operations, sandbox, webhooks
+from pendingtx.api.openapi import events, oauth, operations, sandbox, webhooks
 from pendingtx.api.openapi.errors import body_types, error_responses
 from pendingtx.api.openapi.records import TYPE_RULES, request_schemas
 from pendingtx.config import Settings
@@ -36,6 +36,7 @@ HEADERS: dict[str, Any] = {
         "required": True,
         "schema": {"type": "string", "pattern": "^/v1/jobs/insight/status/[A-Za-z0-9_-]{22}==$"},
     },
+    "Preference-Applied": events.PREFERENCE_APPLIED,
     "Allow": {"description": "The methods the path takes.", "required": True, "schema": {"type": "string"}},
     "WWW-Authenticate": {
         "description": 'The challenge: `Bearer realm="pendingtx"` (with `error="invalid_token"` when a '
@@ -71,10 +72,11 @@ def _paths() -> dict[str, Any]:
     submit = operations.submit
     return {
         **oauth.PATHS,
-        "/v1/jobs/{appName}/status/{key}": {"get": operations.STATUS},
+        "/v1/jobs/{appName}/status/{key}": {"get": events.with_wait(operations.STATUS)},
         "/v1/jobs/{appName}": {"get": operations.LIST_JOBS},
         "/v1/jobs/{appName}/cancel/{key}": {"post": operations.CANCEL_JOB},
         "/v1/jobs/{appName}/results/{key}": {"get": operations.JOB_RESULTS},
+        "/v1/events": {"get": events.EVENTS},
         "/v1/transactions": {
             "post": submit(
                 "createTransactions",

@@ -108,6 +108,50 @@ def status(
     sys.exit(code)
 
 
+@main.command()
+@click.option(
+    "--after",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Only events after this sequence.",
+)
+@click.option("--key", help="Only the events of this job (with --follow, ends after its job.completed).")
+@click.option(
+    "--type",
+    "type_",
+    type=click.Choice(["job.submitted", "job.started", "job.progress", "job.completed"]),
+    help="Only events of this type.",
+)
+@click.option("--follow", is_flag=True, help="Keep streaming new events as they happen (until Ctrl-C).")
+@connection_options
+def events(
+    *,
+    after: int,
+    key: str | None,
+    type_: str | None,
+    follow: bool,
+    url: str | None,
+    app_key: str | None,
+    app_secret: str | None,
+) -> None:
+    """Print the organization's job events, one per line: sequence, type, job key, status, processed/records.
+
+    With --follow, new events are printed as they happen (server-sent events, resumed after a
+    dropped connection without a gap).
+    """
+    from pendingtx_client.cli import connection
+
+    creds = connection.resolve(url=url, app_key=app_key, app_secret=app_secret)
+    with connection.reported_errors(creds), connection.connect(creds) as client:
+        for event in client.events(after=after, key=key, type=type_, follow=follow):
+            click.echo(
+                f"{event.sequence}\t{event.type}\t{event.key}\t{event.status.value}\t"
+                f"{event.processed_count}/{event.record_count}"
+            )
+    sys.exit(0)
+
+
 @main.group()
 def transactions() -> None:
     """Read, change and cancel the organization's transactions."""
@@ -420,5 +464,5 @@ def jobs_results(
         resource.show_results(client, key, outcome=outcome, csv_file=csv_file)
 
 
-COMMANDS: tuple[click.Command, ...] = (submit, status, transactions, webhooks, jobs_group)
+COMMANDS: tuple[click.Command, ...] = (submit, status, events, transactions, webhooks, jobs_group)
 """The client commands, for the server's `pendingtx` command line to include."""

@@ -59,6 +59,7 @@ class ClientOptions:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     timeout: float = 30.0
+    long_poll: bool = True
 
 
 def resolve(*, url: str | None, app_key: str | None, app_secret: str | None) -> Credentials:
@@ -97,6 +98,7 @@ def connect(credentials: Credentials) -> Client:
         transport=built.transport,
         sleep=built.sleep,
         clock=built.clock,
+        long_poll=built.long_poll,
     )
 
 
