@@ -101,6 +101,43 @@ def b1_status(database: Database, label: str, *, seconds: int, rounds: int) -> l
     ]
 
 
+def b1_sandbox_cost(database: Database, *, seconds: int, rounds: int) -> list[Figure]:
+    """Status GET on a sandbox server (no trigger, no Prefer) against a plain one, runs alternated:
+    sandbox mode must cost nothing measurable when unused."""
+    with database() as plain_url, database() as sandbox_url:
+        plain_app = register_app(plain_url)
+        with (
+            pendingtx_server(plain_url) as (plain, _),
+            # The sandbox marks its fresh database at startup; its application is registered after.
+            pendingtx_server(sandbox_url, env={"PENDINGTX_SANDBOX": "true"}) as (sandbox, _),
+        ):
+            sandbox_app = register_app(sandbox_url, sandbox=True)
+            targets = []
+            for base, app in ((plain, plain_app), (sandbox, sandbox_app)):
+                headers = auth_headers(base, app)
+                key = _submit(base, headers, msgspec.json.encode([record("B1-1")]))
+                _wait_terminal(base, headers, [key])
+                targets.append((f"{base}{_status_path(key)}", headers))
+            best = [0.0, 0.0]
+            for _ in range(rounds):
+                for i, (url, headers) in enumerate(targets):
+                    run = run_wrk(url, seconds=seconds, headers=headers)
+                    if run.errors:
+                        raise RuntimeError(f"B1 (sandbox) got {run.errors} errors")
+                    best[i] = max(best[i], run.rps)
+    ratio = best[1] / best[0]
+    return [
+        Figure(
+            "B1 status GET rps, sandbox mode unused (SQLite)",
+            f"{best[1]:,.0f}",
+            f"{best[0]:,.0f} same server without sandbox",
+            f"{ratio:.2f}",
+            ">= 0.95",
+            ratio >= 0.95,
+        )
+    ]
+
+
 def b2_ingest(database: Database, label: str, *, goal_rate: float | None) -> list[Figure]:
     """100,000 records as 10 batches of 10,000, from the first POST until all are terminal.
 

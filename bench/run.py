@@ -1,6 +1,6 @@
 """`make bench`: every figure beside its anchor, printed and written into docs/PERFORMANCE.md.
 
-Usage: python -m bench.run [--only B1,B2,B3,B5,B6,B7] [--no-write] [--seconds N] [--b7-jobs N]
+Usage: python -m bench.run [--only B1,B1S,B2,B3,B5,B6,B7] [--no-write] [--seconds N] [--b7-jobs N]
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ def measure(only: set[str], seconds: int, directory: Path, b7_jobs: int = 1_000_
         rows += figures.b1_status(sqlite, "SQLite", seconds=seconds, rounds=2)
         if pg:
             rows += figures.b1_status(pg, "PostgreSQL", seconds=seconds, rounds=1)
+    if "B1S" in only:
+        rows += figures.b1_sandbox_cost(sqlite, seconds=seconds, rounds=3)
     if "B2" in only:
         rows += figures.b2_ingest(sqlite, "SQLite", goal_rate=50_000)
         if pg:
@@ -93,7 +95,7 @@ def write_report(rows: list[figures.Figure], command: str, elapsed: float) -> No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", default="B1,B2,B3,B5,B6,B7")
+    parser.add_argument("--only", default="B1,B1S,B2,B3,B5,B6,B7")
     parser.add_argument("--b7-jobs", type=int, default=1_000_000, help="jobs (and problem rows) B7 loads")
     parser.add_argument("--seconds", type=int, default=8, help="length of each wrk run in B1")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/PERFORMANCE.md alone")

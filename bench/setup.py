@@ -54,8 +54,8 @@ def postgres_database() -> Iterator[str]:
         admin.dispose()
 
 
-def register_app(database_url: str) -> credentials.NewApp:
-    runtime = build_runtime(Settings(database_url=database_url), migrate=False)
+def register_app(database_url: str, *, sandbox: bool = False) -> credentials.NewApp:
+    runtime = build_runtime(Settings(database_url=database_url, sandbox=sandbox), migrate=False)
     try:
         return credentials.create_app(
             runtime.uow, name="bench", organization="bench", products=[PRODUCT], clock=runtime.clock
