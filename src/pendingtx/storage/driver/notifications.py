@@ -12,6 +12,10 @@ import sqlalchemy as sa
 
 log = logging.getLogger("pendingtx.storage")
 
+# How long one wait for notifications lasts before the stop flag is looked at again: a stop (every
+# server shutdown, every test's app) then takes at most this long, for ten cheap wake-ups a second.
+_WAIT_SECONDS = 0.1
+
 
 class Listener:
     """LISTENs on one channel in a background thread and hands each payload to `on_payload`.
@@ -43,7 +47,7 @@ class Listener:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop listening (within about a second)."""
+        """Stop listening (within `_WAIT_SECONDS`, once connected)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
@@ -68,7 +72,7 @@ class Listener:
             if gap:
                 self.on_gap()
             while not self._stop.is_set():
-                for note in conn.notifies(timeout=1.0, stop_after=1):
+                for note in conn.notifies(timeout=_WAIT_SECONDS, stop_after=1):
                     self.on_payload(note.payload)
 
 
