@@ -110,10 +110,10 @@ def test_a_small_job_cancelled_between_its_claim_and_its_commit_applies_nothing(
     kept = submit([record("S-2")])
     judge = small_jobs._judge
 
-    def judged_while_cancelled(job: Any) -> Any:
+    def judged_while_cancelled(job: Any, *rest: Any) -> Any:
         if job.id == int(doomed.batch_id):
             assert cancel(runtime, caller, doomed.key).job.status is JobStatus.IN_PROGRESS
-        return judge(job)
+        return judge(job, *rest)
 
     monkeypatch.setattr(small_jobs, "_judge", judged_while_cancelled)
     runtime.new_worker().run_until_idle()
