@@ -33,7 +33,7 @@ run: $(STAMP_RUN)
 test: $(STAMP_DEV)
 	$(BIN)/python -m pytest
 
-# Benchmarks are never part of `make test`: they need wrk (apt-get install wrk) and about 5 minutes.
+# Benchmarks are never part of `make test`: they need wrk (apt-get install wrk) and about 10 minutes (B7 loads a million jobs).
 bench: $(STAMP_RUN)
 	$(BIN)/python -m bench.run
 
