@@ -23,7 +23,7 @@ from pendingtx.api.jobs import CANCEL_TEMPLATE, JOBS_TEMPLATE, RESULTS_TEMPLATE,
 from pendingtx.api.oauth_metadata import METADATA_PATH, metadata_endpoint
 from pendingtx.api.openapi import openapi_document
 from pendingtx.api.responses import json_response
-from pendingtx.api.sandbox import SandboxFaults, SandboxHeader, sandbox_routes
+from pendingtx.api.sandbox import SANDBOX_HEADER, SandboxFaults, sandbox_routes
 from pendingtx.api.status import STATUS_TEMPLATE, StatusEndpoint
 from pendingtx.api.token_endpoint import OAUTH_PATH, TokenEndpoint
 from pendingtx.api.token_revocation import REVOKE_PATH, RevocationEndpoint
@@ -172,7 +172,7 @@ def create_app(
     # No redirect from /x/ to /x: a bare 307 would be an answer without the contract's error body.
     router = _StatusFirstRouter(routes(services, metrics), lifespan=lifespan, redirect_slashes=False)
     sandbox = services.settings.sandbox
-    outer = RequestContext(
+    return RequestContext(
         # Only a sandbox has these layers: a production server does no per-request work for them.
         SandboxFaults(router) if sandbox else router,
         max_url_length=services.settings.max_url_length,
@@ -180,5 +180,5 @@ def create_app(
         metrics=metrics.requests,
         access_log=access_log,
         oauth_paths=(OAUTH_PATH, REVOKE_PATH),
+        answer_headers=[SANDBOX_HEADER] if sandbox else [],
     )
-    return SandboxHeader(outer) if sandbox else outer

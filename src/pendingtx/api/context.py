@@ -136,8 +136,11 @@ class RequestContext:
         metrics: RequestMetrics | None = None,
         access_log: AccessLog | None = None,
         oauth_paths: Collection[str] = (),
+        answer_headers: Collection[tuple[bytes, bytes]] = (),
     ) -> None:
         self.app = app
+        # Put on every answer, errors included (a sandbox's `Sandbox: true`), with no layer of its own.
+        self.answer_headers = tuple(answer_headers)
         # Errors on these paths also carry RFC 6749's members, those found before the route included.
         self.oauth_paths = frozenset(oauth_paths)
         self.max_url_length = max_url_length
@@ -155,13 +158,13 @@ class RequestContext:
         # With "app" in the scope, Starlette's router raises 404/405 instead of answering in plain text.
         scope["app"] = self
         status = 0  # no answer at all, should the request end without one
-        tracking_header = (TRACKING_HEADER, tracking.encode("ascii"))
+        added = ((TRACKING_HEADER, tracking.encode("ascii")), *self.answer_headers)
 
         async def send_with_tracking(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), tracking_header]
+                message["headers"] = [*message.get("headers", ()), *added]
             await send(message)
 
         # The code that authenticates the caller names it here (observability.identify).

@@ -1,8 +1,8 @@
 """Sandbox mode's HTTP side (contract 7.6): the `Sandbox: true` header, `Prefer: code=` and
 `Prefer: delay=` on /v1 requests, and the /sandbox routes.
 
-The two layers are put around the application only in sandbox mode (api.app.create_app), so that
-a production server does no per-request work for any of this.
+The faults layer is put around the router, and the header is added by the request layer, only in
+sandbox mode (api.app.create_app): a production server does no per-request work for any of this.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pendingtx.services.sandbox import MAX_BODY_BYTES, Sandbox
 
 CLOCK_PATH = "/sandbox/clock"
 RESET_PATH = "/sandbox/reset"
+# On every answer of a sandbox, errors included (added by api.context.RequestContext).
 SANDBOX_HEADER = (b"sandbox", b"true")
 MAX_DELAY_MS = 10_000
 _FAULTS: dict[str, type[errors.ApiError]] = {
@@ -32,25 +33,6 @@ _FAULTS: dict[str, type[errors.ApiError]] = {
     "500": errors.InternalFailure,
     "503": errors.ServiceUnavailable,
 }
-
-
-class SandboxHeader:
-    """The outermost layer of a sandbox: `Sandbox: true` on every answer, errors included."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def marked(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), SANDBOX_HEADER]
-            await send(message)
-
-        await self.app(scope, receive, marked)
 
 
 def _prefer_error(reason: str) -> errors.ValidationFailed:
