@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pendingtx import errors
 from pendingtx.domain import listing
 from pendingtx.domain.cursors import ListKind
 from pendingtx.domain.job_listing import JOB_FILTERS, parse_job_list_query
 from pendingtx.services.authentication import Caller
 from pendingtx.services.cancellation import message_of
 from pendingtx.services.job_status import JobView, check_app_name
+from pendingtx.services.listing import checked, paging_of
 from pendingtx.storage import job_pages
 from pendingtx.storage.server_keys import ServerKeys
 from pendingtx.storage.unit_of_work import UnitOfWork
@@ -33,20 +33,14 @@ def list_jobs(
     """The page of the caller's jobs the query parameters ask for."""
     check_app_name(app_name)
     cursors = keys.cursor_key().for_listing(ListKind.JOBS, caller.org_id)
-    query = parse_job_list_query(params, cursors)
-    if isinstance(query, list):
-        raise errors.ValidationFailed(errors=[errors.ErrorDetail(p.field, "query", p.reason) for p in query])
+    query = checked(parse_job_list_query(params, cursors))
     with uow.read() as conn:
         page = job_pages.list_page(conn, caller.org_id, query)
-    paging = listing.paging_for(
+    paging = paging_of(
         query,
+        page,
         cursors=cursors,
         params=params,
-        first_id=page.rows[0].id if page.rows else None,
-        last_id=page.rows[-1].id if page.rows else None,
-        has_more_after=page.more_after,
-        has_more_before=page.more_before,
-        total_count=page.total_count,
         path=JOBS_PATH.format(appName=app_name),
         filters=JOB_FILTERS,
     )
