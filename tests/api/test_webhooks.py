@@ -433,3 +433,30 @@ def test_slow_endpoints_hold_up_no_other_organization(
     assert slow_receiver.hold is not None
     slow_receiver.hold.set()
     dev.deliver(lambda: [len(dev.log(w)) for w in slow] == [6, 6])
+
+
+def test_commits_of_organizations_without_endpoints_do_not_wake_the_deliverer(
+    dev: Dev, receiver: Receiver
+) -> None:
+    # Before its first pass the deliverer knows nothing, so any news wakes it.
+    dev.deliverer._wake.clear()
+    dev.deliverer.wake({999: 1})
+    assert dev.deliverer._wake.is_set()
+    # After a pass that saw no endpoint, a job's commits leave it asleep...
+    dev.deliverer.run_once()
+    dev.deliverer._wake.clear()
+    dev.submit_and_work("QUIET-1")
+    assert not dev.deliverer._wake.is_set()
+    # ...until a pass has seen the organization's endpoint; then its commits wake it again.
+    created = create(dev.client, dev.headers, url=receiver.url)
+    assert created.status_code == 201, created.text
+    dev.deliverer.run_once()
+    dev.deliverer._wake.clear()
+    dev.submit_and_work("LOUD-1")
+    assert dev.deliverer._wake.is_set()
+    dev.deliver(lambda: len(receiver.received) >= 3)
+    assert [msgspec.json.decode(r.body)["type"] for r in receiver.received] == [
+        "job.submitted",
+        "job.started",
+        "job.completed",
+    ]

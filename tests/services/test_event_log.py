@@ -114,3 +114,34 @@ def test_replay_pages_and_filters(runtime: Runtime, caller: Caller, submit: Subm
     assert [(e.job_key, e.type) for e in one] == [(keys[1], COMPLETED)]
     assert last == 9
     assert Counter(e.type for e in first + rest) == {SUBMITTED: 3, STARTED: 3, COMPLETED: 3}
+
+
+def test_the_bus_wakes_the_event_loop_only_for_organizations_something_waits_on(
+    runtime: Runtime, caller: Caller, submit: Submit
+) -> None:
+    import asyncio
+
+    async def scenario() -> list[Mapping[int, int]]:
+        bus = runtime.events
+        bus.start()
+        announced: list[Mapping[int, int]] = []
+        bus.announce = announced.append  # type: ignore[method-assign]
+        await asyncio.to_thread(submit, [record("NOBODY-1")])
+        await asyncio.sleep(0)
+        assert announced == []
+        subscription = bus.subscribe(caller.org_id)
+        try:
+            await asyncio.to_thread(submit, [record("SOMEBODY-1")])
+            for _ in range(100):
+                if announced:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            subscription.release()
+            bus.close()
+        return announced
+
+    announced = asyncio.run(scenario())
+    # Once from this process's commit, and on PostgreSQL once more from its NOTIFY.
+    assert announced
+    assert all(list(news) == [caller.org_id] for news in announced)

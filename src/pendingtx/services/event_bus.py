@@ -213,6 +213,12 @@ class EventBus:
         loop = self._loop
         if loop is None or self.closed:
             return
+        # Most commits concern organizations nobody here waits on, and waking the event loop for
+        # each is a cost every submission paid. Skipping is safe: a read or stream registers its
+        # organization before it first reads the log, which then holds this commit.
+        orgs = self._orgs
+        if not any(org_id in orgs for org_id in recorded):
+            return
         with suppress(RuntimeError):  # the loop has closed: nobody waits
             loop.call_soon_threadsafe(self.announce, dict(recorded))
 

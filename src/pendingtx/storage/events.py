@@ -152,7 +152,11 @@ _COLUMNS = (
 def _page(by_key: bool, by_type: bool) -> Statement:
     conditions = [events.c.org_id == sa.bindparam("org_id"), events.c.sequence > sa.bindparam("after")]
     if by_key:
-        conditions.append(events.c.job_key == sa.bindparam("key"))
+        # Along the job_id index: a job has a handful of events.
+        job = sa.select(jobs.c.id).where(
+            jobs.c.key == sa.bindparam("key"), jobs.c.org_id == sa.bindparam("org_id")
+        )
+        conditions.append(events.c.job_id == job.scalar_subquery())
     if by_type:
         conditions.append(events.c.type == sa.bindparam("type", type_=events.c.type.type))
     query = sa.select(*_COLUMNS).where(*conditions).order_by(events.c.sequence).limit(sa.bindparam("limit"))

@@ -154,6 +154,8 @@ events = sa.Table(
     sa.Column("sequence", sa.BigInteger(), nullable=False),
     sa.Column("public_id", sa.String(32), nullable=False),
     sa.Column("type", Enumerated(EventType, 16), nullable=False),
+    # Retention deletes a job's events, and a stream or replay narrowed to one job reads them, along
+    # the index of this column.
     sa.Column("job_id", Id, sa.ForeignKey("jobs.id"), nullable=False, index=True),
     sa.Column("job_key", sa.String(32), nullable=False),
     sa.Column("status", Enumerated(JobStatus, 24), nullable=False),
@@ -162,8 +164,6 @@ events = sa.Table(
     sa.Column("failed_count", sa.Integer(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("org_id", "sequence"),
-    # A stream or replay narrowed to one job reads along this index.
-    sa.Index("ix_events_org_id_job_key_sequence", "org_id", "job_key", "sequence"),
 )
 
 transactions = sa.Table(

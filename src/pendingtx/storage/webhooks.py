@@ -179,6 +179,14 @@ class Behind:
     events: str
 
 
+_WATCHED = Statement(sa.select(webhooks.c.org_id).where(webhooks.c.enabled.is_(True)).distinct())
+
+
+def watched_organizations(conn: sa.Connection) -> frozenset[int]:
+    """The organizations with an enabled endpoint."""
+    return frozenset(row[0] for row in run(conn, _WATCHED).all())
+
+
 def behind(conn: sa.Connection, *, limit: int) -> list[Behind]:
     """Enabled endpoints (of every organization) whose cursor is behind their organization's log."""
     return [record_of(Behind, row) for row in run(conn, _BEHIND, {"limit": limit}).all()]

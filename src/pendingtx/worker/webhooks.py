@@ -42,14 +42,24 @@ class WebhookDeliverer:
         self._wake = threading.Event()
         # Endpoints with a delivery in flight here, and their organizations.
         self._busy: dict[int, int] = {}
+        # Organizations with an enabled endpoint, read at each pass (None before the first).
+        self._watched: frozenset[int] | None = None
         # No organization takes more than half the senders (its endpoints all slow, say).
         self._org_share = max(1, (self.config.concurrency + 1) // 2)
         self._lock = threading.Lock()
         self._senders = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="pendingtx-webhook")
         self._thread = threading.Thread(target=self._run, name="pendingtx-webhooks", daemon=True)
 
-    def wake(self, _recorded: Mapping[int, int] | None = None) -> None:
-        """New events or a free sender: look again now (an event observer of the unit of work)."""
+    def wake(self, recorded: Mapping[int, int] | None = None) -> None:
+        """New events or a free sender: look again now (an event observer of the unit of work).
+
+        Events of organizations without an enabled endpoint (as of the last pass) wake nothing: a
+        pass per commit would cost every job two reads. An endpoint enabled since is seen by the
+        next poll, as one registered in another process is.
+        """
+        watched = self._watched
+        if recorded is not None and watched is not None and not any(org in watched for org in recorded):
+            return
         self._wake.set()
 
     def start(self) -> None:
@@ -93,6 +103,7 @@ class WebhookDeliverer:
     def dispatch(self) -> int:
         """Turn endpoints' new events into deliveries; how many were made."""
         with self.uow.read() as conn:
+            self._watched = store.watched_organizations(conn)
             lagging = store.behind(conn, limit=_ENDPOINTS_PER_PASS)
         made = 0
         for endpoint in lagging:
