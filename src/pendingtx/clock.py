@@ -21,22 +21,27 @@ class SandboxClock:
     def __init__(self, base: Clock = utc_now, offset_seconds: float = 0.0) -> None:
         self._base = base
         self._lock = threading.Lock()
-        # One float read per call: the lock only orders advances against each other.
-        self.offset_seconds = offset_seconds
+        # One attribute read per call: the lock only orders advances against each other.
+        self._offset = timedelta(seconds=offset_seconds)
+
+    @property
+    def offset_seconds(self) -> float:
+        """How far ahead of real time the clock is."""
+        return self._offset.total_seconds()
 
     def __call__(self) -> datetime:
-        return self._base() + timedelta(seconds=self.offset_seconds)
+        return self._base() + self._offset
 
     def catch_up(self, offset_seconds: float) -> bool:
         """Move forward to `offset_seconds` (another process moved the sandbox's clock); whether it moved."""
         with self._lock:
             if offset_seconds <= self.offset_seconds:
                 return False
-            self.offset_seconds = offset_seconds
+            self._offset = timedelta(seconds=offset_seconds)
             return True
 
     def advance(self, seconds: float) -> float:
         """Move forward by `seconds` (never back); the new offset."""
         with self._lock:
-            self.offset_seconds += seconds
+            self._offset += timedelta(seconds=seconds)
             return self.offset_seconds
