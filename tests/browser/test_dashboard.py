@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request, expect
 
 from tests.browser.conftest import Served
-from tests.e2e.server import create_app_via_cli, submit_batch
+from tests.e2e.server import Process, Server, create_app_via_cli, submit_batch
 from tests.support import record
 
 pytestmark = pytest.mark.e2e
@@ -121,6 +121,34 @@ def test_a_submitted_job_appears_and_reaches_its_terminal_status_without_a_reloa
     expect(row.locator('[data-field="failed"]')).to_have_text("2")
     expect(row.locator('[data-field="completed"] time')).to_have_count(1)
     assert page.evaluate("window.notReloaded") is True
+
+
+def test_a_jobs_own_page_follows_it_to_its_end_without_a_reload(page: Page, tmp_path: Path) -> None:
+    # A server without a worker: the job waits, its page is open, and only then does a worker start.
+    database_url = f"sqlite:///{tmp_path / 'follow.db'}"
+    app = create_app_via_cli(database_url, name="follow-app", org="follow")
+    server = Server(database_url, tmp_path / "server.log", {"PENDINGTX_LOG_LEVEL": "warning"}, no_worker=True)
+    worker: Process | None = None
+    try:
+        server.wait_healthy()
+        alone = Served(server, app, database_url)
+        key = submit_batch(server.base_url, app, mixed_batch("FOLLOW"))
+        signed_in(page, alone)
+        page.goto(f"{server.base_url}/ui/jobs/{key}")
+        summary = page.locator(".summary")
+        expect(summary.locator('[data-field="status"]')).to_have_text("Submitted")
+        expect(summary.locator('[data-field="done"]')).to_be_hidden()
+        page.evaluate("window.notReloaded = true")
+        worker = Process(["worker", "--database-url", database_url], tmp_path / "worker.log")
+        expect(summary.locator('[data-field="status"]')).to_have_text("Partially Completed")
+        expect(summary.locator("progress")).to_have_attribute("value", "4")
+        expect(summary.locator('[data-field="failed"]')).to_have_text("2")
+        expect(summary.locator('[data-field="done"]')).to_be_visible()
+        assert page.evaluate("window.notReloaded") is True
+    finally:
+        if worker is not None:
+            worker.stop()
+        server.stop()
 
 
 def test_a_jobs_page_lists_its_problems_and_downloads_its_csv(page: Page, served: Served) -> None:

@@ -43,6 +43,6 @@ def ui_routes(services: ApiServices) -> list[Route]:
         ("/ui/static/{name}", static.serve, ["GET"]),
     ]
     return [
-        Route(path, page(handler), methods=methods, include_in_schema=False)
+        Route(path, page(handler, services.trusted_proxies), methods=methods, include_in_schema=False)
         for path, handler, methods in served
     ]

@@ -4,7 +4,7 @@ and the error pages that take the place of the API's JSON error bodies under /ui
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from functools import cache, wraps
 from typing import Any
@@ -14,9 +14,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from pendingtx import __version__, errors
+from pendingtx.api.client_address import over_https
 from pendingtx.api.context import DATABASE_UNAVAILABLE
 from pendingtx.api.ui.csrf import CsrfRefused
 from pendingtx.api.ui.session import SESSION_COOKIE, SignedOut, clear_cookie
+from pendingtx.domain.networks import Network
 from pendingtx.domain.times import eastern
 
 SIGNIN_PATH = "/ui/signin"
@@ -88,10 +90,10 @@ def error_page(status: int, title: str, message: str, details: list[str] | None 
     return render("error.html", context, status)
 
 
-def _answer_for(exc: Exception, request: Request) -> Response:
+def _answer_for(exc: Exception, request: Request, trusted: Sequence[Network]) -> Response:
     if isinstance(exc, SignedOut):
         response: Response = RedirectResponse(SIGNIN_PATH, status_code=303)
-        clear_cookie(response, request, SESSION_COOKIE)
+        clear_cookie(response, SESSION_COOKIE, secure=over_https(request.scope, trusted))
         return response
     if isinstance(exc, CsrfRefused):
         return error_page(
@@ -114,16 +116,17 @@ def _answer_for(exc: Exception, request: Request) -> Response:
     return response
 
 
-def page(handler: Handler) -> Handler:
+def page(handler: Handler, trusted: Sequence[Network]) -> Handler:
     """A /ui endpoint: its failures as HTML pages (sign-in for a missing or expired session), and the
-    dashboard's security headers on every answer."""
+    dashboard's security headers on every answer (`trusted`: the proxies that may say the client
+    used https)."""
 
     @wraps(handler)
     async def endpoint(request: Request) -> Response:
         try:
             response = await handler(request)
         except (SignedOut, CsrfRefused, errors.ApiError, *DATABASE_UNAVAILABLE) as exc:
-            response = _answer_for(exc, request)
+            response = _answer_for(exc, request, trusted)
         response.headers.update(SECURITY_HEADERS)
         response.headers.setdefault("Cache-Control", NO_STORE)
         return response

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pendingtx import errors
-from pendingtx.api.client_address import client_address
+from pendingtx.api.client_address import client_address, over_https
 from pendingtx.api.dependencies import ApiServices
 from pendingtx.services.authentication import Caller, Credentials
 
@@ -47,24 +47,16 @@ class Session:
         return f"{self.app_key}:{self.token}"
 
 
-def set_cookie(response: Response, request: Request, name: str, value: str, *, max_age: int) -> None:
+def set_cookie(response: Response, name: str, value: str, *, max_age: int, secure: bool) -> None:
     """Set one of the dashboard's cookies: HttpOnly, SameSite=Strict, only for /ui, Secure under https."""
     response.set_cookie(
-        name,
-        value,
-        max_age=max_age,
-        path=UI_PATH,
-        secure=request.url.scheme == "https",
-        httponly=True,
-        samesite="strict",
+        name, value, max_age=max_age, path=UI_PATH, secure=secure, httponly=True, samesite="strict"
     )
 
 
-def clear_cookie(response: Response, request: Request, name: str) -> None:
+def clear_cookie(response: Response, name: str, *, secure: bool) -> None:
     """Remove one of the dashboard's cookies."""
-    response.delete_cookie(
-        name, path=UI_PATH, secure=request.url.scheme == "https", httponly=True, samesite="strict"
-    )
+    response.delete_cookie(name, path=UI_PATH, secure=secure, httponly=True, samesite="strict")
 
 
 class Sessions:
@@ -72,6 +64,11 @@ class Sessions:
 
     def __init__(self, services: ApiServices) -> None:
         self.services = services
+
+    def secure(self, request: Request) -> bool:
+        """Whether the client uses https (directly, or through a trusted proxy that terminates TLS):
+        the cookies are then Secure."""
+        return over_https(request.scope, self.services.trusted_proxies)
 
     async def caller(self, request: Request, session: Session | None = None) -> Caller:
         """The signed-in caller (charged to its application's request budget); SignedOut when the

@@ -62,7 +62,13 @@ class SignIn:
         nonce = secrets.token_urlsafe(24)
         token = csrf.token_for(await self._key(), csrf.SIGNIN, nonce)
         response = render("signin.html", {"signed_in": False, "csrf": token, "error": error}, status)
-        set_cookie(response, request, csrf.SIGNIN_COOKIE, nonce, max_age=SIGNIN_FORM_SECONDS)
+        set_cookie(
+            response,
+            csrf.SIGNIN_COOKIE,
+            nonce,
+            max_age=SIGNIN_FORM_SECONDS,
+            secure=self.sessions.secure(request),
+        )
         return response
 
     async def sign_in(self, request: Request) -> Response:
@@ -87,8 +93,9 @@ class SignIn:
         minted = await self.tokens.mint(app)
         response = RedirectResponse(JOBS_PATH, status_code=303)
         session = Session(app.app_key, minted.access_token)
-        set_cookie(response, request, SESSION_COOKIE, session.cookie_value(), max_age=minted.expires_in)
-        clear_cookie(response, request, csrf.SIGNIN_COOKIE)
+        secure = self.sessions.secure(request)
+        set_cookie(response, SESSION_COOKIE, session.cookie_value(), max_age=minted.expires_in, secure=secure)
+        clear_cookie(response, csrf.SIGNIN_COOKIE, secure=secure)
         return response
 
     async def sign_out(self, request: Request) -> Response:
@@ -105,5 +112,5 @@ class SignIn:
             clock=self.services.clock,
         )
         response = RedirectResponse(SIGNIN_PATH, status_code=303)
-        clear_cookie(response, request, SESSION_COOKIE)
+        clear_cookie(response, SESSION_COOKIE, secure=self.sessions.secure(request))
         return response
