@@ -207,12 +207,17 @@ def test_every_ui_answer_carries_the_security_headers(client: TestClient, app_cr
         client.get(path)
         for path in ("/ui", "/ui/transactions", "/ui/webhooks", "/ui/static/app.css", "/ui/static/app.js")
     ]
-    answers += [client.get("/ui/jobs/NoSuchJob"), client.post("/ui/signout", data={})]
+    answers += [
+        client.get("/ui/no/such/page"),
+        client.get("/ui/jobs/NoSuchJob"),
+        client.post("/ui/signout", data={}),
+    ]
+    assert [answer.status_code for answer in answers[-3:]] == [404, 404, 403]
     for answer in answers:
         assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY, answer.url
         assert answer.headers["x-content-type-options"] == "nosniff"
         assert answer.headers["referrer-policy"] == "same-origin"
-    for answer in answers[:5] + answers[-2:]:
+    for answer in answers[:5] + answers[-3:]:
         assert answer.headers["cache-control"] == "no-store", answer.url
     assert "default-src 'self'" in CONTENT_SECURITY_POLICY
     assert "unsafe-inline" not in CONTENT_SECURITY_POLICY

@@ -112,6 +112,7 @@ def test_a_submitted_job_appears_and_reaches_its_terminal_status_without_a_reloa
     expect(page.locator("table.jobs[data-live]")).to_have_count(1)
     # Anything a reload would lose: it must still be there at the end.
     page.evaluate("window.notReloaded = true")
+    total = int(page.locator('[data-field="total"]').inner_text())
     key = submit_batch(served.base_url, served.app, mixed_batch("LIVE"))
     row = page.locator(f'tr[data-job="{key}"]')
     expect(row).to_be_visible()
@@ -120,6 +121,7 @@ def test_a_submitted_job_appears_and_reaches_its_terminal_status_without_a_reloa
     expect(row.locator("progress")).to_have_attribute("value", "4")
     expect(row.locator('[data-field="failed"]')).to_have_text("2")
     expect(row.locator('[data-field="completed"] time')).to_have_count(1)
+    expect(page.locator('[data-field="total"]')).to_have_text(str(total + 1))
     assert page.evaluate("window.notReloaded") is True
 
 

@@ -41,6 +41,8 @@ def ui_routes(services: ApiServices) -> list[Route]:
         (SIGNIN_PATH, signin.handle, ["GET", "POST"]),
         ("/ui/signout", signin.sign_out, ["POST"]),
         ("/ui/static/{name}", static.serve, ["GET"]),
+        # Last: what no route above matches.
+        ("/ui/{path:path}", dashboard.not_found, None),
     ]
     return [
         Route(path, page(handler, services.trusted_proxies), methods=methods, include_in_schema=False)

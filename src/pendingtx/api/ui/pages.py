@@ -204,6 +204,10 @@ class Dashboard:
         endpoints = await self.calls(self.services.webhooks.overview, viewer.caller, recent=RECENT_DELIVERIES)
         return render("webhooks.html", viewer.context("webhooks", endpoints=endpoints))
 
+    async def not_found(self, request: Request) -> Response:
+        """Any other path under /ui: a 404 page (with the dashboard's headers, unlike the API's 404)."""
+        raise errors.NotFound("There is no such page.")
+
     async def events(self, request: Request) -> Response:
         """The organization's event stream for the pages' script (`after`, `key` as /v1/events takes them)."""
         caller = await self.sessions.caller(request)

@@ -97,6 +97,9 @@
         holder.innerHTML = html;
         var row = holder.querySelector("tr");
         rows.prepend(row);
+        document.querySelectorAll('[data-field="total"]').forEach(function (total) {
+          total.textContent = String(Number(total.textContent) + 1);
+        });
         localTimes(row);
         pending.get(key).forEach(function (event) {
           apply(row, event);
