@@ -158,8 +158,12 @@ def test_posts_without_the_right_csrf_token_are_refused(
     assert client.post("/ui/signout", data={"csrf": "0" * 64}).status_code == 403
     assert client.post("/ui/signout", data={"csrf": "é"}).status_code == 403
     # Another session's token is not this session's.
+    # A second browser on the same app (no second lifespan: it would close the shared event bus).
     other = TestClient(client.app, base_url="http://127.0.0.1")
-    other_token = signed_in(other, register(runtime, name="second", org="acme"))
+    try:
+        other_token = signed_in(other, register(runtime, name="second", org="acme"))
+    finally:
+        other.close()
     assert other_token != token
     assert client.post("/ui/signout", data={"csrf": other_token}).status_code == 403
     assert client.get("/ui").status_code == 200  # still signed in
