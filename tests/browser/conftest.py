@@ -29,6 +29,7 @@ class Served:
 
     server: Server
     app: dict[str, str]
+    database_url: str
 
     @property
     def base_url(self) -> str:
@@ -44,7 +45,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     server = Server(database_url, root / "server.log", {"PENDINGTX_LOG_LEVEL": "warning"})
     try:
         server.wait_healthy()
-        yield Served(server, app)
+        yield Served(server, app, database_url)
     finally:
         server.stop()
 

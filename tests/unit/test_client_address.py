@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pendingtx.api.client_address import client_address
+from pendingtx.api.client_address import client_address, over_https
 from pendingtx.config import Settings
 from pendingtx.domain.networks import (
     allow_list_from_text,
@@ -176,3 +176,25 @@ def test_membership_across_address_families() -> None:
 def test_parse_address(text: str, expected: str | None) -> None:
     found = parse_address(text)
     assert (str(found) if found is not None else None) == expected
+
+
+# --- https: the connection's scheme, or a trusted proxy's X-Forwarded-Proto ------------------------
+
+
+def proto_scope(peer: str, scheme: str, *forwarded_proto: str) -> dict[str, Any]:
+    found = scope(peer)
+    found["scheme"] = scheme
+    found["headers"] += [(b"x-forwarded-proto", value.encode("latin-1")) for value in forwarded_proto]
+    return found
+
+
+def test_https_is_the_connections_scheme_or_what_a_trusted_proxy_says() -> None:
+    assert over_https(proto_scope("198.51.100.7", "https"), ())
+    assert not over_https(proto_scope("198.51.100.7", "http"), PROXIES)
+    assert over_https(proto_scope("10.1.2.3", "http", "https"), PROXIES)
+    assert over_https(proto_scope("10.1.2.3", "http", "http", "https"), PROXIES)  # the proxy's is last
+    assert not over_https(proto_scope("10.1.2.3", "http", "https, http"), PROXIES)
+    assert not over_https(proto_scope("10.1.2.3", "http"), PROXIES)
+    # A client cannot claim https itself.
+    assert not over_https(proto_scope("198.51.100.7", "http", "https"), PROXIES)
+    assert not over_https(proto_scope("10.1.2.3", "http", "https"), ())

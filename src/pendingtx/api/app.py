@@ -27,6 +27,7 @@ from pendingtx.api.sandbox import SANDBOX_HEADER, SandboxFaults, sandbox_routes
 from pendingtx.api.status import STATUS_TEMPLATE, StatusEndpoint
 from pendingtx.api.token_endpoint import OAUTH_PATH, TokenEndpoint
 from pendingtx.api.token_revocation import REVOKE_PATH, RevocationEndpoint
+from pendingtx.api.ui import ui_routes
 from pendingtx.api.v1 import V1Routes
 from pendingtx.api.webhooks import webhook_routes
 from pendingtx.blocking import ThreadCalls
@@ -75,6 +76,7 @@ def routes(services: ApiServices, metrics: Metrics | None = None) -> list[Route]
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
         *docs_routes(),
+        *ui_routes(services),
         *sandbox_routes(services),
     ]
     if metrics is not None:

@@ -17,6 +17,7 @@ from starlette.types import Scope
 from pendingtx.domain.networks import Address, Network, contains, parse_address
 
 _FORWARDED_FOR = b"x-forwarded-for"
+_FORWARDED_PROTO = b"x-forwarded-proto"
 
 
 def _forwarded_for(scope: Scope) -> list[str]:
@@ -36,3 +37,16 @@ def client_address(scope: Scope, trusted: Sequence[Network]) -> Address | None:
         if not contains(trusted, address):
             return address
     return address
+
+
+def over_https(scope: Scope, trusted: Sequence[Network]) -> bool:
+    """Whether the client reached the service over https: the connection's own scheme, or, when the
+    peer is a trusted proxy (which terminates TLS), the last `X-Forwarded-Proto` it added."""
+    if scope.get("scheme") == "https":
+        return True
+    peer = scope.get("client")
+    if not trusted or not contains(trusted, parse_address(peer[0]) if peer else None):
+        return False
+    lines = [value.decode("latin-1") for name, value in scope["headers"] if name == _FORWARDED_PROTO]
+    protos = [p.strip().lower() for p in ",".join(lines).split(",") if p.strip()]
+    return bool(protos) and protos[-1] == "https"

@@ -6,7 +6,6 @@ Swagger UI's files come from the `swagger-ui-bundle-v2` package (Swagger UI 5, w
 
 from __future__ import annotations
 
-import mimetypes
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
@@ -14,13 +13,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from pendingtx import errors
+from pendingtx.api.assets import PackagedFiles
 
 DOCS_PATH = "/docs"
 ASSETS_TEMPLATE = "/docs/assets/{name}"
 # The only files the page uses: nothing else of the package is served.
 ASSETS = frozenset({"swagger-ui.css", "swagger-ui-bundle.js", "favicon-32x32.png", "favicon-16x16.png"})
-CACHE = {"Cache-Control": "public, max-age=86400"}
+CACHE = "public, max-age=86400"
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>pendingtx API</title>
@@ -47,26 +46,14 @@ async def page(_: Request) -> Response:
     return HTMLResponse(PAGE)
 
 
-class Assets:
-    """Swagger UI's files, read once on first use."""
-
-    def __init__(self) -> None:
-        self._loaded: dict[str, bytes] = {}
-
-    async def serve(self, request: Request) -> Response:
-        """One of the files."""
-        name = request.path_params["name"]
-        if name not in ASSETS:
-            raise errors.NotFound(f"No asset {name!r}")
-        if name not in self._loaded:
-            self._loaded[name] = (_bundle() / name).read_bytes()
-        media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        return Response(self._loaded[name], media_type=media_type, headers=CACHE)
-
-
 def docs_routes() -> list[Route]:
     """The page's routes: the page and its files (neither is part of the API's description)."""
     return [
         Route(DOCS_PATH, page, methods=["GET"], include_in_schema=False),
-        Route(ASSETS_TEMPLATE, Assets().serve, methods=["GET"], include_in_schema=False),
+        Route(
+            ASSETS_TEMPLATE,
+            PackagedFiles(_bundle, ASSETS, CACHE).serve,
+            methods=["GET"],
+            include_in_schema=False,
+        ),
     ]

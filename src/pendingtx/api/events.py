@@ -34,7 +34,6 @@ class EventsEndpoint:
     def __init__(self, services: ApiServices, caller: Callable[[Request], Awaitable[Caller]]) -> None:
         self.services = services
         self.caller = caller
-        self.heartbeat = services.settings.event_heartbeat_seconds
 
     async def handle(self, request: Request) -> Response:
         """A page of the log, or the stream."""
@@ -53,16 +52,22 @@ class EventsEndpoint:
                     "paging": {"limit": query.limit, "next": page.next},
                 }
             )
-        # Before the answer starts: past the organization's bound this is a 429 like any other.
-        news = services.events.subscribe(caller.org_id)
-        events = event_log.stream(services.uow, services.calls, caller, query, news)
-        return EventSourceResponse(
-            _frames(events),
-            ping=self.heartbeat,
-            headers={"Cache-Control": "no-store"},
-            # Should the stream end before its generator ever ran, the subscription still ends.
-            background=BackgroundTask(news.release),
-        )
+        return stream_response(services, caller, query)
+
+
+def stream_response(services: ApiServices, caller: Caller, query: event_log.EventQuery) -> Response:
+    """The caller's organization's events matching `query` as server-sent events (the dashboard's
+    live updates use it too)."""
+    # Before the answer starts: past the organization's bound this is a 429 like any other.
+    news = services.events.subscribe(caller.org_id)
+    events = event_log.stream(services.uow, services.calls, caller, query, news)
+    return EventSourceResponse(
+        _frames(events),
+        ping=services.settings.event_heartbeat_seconds,
+        headers={"Cache-Control": "no-store"},
+        # Should the stream end before its generator ever ran, the subscription still ends.
+        background=BackgroundTask(news.release),
+    )
 
 
 async def _frames(events: AsyncIterator[event_log.Event]) -> AsyncIterator[ServerSentEvent]:

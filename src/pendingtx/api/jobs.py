@@ -10,6 +10,7 @@ from starlette.responses import Response, StreamingResponse
 from pendingtx.api.responses import json_response
 from pendingtx.api.status import job_body
 from pendingtx.api.v1 import V1Routes
+from pendingtx.blocking import BlockingCalls
 from pendingtx.domain import listing as paging
 from pendingtx.services import cancellation, job_listing, job_results
 from pendingtx.services.job_status import JobView
@@ -18,6 +19,7 @@ JOBS_TEMPLATE = "/v1/jobs/{appName}"
 CANCEL_TEMPLATE = "/v1/jobs/{appName}/cancel/{key}"
 RESULTS_TEMPLATE = "/v1/jobs/{appName}/results/{key}"
 CSV = "text/csv"
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 # The status body's members a listed job leaves out: a list says how jobs went, results say why.
 _DETAILS = ("validationMessage", "validationDetails", "truncated")
 
@@ -86,7 +88,7 @@ class JobRoutes(V1Routes):
                 keys=self.services.keys,
             )
             await self.calls(results.open)
-            return StreamingResponse(self._stream(results), media_type="text/csv; charset=utf-8")
+            return StreamingResponse(csv_chunks(self.calls, results), media_type=CSV_MEDIA_TYPE)
         found = await self.calls(
             job_results.results_page,
             self.services.uow,
@@ -103,6 +105,8 @@ class JobRoutes(V1Routes):
             }
         )
 
-    async def _stream(self, results: job_results.CsvResults) -> AsyncIterator[bytes]:
-        while chunk := await self.calls(results.next_chunk):
-            yield chunk.encode("utf-8")
+
+async def csv_chunks(calls: BlockingCalls, results: job_results.CsvResults) -> AsyncIterator[bytes]:
+    """The opened results' CSV, a page of records at a time (each read in a blocking call)."""
+    while chunk := await calls(results.next_chunk):
+        yield chunk.encode("utf-8")

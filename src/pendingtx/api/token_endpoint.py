@@ -70,7 +70,9 @@ class TokenEndpoint:
         self.services = services
         self.calls = services.calls
 
-    async def _authenticate(self, key: str, secret: str, address: Address | None) -> credentials.Application:
+    async def authenticate(self, key: str, secret: str, address: Address | None) -> credentials.Application:
+        """The enabled application of these client credentials, checked under the lockout and in a
+        secret-check slot (the dashboard's sign-in uses it too); InvalidClient otherwise."""
         # The attempt counts before its secret is checked: a locked-out AppKey or address gets 429
         # before the secret is even looked at, and a burst cannot check more secrets than the limit.
         failures = self.services.abuse.auth_failures
@@ -99,9 +101,14 @@ class TokenEndpoint:
         """The application whose client credentials the request carries (Basic header or form),
         checked under the lockout and in a secret-check slot."""
         key, secret = client_credentials(request.headers.get("authorization"), form)
-        return await self._authenticate(
+        return await self.authenticate(
             key, secret, client_address(request.scope, self.services.trusted_proxies)
         )
+
+    async def mint(self, app: credentials.Application) -> credentials.MintedToken:
+        """A new access token for an authenticated application."""
+        rt = self.services
+        return await self.calls(credentials.mint_token, rt.uow, app, lifetimes=rt.lifetimes, clock=rt.clock)
 
     async def revoke(self, app: credentials.Application, token: str) -> None:
         """Revoke one of the application's own tokens; another's or an unknown one is left alone."""
@@ -115,12 +122,9 @@ class TokenEndpoint:
         """Answer one token request."""
         form = await read_form(request, FORM_FIELDS)
         app = await self.authenticate_request(request, form)
-        rt = self.services
         grant = form.get("grant_type", "")
         if grant == "client_credentials":
-            minted = await self.calls(
-                credentials.mint_token, rt.uow, app, lifetimes=rt.lifetimes, clock=rt.clock
-            )
+            minted = await self.mint(app)
             return json_response(
                 {
                     "access_token": minted.access_token,

@@ -128,8 +128,13 @@ def mint_token(
 
 def revoke_token(uow: UnitOfWork, app: repo.AppRecord, token: str, *, clock: Clock) -> bool:
     """Revoke one of the application's own tokens; unknown or foreign tokens are left alone."""
+    return revoke_app_token(uow, app.id, token, clock=clock)
+
+
+def revoke_app_token(uow: UnitOfWork, app_id: int, token: str, *, clock: Clock) -> bool:
+    """Revoke a token of the application `app_id` (a dashboard's sign-out); others are left alone."""
     with uow.write() as conn:
-        return repo.revoke_token(conn, digest=cred.token_digest(token), app_id=app.id, now=clock())
+        return repo.revoke_token(conn, digest=cred.token_digest(token), app_id=app_id, now=clock())
 
 
 def list_apps(uow: UnitOfWork) -> list[repo.AppRecord]:

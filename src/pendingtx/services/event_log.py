@@ -19,7 +19,7 @@ from pendingtx.storage.unit_of_work import UnitOfWork
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 EVENTS_PATH = "/v1/events"
-__all__ = ["Event", "EventQuery", "Replay", "event_query", "replay", "stream"]
+__all__ = ["Event", "EventQuery", "Replay", "event_query", "last_sequence", "replay", "stream"]
 _PARAMS = ("after", "limit", "type", "key")
 # Sequences are 64-bit integers.
 _MAX_DIGITS = 18
@@ -111,6 +111,13 @@ def read(uow: UnitOfWork, org_id: int, query: EventQuery, after: int, limit: int
     """The organization's events matching the query after `after`."""
     with uow.read() as conn:
         return events.page(conn, org_id, after=after, limit=limit, kind=query.kind, job_key=query.key)
+
+
+def last_sequence(uow: UnitOfWork, caller: Caller) -> int:
+    """The sequence of the caller's organization's latest event (0 before any): a page read after it
+    can follow the log from there without missing a change."""
+    with uow.read() as conn:
+        return events.last_sequence(conn, caller.org_id)
 
 
 def already_over(uow: UnitOfWork, org_id: int, key: str, after: int) -> bool:

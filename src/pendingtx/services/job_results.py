@@ -36,6 +36,7 @@ from pendingtx.services.errors import PoisonedPayload
 from pendingtx.services.job_status import check_path
 from pendingtx.services.processing import split_records
 from pendingtx.storage import job_pages
+from pendingtx.storage.jobs import JobRecord
 from pendingtx.storage.server_keys import ServerKeys
 from pendingtx.storage.unit_of_work import UnitOfWork
 
@@ -163,10 +164,11 @@ class ResultSource:
 
 @dataclass(frozen=True, slots=True)
 class ResultsPage:
-    """One page of a job's results and the paging member."""
+    """One page of a job's results and the paging member, with the job as it was read."""
 
     rows: list[ResultRow]
     paging: listing.Paging
+    job: JobRecord
 
 
 def _source(conn: sa.Connection, caller: Caller, key: str) -> ResultSource:
@@ -174,6 +176,13 @@ def _source(conn: sa.Connection, caller: Caller, key: str) -> ResultSource:
     if found is None:
         raise missing(conn, caller.org_id, key)
     return ResultSource(found)
+
+
+def find_job(uow: UnitOfWork, caller: Caller, app_name: str, key: str) -> JobRecord:
+    """The caller's job `key` as the status endpoint shows it (404/410 for a missing job)."""
+    check_path(app_name, key)
+    with uow.read() as conn:
+        return _source(conn, caller, key).job
 
 
 def _query(
@@ -217,7 +226,7 @@ def results_page(
         next=listing.link(path, [*base, ("after", after)]) if after else None,
         previous=None,
     )
-    return ResultsPage(rows, paging)
+    return ResultsPage(rows, paging, source.job)
 
 
 class CsvResults:

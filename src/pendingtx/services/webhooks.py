@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -86,6 +87,16 @@ def _description(value: object) -> str | None:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class EndpointOverview:
+    """An endpoint as clients read it, since when it has been failing (None when it is not), and its
+    latest delivery attempts, newest first."""
+
+    endpoint: dict[str, object]
+    failing_since: datetime | None
+    attempts: list[dict[str, object]]
+
+
 @dataclass(frozen=True)
 class WebhookService:
     """The webhook endpoints' use cases, with what they need from the process."""
@@ -145,6 +156,22 @@ class WebhookService:
         """GET /v1/webhooks: the organization's endpoints, oldest first, without secrets."""
         with self.uow.read() as conn:
             return [endpoint_json(e) for e in store.list_endpoints(conn, caller.org_id)]
+
+    def overview(self, caller: Caller, *, recent: int) -> Sequence[EndpointOverview]:
+        """The organization's endpoints, oldest first, each with its `recent` latest attempts (the
+        dashboard's webhooks page), in one read."""
+        with self.uow.read() as conn:
+            return [
+                EndpointOverview(
+                    endpoint_json(endpoint),
+                    endpoint.failing_since,
+                    [
+                        attempt_json(a)
+                        for a in store.attempts(conn, endpoint.id, before=MAX_POSITION, limit=recent)
+                    ],
+                )
+                for endpoint in store.list_endpoints(conn, caller.org_id)
+            ]
 
     def _find(self, conn: Any, caller: Caller, public_id: str) -> store.Endpoint:
         found = store.find(conn, caller.org_id, public_id) if len(public_id) <= 64 else None

@@ -5,6 +5,7 @@ A key is made by the first process that needs it; a process reads it once and ke
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 
@@ -17,6 +18,8 @@ from pendingtx.storage.tables import server_keys
 from pendingtx.storage.unit_of_work import UnitOfWork
 
 CURSOR_KEY = "cursors"
+# Derives the dashboard's CSRF tokens (api/ui/csrf.py).
+DASHBOARD_KEY = "dashboard"
 
 
 def stored_key(uow: UnitOfWork, name: str, make: Callable[[], bytes], clock: Clock) -> bytes:
@@ -59,6 +62,7 @@ class ServerKeys:
         self._clock = clock
         self._lock = threading.Lock()
         self._cursor_key: CursorKey | None = None
+        self._dashboard_key: bytes | None = None
 
     def cursor_key(self) -> CursorKey:
         """The key that seals list cursors (may read or store it: call where blocking is allowed)."""
@@ -69,4 +73,16 @@ class ServerKeys:
                     secret = stored_key(self._uow, CURSOR_KEY, new_cursor_key, self._clock)
                     self._cursor_key = CursorKey(secret)
                 key = self._cursor_key
+        return key
+
+    def dashboard_key(self) -> bytes:
+        """The key the dashboard derives its CSRF tokens with (may read or store it, like `cursor_key`)."""
+        key = self._dashboard_key
+        if key is None:
+            with self._lock:
+                if self._dashboard_key is None:
+                    self._dashboard_key = stored_key(
+                        self._uow, DASHBOARD_KEY, lambda: os.urandom(32), self._clock
+                    )
+                key = self._dashboard_key
         return key
