@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from pendingtx.domain.events import Event, EventType, new_event_id
 from pendingtx.domain.jobs import JobStatus
@@ -70,6 +71,54 @@ def _insert(kind: EventType) -> Statement:
 
 
 _INSERTS = {kind: _insert(kind) for kind in EventType}
+
+# Where a statement may write in WITH (PostgreSQL), an organization's events are numbered, inserted
+# and announced in one round trip instead of three or more: the jobs' rows give what each event
+# copies, the arrays give each event's kind, public id, time (progress only) and place in order.
+_NUMBER_INSERT_ANNOUNCE = Statement(
+    sa.text(
+        """
+WITH taken AS (
+    UPDATE organizations SET event_sequence = event_sequence + :count
+    WHERE id = :org RETURNING event_sequence
+), added AS (
+    INSERT INTO events (org_id, job_id, job_key, status, record_count, processed_count, failed_count,
+                        sequence, public_id, type, created_at)
+    SELECT j.org_id, j.id, j.key,
+           CASE WHEN e.type = :started THEN :in_progress ELSE j.status END,
+           j.record_count,
+           CASE WHEN e.type = :started THEN 0 ELSE j.processed_count END,
+           CASE WHEN e.type = :started THEN 0 ELSE j.failed_count END,
+           taken.event_sequence - :count + e.place, e.public_id, e.type,
+           CASE e.type WHEN :submitted THEN j.submitted_at
+                       WHEN :started THEN j.started_at
+                       WHEN :completed THEN j.completed_at
+                       ELSE e.at END
+    FROM taken,
+         unnest(:job_ids, :types, :public_ids, :times)
+             WITH ORDINALITY AS e(job_id, type, public_id, at, place)
+         JOIN jobs AS j ON j.id = e.job_id
+)
+SELECT taken.event_sequence AS last, pg_notify(:channel, :org_text || ':' || taken.event_sequence) AS notified
+FROM taken
+"""
+    )
+    .bindparams(
+        sa.bindparam("count", type_=sa.BigInteger),
+        sa.bindparam("org", type_=sa.BigInteger),
+        sa.bindparam("org_text", type_=sa.Text),
+        sa.bindparam("job_ids", type_=postgresql.ARRAY(sa.BigInteger)),
+        sa.bindparam("types", type_=postgresql.ARRAY(sa.Text)),
+        sa.bindparam("public_ids", type_=postgresql.ARRAY(sa.Text)),
+        sa.bindparam("times", type_=postgresql.ARRAY(sa.DateTime(timezone=True))),
+        sa.bindparam("started", EventType.STARTED.value, type_=sa.Text),
+        sa.bindparam("submitted", EventType.SUBMITTED.value, type_=sa.Text),
+        sa.bindparam("completed", EventType.COMPLETED.value, type_=sa.Text),
+        sa.bindparam("in_progress", JobStatus.IN_PROGRESS.value, type_=sa.Text),
+        sa.bindparam("channel", CHANNEL, type_=sa.Text),
+    )
+    .columns(sa.column("last", sa.BigInteger), sa.column("notified", sa.Text))
+)
 # Events a transaction has recorded, written by `flush` just before it commits.
 _PENDING = "pendingtx.events.pending"
 
@@ -95,8 +144,12 @@ def flush(conn: sa.Connection) -> None:
     by_org: dict[int, list[tuple[EventType, int, datetime]]] = {}
     for org_id, kind, job_id, now in pending:
         by_org.setdefault(org_id, []).append((kind, job_id, now))
+    dialect = dialect_for(conn)
     for org_id in sorted(by_org):
         org_events = by_org[org_id]
+        if dialect.writable_ctes:
+            recorded[org_id] = _number_insert_announce(conn, org_id, org_events)
+            continue
         last = int(run(conn, _TAKE_SEQUENCES, {"org": org_id, "count": len(org_events)}).one()[0])
         rows: dict[EventType, list[dict[str, Any]]] = {}
         for sequence, (kind, job_id, now) in enumerate(org_events, start=last - len(org_events) + 1):
@@ -108,7 +161,22 @@ def flush(conn: sa.Connection) -> None:
         for kind, values_of_kind in rows.items():
             run_many(conn, _INSERTS[kind], values_of_kind)
         recorded[org_id] = last
-        dialect_for(conn).announce(conn, CHANNEL, f"{org_id}:{last}")
+        dialect.announce(conn, CHANNEL, f"{org_id}:{last}")
+
+
+def _number_insert_announce(
+    conn: sa.Connection, org_id: int, org_events: list[tuple[EventType, int, datetime]]
+) -> int:
+    values = {
+        "count": len(org_events),
+        "org": org_id,
+        "org_text": str(org_id),
+        "job_ids": [job_id for _, job_id, _ in org_events],
+        "types": [kind.value for kind, _, _ in org_events],
+        "public_ids": [new_event_id() for _ in org_events],
+        "times": [now for _, _, now in org_events],
+    }
+    return int(run(conn, _NUMBER_INSERT_ANNOUNCE, values).one()[0])
 
 
 _STARTED = Statement(

@@ -35,6 +35,9 @@ class Dialect:
     embedded: bool
     # One writer at a time for the whole database, as opposed to row locks.
     single_writer: bool
+    # A statement may UPDATE, INSERT and SELECT at once (data-modifying WITH): several writes cost
+    # one round trip. (SQLite's statements are calls in the process: there is no trip to save.)
+    writable_ctes: bool = False
 
     def lock_skipping(self, query: sa.Select[Any]) -> sa.Select[Any]:
         """`query` locking the rows it reads until commit, skipping rows other transactions hold."""
@@ -118,6 +121,7 @@ class PostgreSQL(Dialect):
     name = "postgresql"
     embedded = False
     single_writer = False
+    writable_ctes = True
 
     def lock_skipping(self, query: sa.Select[Any]) -> sa.Select[Any]:
         # Concurrent claimers skip each other's rows instead of queueing behind them.
