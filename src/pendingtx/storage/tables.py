@@ -96,12 +96,12 @@ jobs = sa.Table(
     sa.Column("request_digest", sa.String(64), nullable=True),
     # When the client cancelled the job while a worker held it: the worker stops at its next chunk.
     sa.Column("cancel_requested_at", UTCDateTime(), nullable=True),
-    # Claims find the organizations with waiting jobs, then each one's oldest, along this index.
+    # Claims find the organizations with waiting jobs, then each one's oldest, along this index; the
+    # job list filtered by status walks it too (status and org_id are both equalities there).
     sa.Index("ix_jobs_status_org_id_id", "status", "org_id", "id"),
     sa.Index("ix_jobs_org_id_target_id", "org_id", "target", "id"),
-    # The organization's jobs listed newest first (GET /v1/jobs/{appName}), all or of one status.
+    # The organization's jobs listed newest first (GET /v1/jobs/{appName}).
     sa.Index("ix_jobs_org_id_id", "org_id", "id"),
-    sa.Index("ix_jobs_org_id_status_id", "org_id", "status", "id"),
     # Retention finds the jobs that ended before its cutoff along this index.
     sa.Index("ix_jobs_completed_at", "completed_at"),
     sa.UniqueConstraint("app_id", "idempotency_key"),
