@@ -4,14 +4,18 @@ authenticated, budgeted and scoped to the caller's organization; and the status 
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from pendingtx.bootstrap import Runtime
+from pendingtx.domain.jobs import JobKind, JobStatus
 from pendingtx.services import credentials
-from pendingtx.services.job_status import FinishedAnswerCache
+from pendingtx.services.job_status import FinishedAnswerCache, KeptAnswer
+from pendingtx.storage.jobs import JobRecord
 from tests.conftest import AppCreds, assert_error, mint, register
 from tests.support import record
 
@@ -122,20 +126,51 @@ def test_other_methods_on_the_status_route_are_405(client: TestClient, headers: 
 # --- the kept answers themselves --------------------------------------------------------------------
 
 
+def _job(job_id: int) -> JobRecord:
+    return JobRecord(
+        id=job_id,
+        key=f"K{job_id}",
+        kind=JobKind.CREATE,
+        status=JobStatus.COMPLETED,
+        record_count=1,
+        processed_count=1,
+        created_count=1,
+        failed_count=0,
+        message=None,
+        submitted_at=datetime(2026, 1, 1, tzinfo=UTC),
+        completed_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+def _body(answers: FinishedAnswerCache, org_id: int, key: str) -> bytes | None:
+    kept = answers.get(org_id, key)
+    return None if kept is None else kept.body
+
+
 def test_answers_are_kept_per_organization_and_job() -> None:
     answers = FinishedAnswerCache()
-    answers.put(1, 7, b"one")
-    assert answers.get(1, 7) == b"one"
-    assert answers.get(2, 7) is None
-    assert answers.get(1, 8) is None
+    answers.put(1, _job(7), b"one", 3)
+    assert answers.get(1, "K7") == KeptAnswer(b"one", 7, 3)
+    assert answers.get(2, "K7") is None
+    assert answers.get(1, "K8") is None
+
+
+def test_a_new_job_under_a_kept_key_replaces_its_answer() -> None:
+    answers = FinishedAnswerCache(max_bytes=11)
+    answers.put(1, _job(7), b"one")
+    answers.put(1, dataclasses.replace(_job(8), key="K7"), b"two")
+    assert answers.get(1, "K7") == KeptAnswer(b"two", 8, None)
+    assert len(answers) == 1
+    answers.put(1, _job(9), b"three456")  # fits only if the replaced answer's size was given back
+    assert len(answers) == 2
 
 
 def test_the_oldest_answers_go_first_beyond_the_size_bound() -> None:
     answers = FinishedAnswerCache(max_bytes=10, max_answer_bytes=6)
-    answers.put(1, 1, b"aaaa")
-    answers.put(1, 2, b"bbbb")
-    answers.put(1, 3, b"cccc")
-    assert (answers.get(1, 1), answers.get(1, 2), answers.get(1, 3)) == (None, b"bbbb", b"cccc")
-    answers.put(1, 4, b"too long")
-    assert answers.get(1, 4) is None
+    answers.put(1, _job(1), b"aaaa")
+    answers.put(1, _job(2), b"bbbb")
+    answers.put(1, _job(3), b"cccc")
+    assert [_body(answers, 1, f"K{i}") for i in (1, 2, 3)] == [None, b"bbbb", b"cccc"]
+    answers.put(1, _job(4), b"too long")
+    assert answers.get(1, "K4") is None
     assert len(answers) == 2

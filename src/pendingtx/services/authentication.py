@@ -116,17 +116,31 @@ class Authenticator:
         if not budget.spend_leased(caller.app_id):
             pending.append(partial(budget.charge, caller.app_id))
         if self.lifetimes.needs_touch(last_used_at=found.last_used_at, now=now):
-            pending.append(partial(self._touch, found.id, now))
+            pending.append(partial(self._touch, found.id, now, credentials.token_digest()))
         return Admission(caller, tuple(pending))
 
+    def admit_kept(
+        self, found: repo.TokenRecord | None, credentials: Credentials, budget: Budget
+    ) -> Admission:
+        """As `admit`, for a token that may have been kept in memory: before an expired token is
+        refused, it is read afresh, as another process may have used it since (its idle clock)."""
+        try:
+            return self.admit(found, credentials, budget)
+        except errors.TokenExpired:
+            if not self.reads.keeps:
+                raise
+            fresh = self.reads.token(credentials.token_digest(), fresh=True)
+            return self.admit(fresh, credentials, budget)
+
     def authenticate(self, credentials: Credentials, budget: Budget) -> Caller:
-        """Read the token, admit its caller and run what is left (blocking)."""
-        admission = self.admit(self.reads.token(credentials.token_digest()), credentials, budget)
+        """Read the token (or take it as kept), admit its caller and run what is left (blocking)."""
+        admission = self.admit_kept(self.reads.token(credentials.token_digest()), credentials, budget)
         for step in admission.pending:
             step()
         return admission.caller
 
-    def _touch(self, token_id: int, now: datetime) -> None:
-        """Keep the idle clock honest, writing at most once per touch interval."""
+    def _touch(self, token_id: int, now: datetime, digest: str) -> None:
+        """Keep the idle clock honest, writing at most once per touch interval (per process)."""
         with self.uow.write() as conn:
             repo.touch_token(conn, token_id, now=now)
+        self.reads.touched(digest, now)

@@ -41,44 +41,58 @@ class JobView:
         return self.job.status.terminal
 
 
+@dataclass(frozen=True, slots=True)
+class KeptAnswer:
+    """An encoded answer about a terminal job: the job's id (a key may name another job after a
+    sandbox's reset) and its organization's cache generation when it was read (None where
+    generations are not kept)."""
+
+    body: bytes
+    job_id: int
+    generation: int | None
+
+
 class FinishedAnswerCache:
-    """Encoded answers about terminal jobs (which never change), by organization and job id.
+    """Encoded answers about terminal jobs (which never change), by organization and job key.
 
     An answer is handed out only after the caller has been authenticated, budgeted and found to
-    own the job, on every request: only the work of rendering it is saved. Answers are bounded in
-    total size; the oldest are dropped first.
+    own the job, on every request: only the work of rendering it (and, while the organization's
+    generation holds, of reading the job) is saved. Answers are bounded in total size; the oldest
+    are dropped first.
     """
 
     def __init__(self, *, max_bytes: int = 16 * 1024 * 1024, max_answer_bytes: int = 1024 * 1024) -> None:
         self.max_bytes = max_bytes
         self.max_answer_bytes = max_answer_bytes
-        self._answers: dict[tuple[int, int], bytes] = {}
+        self._answers: dict[tuple[int, str], KeptAnswer] = {}
         self._size = 0
         self._lock = threading.Lock()
 
-    def get(self, org_id: int, job_id: int) -> bytes | None:
+    def get(self, org_id: int, key: str) -> KeptAnswer | None:
         """The answer kept for this organization's job, if any."""
-        return self._answers.get((org_id, job_id))
+        return self._answers.get((org_id, key))
 
-    def put(self, org_id: int, job_id: int, answer: bytes) -> None:
+    def put(self, org_id: int, job: repo.JobRecord, answer: bytes, generation: int | None = None) -> None:
         """Keep an answer about a terminal job of this organization."""
+        key = job.key
         if len(answer) > self.max_answer_bytes:
             return
         with self._lock:
-            if (org_id, job_id) in self._answers:
-                return
             answers = self._answers
+            before = answers.pop((org_id, key), None)
+            if before is not None:
+                self._size -= len(before.body)
             while answers and self._size + len(answer) > self.max_bytes:
-                self._size -= len(answers.pop(next(iter(answers))))
-            answers[org_id, job_id] = answer
+                self._size -= len(answers.pop(next(iter(answers))).body)
+            answers[org_id, key] = KeptAnswer(answer, job.id, generation)
             self._size += len(answer)
 
     def forget(self, org_id: int) -> None:
-        """Drop the organization's answers (a sandbox's reset deleted its jobs; SQLite may give
-        their ids to new ones)."""
+        """Drop the organization's answers (a sandbox's reset deleted its jobs, whose keys a seeded
+        sandbox gives out again)."""
         with self._lock:
             for key in [k for k in self._answers if k[0] == org_id]:
-                self._size -= len(self._answers.pop(key))
+                self._size -= len(self._answers.pop(key).body)
 
     def __len__(self) -> int:
         return len(self._answers)
@@ -165,28 +179,47 @@ class BlockingStatusReader:
 
 def reread_status(service: StatusService, org_id: int, key: str) -> StatusAnswer:
     """The answer about the organization's job `key` for a request admitted before (a held read)."""
-    job = service.authenticator.reads.job(org_id, key)
+    reads = service.authenticator.reads
+    generation = reads.generation(org_id)  # before the read: a later change makes it outdated
+    job = reads.job(org_id, key)
     if job is None:
         raise errors.NotFound(f"No job with key {key}")
-    return _kept_for(service, org_id, job) or _render(service, org_id, job)
+    return _kept_for(service, org_id, job) or _render(service, org_id, job, generation)
 
 
 def read_status(service: StatusService, request: StatusRequest) -> StatusAnswer:
     """The whole status GET, blocking: authentication and the job in one read, then the checks in order.
 
-    The application's status-read budget is charged once the caller is admitted, before the path is
-    checked: a caller cannot poll unknown keys beyond its budget. The job is rendered by the
-    service's `render`, or for a terminal job taken from its `answers` once rendered.
+    A token kept in memory (storage.hot_reads) saves the read of the token, and a terminal job's
+    answer kept with its organization's generation the read of the job. The application's
+    status-read budget is charged once the caller is admitted, before the path is checked: a caller
+    cannot poll unknown keys beyond its budget. The job is rendered by the service's `render`, or
+    for a terminal job taken from its `answers` once rendered.
     """
     reads = service.authenticator.reads
-    found, job = reads.token_and_job(request.credentials.token_digest(), request.key)
-    admission = service.authenticator.admit(found, request.credentials, service.budget)
+    digest = request.credentials.token_digest()
+    found = reads.kept_token(digest)
+    kept_token = found is not None
+    job = None
+    if not kept_token:
+        found, job = reads.token_and_job(digest, request.key)
+    admission = service.authenticator.admit_kept(found, request.credentials, service.budget)
     for step in admission.pending:
         step()
     check_path(request.app_name, request.key)
+    org_id = admission.caller.org_id
+    if kept_token:
+        generation = reads.generation(org_id)
+        kept = service.answers.get(org_id, request.key)
+        if kept is not None and kept.generation is not None and kept.generation == generation:
+            return StatusAnswer(kept.body, True)
+        job = reads.job(org_id, request.key)
+    else:
+        assert found is not None  # admitted
+        generation = found.generation if reads.keeps else None
     if job is None:
         raise _missing(service, admission.caller, request.key)
-    return _kept(service, admission, job) or _render(service, admission.caller.org_id, job)
+    return _kept(service, admission, job) or _render(service, org_id, job, generation)
 
 
 class AwaitedStatusReader:
@@ -245,18 +278,20 @@ def _kept(service: StatusService, admission: Admission, job: repo.JobRecord) -> 
 
 
 def _kept_for(service: StatusService, org_id: int, job: repo.JobRecord) -> StatusAnswer | None:
-    kept = service.answers.get(org_id, job.id) if job.status.terminal else None
-    return StatusAnswer(kept, True) if kept is not None else None
+    kept = service.answers.get(org_id, job.key) if job.status.terminal else None
+    return StatusAnswer(kept.body, True) if kept is not None and kept.job_id == job.id else None
 
 
-def _render(service: StatusService, org_id: int, job: repo.JobRecord) -> StatusAnswer:
+def _render(
+    service: StatusService, org_id: int, job: repo.JobRecord, generation: int | None = None
+) -> StatusAnswer:
     limit = service.max_problems
     # One row more than is listed tells whether there are more.
     problems = service.authenticator.reads.problems(job.id, limit + 1) if job.failed_count else []
     body = service.render(_view(job, problems, limit))
     if job.status.terminal:
         # The job was found within the caller's organization (the read joins the token's), and so is kept.
-        service.answers.put(org_id, job.id, body)
+        service.answers.put(org_id, job, body, generation)
     return StatusAnswer(body, job.status.terminal, org_id)
 
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from pendingtx.domain.networks import Network
 from pendingtx.storage.driver import Statement, parameters_for, run, run_many
+from pendingtx.storage.generations import bump_of_app, bump_of_app_id
 from pendingtx.storage.tables import apps, entitlements, organizations, tokens
 
 
@@ -47,6 +48,8 @@ class TokenRecord:
     revoked: bool
     # The application's IP allow-list; None: any address.
     allowed_networks: tuple[Network, ...] | None
+    # The organization's cache generation when this was read (storage/generations.py).
+    generation: int = 0
 
 
 _ORGANIZATION = Statement(sa.select(organizations.c.id).where(organizations.c.name == sa.bindparam("name")))
@@ -164,12 +167,14 @@ _SET_ALLOWED = Statement(
 
 def set_app_disabled(conn: sa.Connection, app_key: str, *, disabled: bool) -> bool:
     """Disable or enable an application; False when no such application exists."""
+    bump_of_app(conn, app_key)
     return run(conn, _SET_DISABLED, {"app_key": app_key, "disabled": disabled}).rowcount == 1
 
 
 def set_allowed_networks(conn: sa.Connection, app_key: str, networks: Iterable[Network]) -> bool:
     """Replace an application's IP allow-list (no networks: any address); False when no such application."""
     values = {"app_key": app_key, "allowed_ips": tuple(networks)}
+    bump_of_app(conn, app_key)
     return run(conn, _SET_ALLOWED, values).rowcount == 1
 
 
@@ -201,7 +206,10 @@ _REVOKE = Statement(
 
 def revoke_token(conn: sa.Connection, *, digest: str, app_id: int, now: datetime) -> bool:
     """Revoke one of the application's own tokens; False when it has no such live token."""
-    return run(conn, _REVOKE, {"digest": digest, "app_id": app_id, "now": now}).rowcount == 1
+    revoked = run(conn, _REVOKE, {"digest": digest, "app_id": app_id, "now": now}).rowcount == 1
+    if revoked:
+        bump_of_app_id(conn, app_id)
+    return revoked
 
 
 _TOUCH = Statement(

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from pendingtx.domain.jobs import JobStatus
 from pendingtx.storage.driver import Dialect, Statement, parameters_for, run, run_many
+from pendingtx.storage.generations import bump
 from pendingtx.storage.tables import (
     events,
     job_claims,
@@ -99,6 +100,8 @@ def delete_jobs(conn: sa.Connection, doomed: list[Expired], *, now: datetime) ->
     for statement in CHILDREN:
         run_many(conn, statement, ids)
     run_many(conn, _DELETE_JOB, ids)
+    # Last, as event numbering takes the same rows last: the locks are held for the commit alone.
+    bump(conn, (j.org_id for j in doomed))
 
 
 TOMBSTONE = Statement(

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from pendingtx.config import SettingsError, env_name
 from pendingtx.storage.driver import Statement, run
+from pendingtx.storage.generations import bump
 from pendingtx.storage.tables import (
     events,
     job_claims,
@@ -130,3 +131,4 @@ def reset_organization(uow: UnitOfWork, org_id: int) -> None:
     with uow.write() as conn:
         for statement in _RESET:
             run(conn, statement, {"org_id": org_id})
+        bump(conn, [org_id])

@@ -34,6 +34,9 @@ organizations = sa.Table(
     # The last event sequence given out (storage/events.py). Taking the next one locks this row until
     # commit, so an organization's events become visible in sequence order.
     sa.Column("event_sequence", sa.BigInteger(), nullable=False, server_default="0"),
+    # Bumped with any change to what a process may keep in memory about the organization (a token's
+    # or an application's standing, a job deleted): storage/generations.py.
+    sa.Column("cache_generation", sa.BigInteger(), nullable=False, server_default="0"),
 )
 
 apps = sa.Table(

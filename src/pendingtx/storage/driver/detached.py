@@ -52,6 +52,7 @@ def _count(cursor: Any, _: Compiled) -> Any:
 
 
 Reader = Callable[[Any, Compiled], Any]
+_DATA_VERSION = "PRAGMA data_version"
 
 
 class DetachedStatements:
@@ -83,6 +84,33 @@ class DetachedStatements:
         """How many rows the statement (a write) affected."""
         affected: int = self._run(statement.compiled(self.dialect), values, _count)
         return affected
+
+    @property
+    def sees_commits(self) -> bool:
+        """Whether `committed_elsewhere` can tell (SQLite); elsewhere it always says True."""
+        return self._per_thread
+
+    def committed_elsewhere(self) -> bool:
+        """Whether another connection (of any process) may have committed since this thread last asked.
+
+        On SQLite `PRAGMA data_version` reads shared memory, no I/O; elsewhere there is no such
+        signal, and the answer is always True.
+        """
+        if not self._per_thread:
+            return True
+        connection = self._local.__dict__.get("connection") or self._thread_connection()
+        try:
+            with driver_errors(self._dbapi, _DATA_VERSION):
+                connection.cursor.execute(_DATA_VERSION)
+        except sa.exc.DBAPIError:
+            self._local.connection = None
+            self._discard(connection)
+            raise
+        version = connection.cursor.fetchone()[0]
+        local = self._local.__dict__
+        changed: bool = local.get("data_version") != version
+        local["data_version"] = version
+        return changed
 
     def _run(self, compiled: Compiled, values: Mapping[str, Any], read: Reader) -> Any:
         parameters = compiled.parameters(values)
@@ -126,6 +154,8 @@ class DetachedStatements:
         with driver_errors(self._dbapi, None):
             connection = self._open()
         self._local.connection = connection
+        # A new connection counts its data versions afresh: nothing seen on the old one compares.
+        self._local.data_version = None
         return connection
 
     def _open(self) -> _Connection:
