@@ -19,6 +19,7 @@ from pendingtx.domain.jobs import RecordProblem, is_possible_key, progress_messa
 from pendingtx.services.abuse import Budget
 from pendingtx.services.authentication import Admission, Authenticator, Caller, Credentials
 from pendingtx.storage import jobs as repo
+from pendingtx.storage.apps import TokenRecord
 
 APP_NAME = "insight"
 # How many problems a status answer lists by default (the setting status_max_problems).
@@ -198,18 +199,21 @@ def read_status(service: StatusService, request: StatusRequest) -> StatusAnswer:
     """
     reads = service.authenticator.reads
     digest = request.credentials.token_digest()
-    found = reads.kept_token(digest)
-    kept_token = found is not None
-    job = None
-    if not kept_token:
+    kept_token = reads.kept_token(digest)
+    found: TokenRecord | None
+    job: repo.JobRecord | None
+    if kept_token is not None:
+        found, job = kept_token, None
+    else:
         found, job = reads.token_and_job(digest, request.key)
     admission = service.authenticator.admit_kept(found, request.credentials, service.budget)
     for step in admission.pending:
         step()
     check_path(request.app_name, request.key)
     org_id = admission.caller.org_id
-    if kept_token:
-        generation = reads.generation(org_id)
+    if kept_token is not None:
+        # Just found to hold by `kept_token`: what is kept was current when this request was read.
+        generation: int | None = kept_token.generation
         kept = service.answers.get(org_id, request.key)
         if kept is not None and kept.generation is not None and kept.generation == generation:
             return StatusAnswer(kept.body, True)

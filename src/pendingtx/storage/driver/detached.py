@@ -98,16 +98,18 @@ class DetachedStatements:
         """
         if not self._per_thread:
             return True
-        connection = self._local.__dict__.get("connection") or self._thread_connection()
+        local = self._local.__dict__
+        connection = local.get("connection") or self._thread_connection()
+        cursor = connection.cursor
+        # Asked on every status GET: the driver's error is translated here rather than through
+        # driver_errors' context manager, which would cost as much as the read itself.
         try:
-            with driver_errors(self._dbapi, _DATA_VERSION):
-                connection.cursor.execute(_DATA_VERSION)
-        except sa.exc.DBAPIError:
+            cursor.execute(_DATA_VERSION)
+            version = cursor.fetchone()[0]
+        except self._error as exc:
             self._local.connection = None
             self._discard(connection)
-            raise
-        version = connection.cursor.fetchone()[0]
-        local = self._local.__dict__
+            raise sa.exc.DBAPIError.instance(_DATA_VERSION, None, exc, self._error) from exc
         changed: bool = local.get("data_version") != version
         local["data_version"] = version
         return changed
