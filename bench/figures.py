@@ -183,13 +183,13 @@ def b2_ingest(database: Database, label: str, *, goal_rate: float | None) -> lis
     ]
 
 
-def _one_job_latencies(base: str, headers: dict[str, str], count: int) -> list[float]:
+def _one_job_latencies(base: str, headers: dict[str, str], count: int, *, prefix: str = "B3") -> list[float]:
     host, port = base.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port))
     post_headers = {**headers, "Content-Type": "application/json"}
     latencies = []
     for i in range(count):
-        body = msgspec.json.encode([record(f"B3-{i}")])
+        body = msgspec.json.encode([record(f"{prefix}-{i}")])
         started = time.perf_counter()
         conn.request("POST", "/v1/transactions", body=body, headers=post_headers)
         key = json.loads(conn.getresponse().read())["jobStatusQueryKey"]

@@ -1,6 +1,10 @@
 """`make bench`: every figure beside its anchor, printed and written into docs/PERFORMANCE.md.
 
-Usage: python -m bench.run [--only B1,B1S,B2,B3,B5,B6,B7] [--no-write] [--seconds N] [--b7-jobs N]
+Usage: python -m bench.run [--only B1,B1S,B2,B3,B5,B6,B7,B8] [--no-write] [--seconds N] [--b7-jobs N]
+    [--b8-rows SMALL,LARGE]
+
+B8 (growth: 10,000 against 1,000,000 transactions and jobs) is not in the default set: its loads
+take several minutes more. Ask for it with `--only B8`.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import b7, figures
+from bench import b7, figures, growth
 from bench.setup import postgres_available, postgres_database, sqlite_database
 from bench.wrk import require_wrk
 
@@ -36,7 +40,13 @@ def _sqlite(directory: Path) -> Callable[[], AbstractContextManager[str]]:
     return database
 
 
-def measure(only: set[str], seconds: int, directory: Path, b7_jobs: int = 1_000_000) -> list[figures.Figure]:
+def measure(
+    only: set[str],
+    seconds: int,
+    directory: Path,
+    b7_jobs: int = 1_000_000,
+    b8_rows: tuple[int, int] = (10_000, 1_000_000),
+) -> list[figures.Figure]:
     sqlite = _sqlite(directory)
     pg = postgres_database if postgres_available() else None
     rows: list[figures.Figure] = []
@@ -66,6 +76,15 @@ def measure(only: set[str], seconds: int, directory: Path, b7_jobs: int = 1_000_
         rows += b7.b7_jobs_resource(sqlite, "SQLite", job_count=b7_jobs, problem_rows=b7_jobs)
         if pg:
             rows += b7.b7_jobs_resource(pg, "PostgreSQL", job_count=b7_jobs, problem_rows=b7_jobs)
+    if "B8" in only:
+        small, large = b8_rows
+        rows += growth.b8_growth(
+            sqlite, "SQLite", small_rows=small, large_rows=large, separate_worker=False, seconds=seconds
+        )
+        if pg:
+            rows += growth.b8_growth(
+                pg, "PostgreSQL", small_rows=small, large_rows=large, separate_worker=True, seconds=seconds
+            )
     return rows
 
 
@@ -97,6 +116,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", default="B1,B1S,B2,B3,B5,B6,B7")
     parser.add_argument("--b7-jobs", type=int, default=1_000_000, help="jobs (and problem rows) B7 loads")
+    parser.add_argument(
+        "--b8-rows", default="10000,1000000", help="transactions and jobs B8 loads: small,large"
+    )
     parser.add_argument("--seconds", type=int, default=8, help="length of each wrk run in B1")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/PERFORMANCE.md alone")
     args = parser.parse_args()
@@ -104,7 +126,8 @@ def main() -> None:
     started = time.monotonic()
     with figures.temporary_directory() as directory:
         only = {s.strip().upper() for s in args.only.split(",")}
-        rows = measure(only, args.seconds, directory, args.b7_jobs)
+        small, large = (int(n) for n in args.b8_rows.split(","))
+        rows = measure(only, args.seconds, directory, args.b7_jobs, (small, large))
     elapsed = time.monotonic() - started
     print(table(rows))
     if not args.no_write:

@@ -84,7 +84,7 @@ def test_list_answer_shape_and_exact_amounts(
         "next": None,
         "previous": None,
     }
-    assert len(cursor) == 32
+    assert len(cursor) == 48
     row = body["data"]["results"][0]
     assert row["externalId"] == "PT-1"
     assert row["status"] == "Active"

@@ -119,7 +119,7 @@ def test_paging_forward_and_backward_visits_every_row_once(
     assert forward == expected
     backward: list[str] = []
     cursors = runtime.keys.cursor_key().for_listing(ListKind.TRANSACTIONS, caller.org_id)
-    last = cursors.open(str(page.paging.after_cursor))
+    last = cursors.open_page(str(page.paging.after_cursor), "")
     assert last is not None
     cursor = [("before", page.paging.after_cursor or "")]
     backward = [r.tx.external_id for r in page.rows][-1:]

@@ -13,10 +13,14 @@ from pendingtx.domain.cursors import (
     CURSOR_LENGTH,
     CURSOR_PATTERN,
     KEY_BYTES,
+    MAX_COUNT,
     MAX_POSITION,
+    PAGE_CURSOR_LENGTH,
+    PAGE_CURSOR_PATTERN,
     CursorKey,
     ListingCursors,
     ListKind,
+    PageCursor,
     new_cursor_key,
 )
 
@@ -132,3 +136,73 @@ def test_new_keys_are_random_and_fit() -> None:
     assert len(first) == len(second) == KEY_BYTES
     assert first != second
     assert CursorKey(first).for_listing(ListKind.TRANSACTIONS, 1).open(CURSORS.seal(9)) is None
+
+
+# --- page cursors: the transaction and job lists' cursors, which carry the listing's count ---------
+
+FILTERS = "ListQuery(status='Active')"
+COUNTS = st.integers(min_value=0, max_value=MAX_COUNT)
+
+
+@settings(database=None)
+@given(POSITIONS, COUNTS)
+def test_a_page_cursor_opens_to_its_position_and_count(position: int, total: int) -> None:
+    cursor = CURSORS.seal_page(position, total, FILTERS)
+    assert CURSORS.open_page(cursor, FILTERS) == PageCursor(position, total)
+    assert len(cursor) == PAGE_CURSOR_LENGTH == 48
+    assert re.fullmatch(PAGE_CURSOR_PATTERN, cursor)
+
+
+def test_a_count_beyond_what_a_cursor_holds_is_carried_as_the_most_it_holds() -> None:
+    assert CURSORS.open_page(CURSORS.seal_page(1, MAX_COUNT + 5, FILTERS), FILTERS) == PageCursor(
+        1, MAX_COUNT
+    )
+
+
+@settings(database=None)
+@given(POSITIONS, COUNTS, st.text(max_size=200))
+def test_a_page_cursor_carries_its_count_only_to_its_filters(position: int, total: int, other: str) -> None:
+    opened = CURSORS.open_page(CURSORS.seal_page(position, total, FILTERS), other)
+    assert opened == PageCursor(position, total if other == FILTERS else None)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        KEY.for_listing(ListKind.TRANSACTIONS, 2),
+        KEY.for_listing(ListKind.JOBS, 1),
+        CursorKey(bytes(reversed(range(KEY_BYTES)))).for_listing(ListKind.TRANSACTIONS, 1),
+    ],
+    ids=["another organization", "another listing", "another key"],
+)
+def test_a_page_cursor_opens_only_where_it_was_issued(other: ListingCursors) -> None:
+    assert other.open_page(CURSORS.seal_page(42, 10, FILTERS), FILTERS) is None
+
+
+def test_every_single_character_change_of_a_page_cursor_is_refused() -> None:
+    cursor = CURSORS.seal_page(1000, 20_000, FILTERS)
+    for index, original in enumerate(cursor):
+        for replacement in "AQgw_-9z":
+            if replacement != original:
+                tampered = cursor[:index] + replacement + cursor[index + 1 :]
+                assert CURSORS.open_page(tampered, FILTERS) is None, tampered
+
+
+def test_row_cursors_and_page_cursors_do_not_open_as_one_another() -> None:
+    assert CURSORS.open_page(CURSORS.seal(5), FILTERS) is None
+    assert CURSORS.open(CURSORS.seal_page(5, 1, FILTERS)) is None
+
+
+@settings(database=None)
+@given(
+    st.text(max_size=60)
+    | st.binary(min_size=36, max_size=36).map(lambda b: base64.urlsafe_b64encode(b).decode())
+)
+def test_made_up_page_cursors_are_refused(text: str) -> None:
+    assert CURSORS.open_page(text, FILTERS) is None
+
+
+@pytest.mark.parametrize("position", [0, -1, MAX_POSITION + 1])
+def test_only_row_positions_are_sealed_in_page_cursors(position: int) -> None:
+    with pytest.raises(ValueError, match="not a row sequence number"):
+        CURSORS.seal_page(position, 1, FILTERS)

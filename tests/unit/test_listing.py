@@ -14,6 +14,7 @@ from pendingtx.domain.listing import (
     PAGING_PARAMS,
     ListQuery,
     Paging,
+    filters_of,
     paging_for,
     parse_eastern,
     parse_list_query,
@@ -39,8 +40,18 @@ ARABIC_FIVE = "\u0665"
 CURSORS = CursorKey(bytes(range(64))).for_listing(ListKind.TRANSACTIONS, 1)
 
 
+# The unfiltered listing's count, as its first page took it.
+COUNTED = 7
+
+
 def cursor(position: int) -> str:
-    return CURSORS.seal(position)
+    """A cursor of the unfiltered listing."""
+    return CURSORS.seal_page(position, COUNTED, filters_of(ListQuery()))
+
+
+def carrying(position: int, total: int, query: ListQuery) -> str:
+    """The cursor a page of `query` gives a row, carrying `total`."""
+    return CURSORS.seal_page(position, total, filters_of(query))
 
 
 def utc(*parts: int) -> datetime:
@@ -118,6 +129,8 @@ def test_every_filter_is_read() -> None:
         limit=10,
         after=25,
         before=None,
+        # The cursor was counted for no filters: these are counted afresh.
+        total=None,
     )
 
 
@@ -320,6 +333,7 @@ def test_limit_out_of_range_or_not_an_integer(text: str) -> None:
         "MjU=",
         "OTIyMzM3MjAzNjg1NDc3NTgwNw==",
         "A" * 32,
+        "A" * 48,
         "MQ\u2550\u2550",
     ],
 )
@@ -333,7 +347,11 @@ def test_invalid_cursors(text: str) -> None:
 def test_a_cursor_of_another_organization_or_listing_is_invalid(name: str) -> None:
     key = CursorKey(bytes(range(64)))
     for other in (key.for_listing(ListKind.TRANSACTIONS, 2), key.for_listing(ListKind.JOBS, 1)):
-        assert problems((name, other.seal(7))) == [Problem(name, CURSOR_REASON)]
+        assert problems((name, other.seal_page(7, 3, filters_of(ListQuery())))) == [
+            Problem(name, CURSOR_REASON)
+        ]
+    # A row cursor of the listings that carry no count is no page cursor either.
+    assert problems((name, CURSORS.seal(7))) == [Problem(name, CURSOR_REASON)]
 
 
 @settings(database=None)
@@ -341,6 +359,21 @@ def test_a_cursor_of_another_organization_or_listing_is_invalid(name: str) -> No
 def test_cursors_round_trip(sequence: int) -> None:
     assert parsed(("before", cursor(sequence))).before == sequence
     assert parsed(("after", cursor(sequence))).after == sequence
+    assert parsed(("after", cursor(sequence))).total == COUNTED
+
+
+def test_a_cursor_carries_its_count_only_to_the_filters_it_was_counted_for() -> None:
+    active = parsed(("status", "Active"))
+    sealed = carrying(9, 120, active)
+    assert parsed(("status", "Active"), ("after", sealed)).total == 120
+    assert parsed(("status", "Active"), ("limit", "3"), ("before", sealed)).total == 120
+    # The same date written otherwise is the same filter.
+    dated = carrying(9, 4, parsed(("createStartDate", "2026-01-15")))
+    assert parsed(("createStartDate", "2026-01-15T00:00:00.000"), ("after", dated)).total == 4
+    # Other filters, or none: the row is still the cursor's, the count is taken again.
+    for other in ([("status", "Cancel")], [], [("status", "Active"), ("type", "Dividend")]):
+        query = parsed(*other, ("after", sealed))
+        assert (query.after, query.total) == (9, None)
 
 
 def test_after_and_before_cannot_be_combined() -> None:
@@ -391,19 +424,20 @@ def test_spec_example_first_page() -> None:
         has_more_before=False,
         total_count=120,
     )
+    first, last = carrying(1, 120, ListQuery()), carrying(25, 120, ListQuery())
     assert paging == Paging(
         total_count=120,
         limit=25,
-        before_cursor=cursor(1),
-        after_cursor=cursor(25),
-        next=f"/v1/transactions?limit=25&after={cursor(25)}",
+        before_cursor=first,
+        after_cursor=last,
+        next=f"/v1/transactions?limit=25&after={last}",
         previous=None,
     )
     assert to_body(paging) == {
         "totalCount": 120,
         "limit": 25,
-        "cursors": {"before": cursor(1), "after": cursor(25)},
-        "next": f"/v1/transactions?limit=25&after={cursor(25)}",
+        "cursors": {"before": first, "after": last},
+        "next": f"/v1/transactions?limit=25&after={last}",
         "previous": None,
     }
 
@@ -428,9 +462,10 @@ def test_middle_page_links_both_ways_with_its_filters() -> None:
         total_count=45,
     )
     filters = "status=Active&type=Full%20Transfer&createStartDate=2026-01-15T10:00:00.000&limit=10"
-    assert paging.next == f"/v1/transactions?{filters}&after={cursor(30)}"
-    assert paging.previous == f"/v1/transactions?{filters}&before={cursor(21)}"
-    assert (paging.before_cursor, paging.after_cursor, paging.limit) == (cursor(21), cursor(30), 10)
+    first, last = carrying(21, 45, query), carrying(30, 45, query)
+    assert paging.next == f"/v1/transactions?{filters}&after={last}"
+    assert paging.previous == f"/v1/transactions?{filters}&before={first}"
+    assert (paging.before_cursor, paging.after_cursor, paging.limit) == (first, last, 10)
 
 
 def test_last_page_has_no_next() -> None:
@@ -447,7 +482,7 @@ def test_last_page_has_no_next() -> None:
         path="/v1/other",
     )
     assert paging.next is None
-    assert paging.previous == f"/v1/other?limit=25&before={cursor(76)}"
+    assert paging.previous == f"/v1/other?limit=25&before={carrying(76, 100, ListQuery())}"
 
 
 def test_empty_page_has_no_cursors_or_links() -> None:
@@ -477,7 +512,8 @@ def test_link_escapes_what_a_query_value_cannot_hold() -> None:
         has_more_before=False,
         total_count=3,
     )
-    expected = f"/v1/transactions?productExternalId=a%2Bb%2Fc%26d=e%20%23%25&limit=25&after={cursor(2)}"
+    after = carrying(2, 3, parsed(*params))
+    expected = f"/v1/transactions?productExternalId=a%2Bb%2Fc%26d=e%20%23%25&limit=25&after={after}"
     assert paging.next == expected
 
 
@@ -518,7 +554,7 @@ def test_next_link_reads_back_as_the_next_page(
     assert link.path == "/v1/transactions"
     items = parse_qsl(link.query, keep_blank_values=True)
     assert items[: len(filters)] == sorted(filters, key=lambda item: FILTER_PARAMS.index(item[0]))
-    assert parsed(*items) == replace(query, after=last_id)
+    assert parsed(*items) == replace(query, after=last_id, total=9)
 
 
 @settings(deadline=None, database=None)

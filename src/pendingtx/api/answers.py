@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from pendingtx.domain.cursors import CURSOR_LENGTH, CURSOR_PATTERN
+from pendingtx.domain.cursors import CURSOR_LENGTH, CURSOR_PATTERN, PAGE_CURSOR_LENGTH, PAGE_CURSOR_PATTERN
 from pendingtx.domain.decimals import MAX_QUANTITY
 from pendingtx.domain.job_listing import MAX_RESULTS_LIMIT
 from pendingtx.domain.jobs import JobStatus as JobStatusValue
@@ -31,6 +31,7 @@ NO_NUL = "^[^\\u0000]*$"
 ExternalId = Annotated[str, msgspec.Meta(pattern=f"^[{EXTERNAL_ID_CHARACTERS}]{{1,{MAX_ID_LENGTH}}}$")]
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH, pattern=NO_NUL)]
 Cursor = Annotated[str, msgspec.Meta(pattern=f"^{CURSOR_PATTERN}$", max_length=CURSOR_LENGTH)]
+PageCursor = Annotated[str, msgspec.Meta(pattern=f"^{PAGE_CURSOR_PATTERN}$", max_length=PAGE_CURSOR_LENGTH)]
 Digits = Annotated[str, msgspec.Meta(pattern="^[0-9]+$")]
 JobKey = Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9_-]{22}==$", description="16 random bytes")]
 # Amounts and units go out as JSON numbers with exactly their stored digits.
@@ -175,12 +176,28 @@ class Cursors(Answer):
     after: Cursor | None
 
 
+class PageCursors(Answer):
+    """Opaque cursors of the page's first and last rows (null on an empty page), each carrying the
+    listing's count."""
+
+    before: PageCursor | None
+    after: PageCursor | None
+
+
 class Paging(Answer):
     """Where the page stands in the listing."""
 
-    totalCount: Annotated[int, msgspec.Meta(ge=0)]
+    totalCount: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0,
+            description="rows matching the filters when the listing began: counted for a request "
+            "without a cursor, then carried by the cursors to every later page (rows added, removed or "
+            "changed since are not counted, but later pages show them)",
+        ),
+    ]
     limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)]
-    cursors: Cursors
+    cursors: PageCursors
     next: Annotated[str | None, msgspec.Meta(description="the next page's path and query")]
     previous: Annotated[str | None, msgspec.Meta(description="the previous page's path and query")]
 

@@ -2,13 +2,16 @@
 
 Row ids are one sequence shared by every organization, so a readable cursor would tell a caller how
 many rows others created. A sealed one tells nothing, cannot be made up, and opens only in the listing
-and for the organization it was issued to.
+and for the organization it was issued to. The transaction and job lists' cursors also carry the
+listing's count, so that only its first page counts.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 
 from cryptography.exceptions import InvalidTag
@@ -25,6 +28,15 @@ CURSOR_LENGTH = 32
 CURSOR_PATTERN = rf"[A-Za-z0-9_-]{{{CURSOR_LENGTH}}}"
 _CURSOR_TEXT = re.compile(CURSOR_PATTERN, re.ASCII)
 
+# A page cursor seals the position, the listing's count and a digest of the filters it was counted
+# for: 16 + 8 + 6 + 6 = 36 bytes, a multiple of 3, so that its base64 has no stray bits either.
+_COUNT_BYTES = 6
+MAX_COUNT = 2 ** (8 * _COUNT_BYTES) - 1
+_FILTERS_BYTES = 6
+PAGE_CURSOR_LENGTH = 48
+PAGE_CURSOR_PATTERN = rf"[A-Za-z0-9_-]{{{PAGE_CURSOR_LENGTH}}}"
+_PAGE_CURSOR_TEXT = re.compile(PAGE_CURSOR_PATTERN, re.ASCII)
+
 
 class ListKind(StrEnum):
     """The listings that issue cursors; a cursor from one is refused by every other."""
@@ -38,6 +50,21 @@ class ListKind(StrEnum):
 def new_cursor_key() -> bytes:
     """A fresh random key for `CursorKey`."""
     return AESSIV.generate_key(KEY_BYTES * 8)
+
+
+@dataclass(frozen=True, slots=True)
+class PageCursor:
+    """An opened page cursor: its row's position, and the listing's count when the cursor was issued
+    for the same filters (None: count again)."""
+
+    position: int
+    total: int | None
+
+
+def _filters_digest(filters: str) -> bytes:
+    # Sealed with the rest, so a short unkeyed digest suffices: a client can neither read nor alter
+    # it, and two filter sets that collide would only share a count, never rows.
+    return hashlib.sha256(filters.encode("utf-8")).digest()[:_FILTERS_BYTES]
 
 
 class CursorKey:
@@ -87,3 +114,30 @@ class ListingCursors:
             return None
         position = int.from_bytes(plain, "big")
         return position if 1 <= position <= MAX_POSITION else None
+
+    def seal_page(self, position: int, total: int, filters: str) -> str:
+        """The cursor of a row position in a listing of `total` rows matching `filters` (their text)."""
+        if not 1 <= position <= MAX_POSITION:
+            raise ValueError(f"not a row sequence number: {position}")
+        plain = (
+            position.to_bytes(_POSITION_BYTES, "big")
+            + min(total, MAX_COUNT).to_bytes(_COUNT_BYTES, "big")
+            + _filters_digest(filters)
+        )
+        return base64.urlsafe_b64encode(self._siv.encrypt(plain, self._context)).decode("ascii")
+
+    def open_page(self, cursor: str, filters: str) -> PageCursor | None:
+        """What a page cursor stands for, or None unless this listing issued it exactly so; its count
+        only if it was issued for these filters."""
+        if _PAGE_CURSOR_TEXT.fullmatch(cursor) is None:
+            return None
+        try:
+            plain = self._siv.decrypt(base64.urlsafe_b64decode(cursor), self._context)
+        except InvalidTag:
+            return None
+        position = int.from_bytes(plain[:_POSITION_BYTES], "big")
+        if not 1 <= position <= MAX_POSITION:
+            return None
+        counted = plain[_POSITION_BYTES : _POSITION_BYTES + _COUNT_BYTES]
+        same = plain[_POSITION_BYTES + _COUNT_BYTES :] == _filters_digest(filters)
+        return PageCursor(position, int.from_bytes(counted, "big") if same else None)

@@ -35,7 +35,8 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class JobListQuery:
-    """A parsed job listing request: newest first, one page after or before a cursor (job ids)."""
+    """A parsed job listing request: newest first, one page after or before a cursor (job ids), and
+    the count that cursor carries."""
 
     status: JobStatus | None = None
     kind: JobKind | None = None
@@ -44,6 +45,7 @@ class JobListQuery:
     limit: int = DEFAULT_LIMIT
     after: int | None = None
     before: int | None = None
+    total: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +67,14 @@ def parse_job_list_query(
     """The job listing query from the raw query items, or every problem with them."""
     values, problems = single_values(params, _JOB_RANK)
     read = QueryReader(values, cursors)
-    query = JobListQuery(
-        status=read.member("status", JobStatus),
-        kind=read.member("kind", JobKind),
-        submitted_start=read.moment("submittedStart", end=False),
-        submitted_end=read.moment("submittedEnd", end=True),
-        limit=read.limit(DEFAULT_LIMIT, MAX_LIMIT),
-        after=read.cursor("after"),
-        before=read.cursor("before"),
+    query = read.paged(
+        JobListQuery(
+            status=read.member("status", JobStatus),
+            kind=read.member("kind", JobKind),
+            submitted_start=read.moment("submittedStart", end=False),
+            submitted_end=read.moment("submittedEnd", end=True),
+            limit=read.limit(DEFAULT_LIMIT, MAX_LIMIT),
+        )
     )
     start, end = query.submitted_start, query.submitted_end
     if start is not None and end is not None and start > end:

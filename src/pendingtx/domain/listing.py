@@ -2,13 +2,13 @@
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import Field, dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 from urllib.parse import quote, urlencode
 
-from pendingtx.domain.cursors import ListingCursors
+from pendingtx.domain.cursors import ListingCursors, PageCursor
 from pendingtx.domain.times import eastern
 from pendingtx.domain.transactions import Problem, TransactionStatus, TransactionType
 
@@ -37,7 +37,7 @@ class ListQuery:
     """A parsed listing request: filters combined with AND, then one page after or before a cursor.
 
     Date bounds are inclusive, aware UTC datetimes; `after` and `before` are row sequence numbers,
-    opened from the opaque cursors the client sent.
+    opened from the opaque cursors the client sent, and `total` the count that cursor carries.
     """
 
     status: TransactionStatus | None = None
@@ -53,11 +53,26 @@ class ListQuery:
     limit: int = DEFAULT_LIMIT
     after: int | None = None
     before: int | None = None
+    total: int | None = None
 
 
-class _Limited(Protocol):
+class _Paged(Protocol):
+    """A listing query: a dataclass with a page size."""
+
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+
     @property
     def limit(self) -> int: ...
+
+
+_Q = TypeVar("_Q", bound=_Paged)
+
+
+def filters_of(query: _Paged) -> str:
+    """What a listing's count depends on: the query's filters as parsed, without its page."""
+    # The frozen dataclass's repr names every filter and its parsed value, so two spellings of one
+    # date count alike, and a filter added to the query later changes the text of every listing.
+    return repr(replace(query, limit=DEFAULT_LIMIT, after=None, before=None, total=None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +142,29 @@ class QueryReader:
             self.fail(name, _CURSOR_REASON)
         return sequence
 
+    def page_cursor(self, name: str, filters: str) -> PageCursor | None:
+        """The page cursor named `name` of a listing with these filters (see `filters_of`)."""
+        value = self.values.get(name)
+        if value is None:
+            return None
+        opened = self.cursors.open_page(value, filters)
+        if opened is None:
+            self.fail(name, _CURSOR_REASON)
+        return opened
+
+    def paged(self, query: _Q) -> _Q:
+        """The query with the `after` or `before` cursor asked for, and the count that cursor carries."""
+        filters = filters_of(query)
+        after = self.page_cursor("after", filters)
+        before = self.page_cursor("before", filters)
+        opened = after or before
+        return replace(
+            query,
+            after=None if after is None else after.position,
+            before=None if before is None else before.position,
+            total=None if opened is None else opened.total,
+        )
+
 
 def parse_eastern(text: str, *, end: bool) -> datetime | None:
     """Read a contract date or date-time as America/New_York wall time and give the UTC instant.
@@ -176,7 +214,7 @@ def parse_list_query(params: Sequence[tuple[str, str]], cursors: ListingCursors)
     """
     values, problems = single_values(params)
     read = QueryReader(values, cursors)
-    query = ListQuery(
+    filters = ListQuery(
         status=read.member("status", TransactionStatus),
         type=read.member("type", TransactionType),
         external_id=read.text("externalId"),
@@ -188,9 +226,8 @@ def parse_list_query(params: Sequence[tuple[str, str]], cursors: ListingCursors)
         change_start=read.moment("changeStartDate", end=False),
         change_end=read.moment("changeEndDate", end=True),
         limit=read.limit(),
-        after=read.cursor("after"),
-        before=read.cursor("before"),
     )
+    query = read.paged(filters)
     _check_ranges(read, query)
     if "after" in values and "before" in values:
         read.fail("before", "cannot be combined with after")
@@ -220,7 +257,7 @@ def link(path: str, items: list[tuple[str, str]]) -> str:
 
 
 def paging_for(
-    query: ListQuery | _Limited,
+    query: _Paged,
     *,
     cursors: ListingCursors,
     params: Sequence[tuple[str, str]],
@@ -232,9 +269,12 @@ def paging_for(
     path: str = "/v1/transactions",
     filters: Sequence[str] = FILTER_PARAMS,
 ) -> Paging:
-    """The paging member for a page whose rows run from `first_id` to `last_id` (None if empty)."""
-    before_cursor = cursors.seal(first_id) if first_id is not None else None
-    after_cursor = cursors.seal(last_id) if last_id is not None else None
+    """The paging member for a page whose rows run from `first_id` to `last_id` (None if empty).
+
+    Its cursors carry `total_count`, so that the pages they lead to need not count again."""
+    counted_for = filters_of(query)
+    before_cursor = cursors.seal_page(first_id, total_count, counted_for) if first_id is not None else None
+    after_cursor = cursors.seal_page(last_id, total_count, counted_for) if last_id is not None else None
     # The request's filters, in contract order, so that every page of a listing links alike.
     given = [(name, value) for name in filters for named, value in params if named == name]
     base = [*given, ("limit", str(query.limit))]

@@ -7,7 +7,7 @@ from typing import Any
 from pendingtx.api.answers import NO_NUL
 from pendingtx.api.openapi.errors import errors_of
 from pendingtx.api.openapi.shapes import JSON, MOMENT_PATTERN, TRACKING, header, json_answer, query, ref
-from pendingtx.domain.cursors import CURSOR_LENGTH, CURSOR_PATTERN
+from pendingtx.domain.cursors import CURSOR_LENGTH, CURSOR_PATTERN, PAGE_CURSOR_LENGTH, PAGE_CURSOR_PATTERN
 from pendingtx.domain.job_listing import DEFAULT_RESULTS_LIMIT, MAX_RESULTS_LIMIT, Outcome
 from pendingtx.domain.jobs import JobKind, JobStatus
 from pendingtx.domain.listing import DEFAULT_LIMIT, MAX_LIMIT
@@ -39,6 +39,7 @@ _STRING = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH, "patter
 _MOMENT = {"type": "string", "pattern": MOMENT_PATTERN}
 # Cursors are sealed by the server and written in URL-safe base64 without padding.
 _CURSOR = {"type": "string", "pattern": f"^{CURSOR_PATTERN}$", "maxLength": CURSOR_LENGTH}
+_PAGE_CURSOR = {"type": "string", "pattern": f"^{PAGE_CURSOR_PATTERN}$", "maxLength": PAGE_CURSOR_LENGTH}
 _MOMENT_TEXT = "yyyy-MM-ddTHH:mm:ss.SSS or yyyy-MM-dd, US Eastern time, inclusive"
 _CURSOR_NOTE = (
     ". Opaque: only a cursor this listing issued to the organization is valid (else 400); after and "
@@ -64,8 +65,8 @@ def _list_parameters() -> list[dict[str, Any]]:
         query("changeStartDate", _MOMENT_TEXT, _MOMENT),
         query("changeEndDate", _MOMENT_TEXT + "; not before changeStartDate", _MOMENT),
         query("limit", "page size", limit),
-        query("after", "`paging.cursors.after` of a page: the page after it" + _CURSOR_NOTE, _CURSOR),
-        query("before", "`paging.cursors.before` of a page: the page before it" + _CURSOR_NOTE, _CURSOR),
+        query("after", "`paging.cursors.after` of a page: the page after it" + _CURSOR_NOTE, _PAGE_CURSOR),
+        query("before", "`paging.cursors.before` of a page: the page before it" + _CURSOR_NOTE, _PAGE_CURSOR),
     ]
 
 
@@ -182,8 +183,11 @@ def submit(
 LIST: dict[str, Any] = {
     "operationId": "listTransactions",
     "summary": "List the organization's transactions",
-    "description": "Filters combine with AND; pages follow creation order. A repeated or unknown "
-    "parameter, a range that ends before it starts, or `after` together with `before` is a 400.",
+    "description": "Filters combine with AND; pages follow creation order. `paging.totalCount` is "
+    "counted for a request without a cursor and carried by the page's cursors to the pages they lead "
+    "to: it is the count when the listing began (a cursor used with other filters is counted afresh). "
+    "A repeated or unknown parameter, a range that ends before it starts, or `after` together with "
+    "`before` is a 400.",
     "security": V1_SECURITY,
     "parameters": [*_list_parameters(), REQUEST_TRACKING_ID],
     "responses": {
@@ -294,9 +298,13 @@ def _job_list_parameters() -> list[dict[str, Any]]:
         query("submittedStart", _MOMENT_TEXT, _MOMENT),
         query("submittedEnd", _MOMENT_TEXT + "; not before submittedStart", _MOMENT),
         query("limit", "page size", limit),
-        query("after", "`paging.cursors.after` of a page: the older jobs after it" + _CURSOR_NOTE, _CURSOR),
         query(
-            "before", "`paging.cursors.before` of a page: the newer jobs before it" + _CURSOR_NOTE, _CURSOR
+            "after", "`paging.cursors.after` of a page: the older jobs after it" + _CURSOR_NOTE, _PAGE_CURSOR
+        ),
+        query(
+            "before",
+            "`paging.cursors.before` of a page: the newer jobs before it" + _CURSOR_NOTE,
+            _PAGE_CURSOR,
         ),
         REQUEST_TRACKING_ID,
     ]
@@ -307,8 +315,9 @@ LIST_JOBS: dict[str, Any] = {
     "summary": "List the organization's jobs",
     "description": "Newest first; filters combine with AND. Each job is its status body without "
     "`validationMessage`, `validationDetails` and `truncated`, plus its `jobStatusQueryKey` and "
-    "`kind`. `paging.totalCount` counts at most 10,000 jobs. A repeated or unknown parameter, a "
-    "range that ends before it starts, or `after` together with `before` is a 400.",
+    "`kind`. `paging.totalCount` counts at most 10,000 jobs, when the listing began (as the "
+    "transaction list's). A repeated or unknown parameter, a range that ends before it starts, or "
+    "`after` together with `before` is a 400.",
     "security": V1_SECURITY,
     "parameters": _job_list_parameters(),
     "responses": {
