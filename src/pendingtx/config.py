@@ -267,6 +267,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             gt=0,
         ),
     ] = 0.5
+    processes: Annotated[
+        int,
+        _doc(
+            "API processes `serve` runs on its one port (`--processes`), the embedded worker in one "
+            "of them; `0`: one per core, at most 8 (sandbox mode always runs one)",
+            ge=0,
+            le=256,
+        ),
+    ] = 0
     sandbox: Annotated[
         bool,
         _doc(
