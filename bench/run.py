@@ -1,6 +1,9 @@
 """`make bench`: every figure beside its anchor, printed and written into docs/PERFORMANCE.md.
 
-Usage: python -m bench.run [--only B1,B1S,B2,B3,B5,B6,B7] [--no-write] [--seconds N] [--b7-jobs N]
+Usage: python -m bench.run [--only B1,B1S,B1P,B2,B3,B5,B5P,B6,B7] [--no-write] [--seconds N] [--b7-jobs N]
+
+B1P and B5P (not in the default set) run B1 and B5 on `serve --processes 2` and `--processes 1`,
+alternated three times, with nothing pinned.
 """
 
 from __future__ import annotations
@@ -44,6 +47,10 @@ def measure(only: set[str], seconds: int, directory: Path, b7_jobs: int = 1_000_
         rows += figures.b1_status(sqlite, "SQLite", seconds=seconds, rounds=2)
         if pg:
             rows += figures.b1_status(pg, "PostgreSQL", seconds=seconds, rounds=1)
+    if "B1P" in only:
+        rows += figures.b1_processes(sqlite, "SQLite", seconds=seconds)
+        if pg:
+            rows += figures.b1_processes(pg, "PostgreSQL", seconds=seconds)
     if "B1S" in only:
         rows += figures.b1_sandbox_cost(sqlite, seconds=seconds, rounds=3)
     if "B2" in only:
@@ -60,6 +67,8 @@ def measure(only: set[str], seconds: int, directory: Path, b7_jobs: int = 1_000_
             )
     if "B5" in only:
         rows += figures.b5_throughput(sqlite, "SQLite", seconds=20)
+    if "B5P" in only:
+        rows += figures.b5_processes(sqlite, "SQLite", seconds=10)
     if "B6" in only:
         rows += figures.b6_long_poll(sqlite)
     if "B7" in only:
