@@ -156,8 +156,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_storage: Annotated[
         Literal["auto", "memory", "database"],
         _doc(
-            "where those counts live: `memory`, `database`, or `auto` (memory on SQLite, the "
-            "database on PostgreSQL so that they hold across processes)"
+            "where those counts live: `memory`, `database`, or `auto` (memory for a lone process on "
+            "SQLite, else the database, so that they hold across processes)"
         ),
     ] = "auto"
     trusted_proxies: Annotated[

@@ -31,6 +31,7 @@ DEADLINE = 30
 # On SQLite a process with held reads also checks the database's data version: this rarely, so that
 # a held read answered in time was woken by its sibling's news, not by the check.
 SLOW_CHECK = {"PENDINGTX_EVENT_CHECK_SECONDS": "60"}
+BIG = 5_000
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -144,11 +145,16 @@ def test_two_processes_share_the_port_one_runs_the_worker_and_sigterm_drains_bot
         headers = caller_headers(far, app)
         # A job accepted where no worker runs is done by the sibling's, and a read held there is
         # answered when it completes (the sibling's news, not the data-version check, on SQLite).
+        # The worker first takes a large job accepted before it, so the read is held well before.
+        busy = accept(near, headers, *(record(f"PROC-BIG-{i}") for i in range(BIG)))
         held = accept(far, headers, record("PROC-1"))
-        answer = status_of(far, headers, held, wait=30)
+        # Asked to wait longer than the deadline: only news of the completion can answer it in time.
+        answer = far.get(
+            f"/v1/jobs/insight/status/{held}", params={"wait": 60}, headers=headers, timeout=DEADLINE
+        )
         assert answer.status_code == 200, answer.text
         assert answer.json()["status"] == "Completed"
-        keys = [held, accept(near, headers, record("PROC-2")), accept(far, headers, record("PROC-3"))]
+        keys = [busy, held, accept(near, headers, record("PROC-2")), accept(far, headers, record("PROC-3"))]
         for http in (near, far):
 
             def finished(http: httpx.Client = http) -> bool:
