@@ -268,6 +268,68 @@ def b5_throughput(database: Database, label: str, *, seconds: int) -> list[Figur
     ]
 
 
+def _median_ratio(label: str, unit: str, by_count: dict[int, list[float]], goal: float | None) -> Figure:
+    one, two = statistics.median(by_count[1]), statistics.median(by_count[2])
+    runs = " / ".join(f"{a:,.0f}" for a in by_count[2])
+    anchor_runs = " / ".join(f"{a:,.0f}" for a in by_count[1])
+    return Figure(
+        f"{label}: --processes 2 against 1, nothing pinned (3 alternated pairs, medians)",
+        f"{two:,.0f} {unit} ({runs})",
+        f"{one:,.0f} {unit} with 1 ({anchor_runs})",
+        f"{two / one:.2f}",
+        f">= {goal}" if goal else "",
+        None if goal is None else two / one >= goal,
+    )
+
+
+def b1_processes(database: Database, label: str, *, seconds: int, pairs: int = 3) -> list[Figure]:
+    """B1's status GET on `serve --processes 1` and `--processes 2`, alternated, nothing pinned (wrk
+    shares the cores with the server)."""
+    by_count: dict[int, list[float]] = {1: [], 2: []}
+    with database() as url:
+        app = register_app(url)
+        for _ in range(pairs):
+            for count in (1, 2):
+                with pendingtx_server(url, processes=count, pin=False) as (base, _):
+                    headers = auth_headers(base, app)
+                    key = _submit(base, headers, msgspec.json.encode([record("B1-1")]))
+                    _wait_terminal(base, headers, [key])
+                    ours = run_wrk(f"{base}{_status_path(key)}", seconds=seconds, headers=headers, pin=False)
+                    if ours.errors or ours.socket_errors:
+                        raise RuntimeError(
+                            f"B1P got {ours.errors} errors, {ours.socket_errors} socket errors"
+                        )
+                    by_count[count].append(ours.rps)
+    return [_median_ratio(f"B1 status GET rps ({label})", "rps", by_count, 1.4)]
+
+
+def b5_processes(database: Database, label: str, *, seconds: int, pairs: int = 3) -> list[Figure]:
+    """B5's one-record jobs on `serve --processes 1` and `--processes 2`, alternated, nothing pinned;
+    each run on a fresh database."""
+    by_count: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(pairs):
+        for count in (1, 2):
+            with database() as url:
+                app = register_app(url)
+                with pendingtx_server(url, processes=count, pin=False) as (base, _):
+                    headers = auth_headers(base, app)
+                    started = time.perf_counter()
+                    result = run_wrk(
+                        f"{base}/v1/transactions",
+                        connections=8,
+                        seconds=seconds,
+                        headers=headers,
+                        script=SCRIPTS / "submit_one.lua",
+                        pin=False,
+                    )
+                    done = anchors.wait_all_terminal(url, timeout=120)
+                    elapsed = time.perf_counter() - started
+            if result.errors or result.socket_errors:
+                raise RuntimeError(f"B5P got {result.errors} errors, {result.socket_errors} socket errors")
+            by_count[count].append(done / elapsed)
+    return [_median_ratio(f"B5 job throughput jobs/s ({label})", "jobs/s", by_count, None)]
+
+
 @contextmanager
 def temporary_directory() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="pendingtx-bench-") as tmp:

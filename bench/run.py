@@ -1,10 +1,11 @@
 """`make bench`: every figure beside its anchor, printed and written into docs/PERFORMANCE.md.
 
-Usage: python -m bench.run [--only B1,B1S,B2,B3,B5,B6,B7,B8] [--no-write] [--seconds N] [--b7-jobs N]
-    [--b8-rows SMALL,LARGE]
+Usage: python -m bench.run [--only B1,B1S,B1P,B2,B3,B5,B5P,B6,B7,B8] [--no-write] [--seconds N]
+    [--b7-jobs N] [--b8-rows SMALL,LARGE]
 
-B8 (growth: 10,000 against 1,000,000 transactions and jobs) is not in the default set: its loads
-take several minutes more. Ask for it with `--only B8`.
+Not in the default set: B8 (growth: 10,000 against 1,000,000 transactions and jobs), whose loads
+take several minutes more, and B1P and B5P, which run B1 and B5 on `serve --processes 2` and
+`--processes 1`, alternated three times, with nothing pinned. Ask for them with `--only`.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ def measure(
         rows += figures.b1_status(sqlite, "SQLite", seconds=seconds, rounds=2)
         if pg:
             rows += figures.b1_status(pg, "PostgreSQL", seconds=seconds, rounds=1)
+    if "B1P" in only:
+        rows += figures.b1_processes(sqlite, "SQLite", seconds=seconds)
+        if pg:
+            rows += figures.b1_processes(pg, "PostgreSQL", seconds=seconds)
     if "B1S" in only:
         rows += figures.b1_sandbox_cost(sqlite, seconds=seconds, rounds=3)
     if "B2" in only:
@@ -70,6 +75,8 @@ def measure(
             )
     if "B5" in only:
         rows += figures.b5_throughput(sqlite, "SQLite", seconds=20)
+    if "B5P" in only:
+        rows += figures.b5_processes(sqlite, "SQLite", seconds=10)
     if "B6" in only:
         rows += figures.b6_long_poll(sqlite)
     if "B7" in only:

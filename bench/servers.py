@@ -46,6 +46,17 @@ def wait_ready(url: str, timeout: float = 30.0) -> None:
     raise RuntimeError(f"{url} did not become ready")
 
 
+def wait_serving(base: str, processes: int, timeout: float = 60.0) -> None:
+    """Wait until `processes` distinct processes have answered /healthz on new connections: a load
+    generator that connects earlier would find only the first one listening."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while len(seen) < processes:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(seen)} of {processes} processes answered")
+        seen.add(int(httpx.get(f"{base}/healthz", timeout=5).json()["process"]))
+
+
 @contextmanager
 def process(
     command: Sequence[str], *, env: dict[str, str] | None = None, ready: str | None = None
@@ -73,11 +84,18 @@ def process(
 
 @contextmanager
 def pendingtx_server(
-    database_url: str, *, worker: bool = True, env: dict[str, str] | None = None
+    database_url: str,
+    *,
+    worker: bool = True,
+    env: dict[str, str] | None = None,
+    processes: int = 1,
+    pin: bool = True,
 ) -> Iterator[tuple[str, int]]:
-    """`pendingtx serve` on a free port, pinned to the server core; yields (base URL, PID)."""
+    """`pendingtx serve --processes N` on a free port, pinned to the server core unless told not to;
+    yields (base URL, PID of the parent)."""
     port = free_port()
     command = [str(BIN / "pendingtx"), "serve", "--port", str(port), "--database-url", database_url]
+    command += ["--processes", str(processes)]
     if not worker:
         command.append("--no-worker")
     # Budgets far above what one run sends: the check still runs, so its cost is still measured.
@@ -88,7 +106,9 @@ def pendingtx_server(
         **(env or {}),
     }
     base = f"http://127.0.0.1:{port}"
-    with process(pinned(command, SERVER_CORE), env=settings, ready=f"{base}/healthz") as proc:
+    launched = pinned(command, SERVER_CORE) if pin else command
+    with process(launched, env=settings, ready=f"{base}/healthz") as proc:
+        wait_serving(base, processes)
         yield base, proc.pid
 
 

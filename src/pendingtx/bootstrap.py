@@ -9,6 +9,8 @@ package below it imports it back (docs/ARCHITECTURE.md).
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -26,7 +28,7 @@ from pendingtx.config import Settings
 from pendingtx.domain.credentials import TokenLifetimes
 from pendingtx.domain.jobs import QueueSnapshot
 from pendingtx.domain.webhooks import parse_schedule, webhook_key_bytes
-from pendingtx.observability.logs import AccessLog
+from pendingtx.observability.logs import AccessLog, fields
 from pendingtx.services import job_status, retention
 from pendingtx.services.abuse import AbuseLimits
 from pendingtx.services.authentication import Authenticator
@@ -38,6 +40,7 @@ from pendingtx.services.sandbox_triggers import Triggers
 from pendingtx.services.webhook_delivery import DeliveryConfig, Sender, new_http_client
 from pendingtx.services.webhook_secrets import WebhookSecrets
 from pendingtx.services.webhooks import WebhookService
+from pendingtx.siblings import Place, Receiver, Siblings
 from pendingtx.storage import claim
 from pendingtx.storage import sandbox as sandbox_marker
 from pendingtx.storage.driver import Statement, run
@@ -71,12 +74,16 @@ class Runtime:
     engine: sa.Engine
     clock: Clock = utc_now
     wakeup: Wakeup = field(default_factory=Wakeup)
+    # Where this process stands among those of one `serve --processes N` (None: alone).
+    place: Place | None = None
 
     def __post_init__(self) -> None:
         s = self.settings
         self.uow = UnitOfWork(self.engine)
-        # The embedded SQLite file: one process, local reads cheaper than a thread hop, one writer.
+        # The embedded SQLite file: local reads cheaper than a thread hop, one writer at a time.
         embedded = self.uow.rules.embedded
+        # Sibling processes on SQLite hear of each other's commits through datagrams (PostgreSQL: NOTIFY).
+        self.siblings = Siblings(self.place) if embedded and self.place and self.place.count > 1 else None
         self.calls: BlockingCalls = (
             InlineCalls()
             if embedded
@@ -122,13 +129,18 @@ class Runtime:
         )
         if embedded:
             self.data_version: DataVersion | None = DataVersion(self.engine)
+            siblings = self.siblings
+            feed = None if siblings is None else partial(_sibling_feed, siblings, self._wake_here)
             bus = EventBus(
                 self.uow,
                 self.calls,
                 limits,
                 changed=self.data_version.changed,
                 check_seconds=s.event_check_seconds,
+                feed=feed,
             )
+            if siblings is not None:
+                self.uow.event_observers.append(siblings.events_recorded)
         else:
             self.data_version = None
             conninfo = libpq_conninfo(s.database_url)
@@ -143,15 +155,23 @@ class Runtime:
         return bus
 
     def _counters(self, embedded: bool) -> Counters:
-        # "auto": in memory for the one process of an embedded database, else shared by every process.
+        # "auto": in memory for the one process of an embedded database, else shared by every process
+        # (sibling processes on SQLite too: each would otherwise grant the whole budget).
         where = self.settings.rate_limit_storage
-        if where == "database" or (where == "auto" and not embedded):
+        alone = self.place is None or self.place.count == 1
+        if where == "database" or (where == "auto" and not (embedded and alone)):
             return DatabaseCounters(self.detached, self.clock)
         return MemoryCounters(self.clock)
 
-    def notify_workers(self) -> None:
-        """Wake this process's workers: there may be new work (the wake-up may be replaced after start)."""
+    def _wake_here(self) -> None:
         self.wakeup.notify()
+
+    def notify_workers(self) -> None:
+        """Wake this process's workers, or the sibling's that runs them: there may be new work (the
+        wake-up may be replaced after start)."""
+        self.wakeup.notify()
+        if self.siblings is not None:
+            self.siblings.jobs_accepted()
 
     def status_reader(self) -> job_status.StatusReader:
         """How status GETs are answered on this database."""
@@ -282,11 +302,20 @@ class Runtime:
         if self.data_version is not None:
             self.data_version.close()
         self.reads.close()
+        if self.siblings is not None:
+            self.siblings.close()
         self.engine.dispose()
 
 
-def build_runtime(settings: Settings, *, clock: Clock = utc_now, migrate: bool = True) -> Runtime:
-    """Connect to the configured database and, unless told not to, bring its schema up to date."""
+def _sibling_feed(siblings: Siblings, wake: Callable[[], None], bus: EventBus) -> Receiver:
+    return siblings.receiver(wake, bus.announced)
+
+
+def build_runtime(
+    settings: Settings, *, clock: Clock = utc_now, migrate: bool = True, place: Place | None = None
+) -> Runtime:
+    """Connect to the configured database and, unless told not to, bring its schema up to date;
+    `place`: this process is one of several serving together."""
     engine = make_engine(settings)
     if migrate:
         upgrade(engine)
@@ -295,7 +324,7 @@ def build_runtime(settings: Settings, *, clock: Clock = utc_now, migrate: bool =
     except Exception:
         engine.dispose()
         raise
-    return Runtime(settings=settings, engine=engine, clock=clock)
+    return Runtime(settings=settings, engine=engine, clock=clock, place=place)
 
 
 def _checked_clock(settings: Settings, uow: UnitOfWork, clock: Clock) -> Clock:
@@ -332,12 +361,24 @@ def serve(
     """Serve the API (and, with `run_worker`, the embedded worker) until SIGTERM or SIGINT.
 
     On the signal the workers stop claiming at once and hand back a job in progress at its next
-    chunk boundary; the server finishes the requests in flight; then this returns.
+    chunk boundary; the server finishes the requests in flight; then this returns. One of several
+    processes (`runtime.place`) shares the port with its siblings (SO_REUSEPORT).
     """
     timeout = runtime.settings.shutdown_timeout_seconds
     if runtime.settings.sandbox:
         log.warning(SANDBOX_BANNER)
-    workers = runtime.worker_pool() if run_worker else None
+    place = runtime.place
+    workers = runtime.worker_pool() if run_worker and (place is None or place.runs_worker) else None
+    if place is not None:
+        log.info(
+            "process %d of %d serving%s",
+            place.index + 1,
+            place.count,
+            " with the worker" if workers is not None else "",
+            extra=fields(
+                event="process.serving", index=place.index, pid=os.getpid(), worker=workers is not None
+            ),
+        )
     app = build_app(runtime, workers=workers, shutdown_timeout=timeout, access_log=access_log)
     run_server(
         app,
@@ -346,6 +387,7 @@ def serve(
         log_level=runtime.settings.log_level.lower(),
         shutdown_timeout=timeout,
         on_stop_signal=lambda: _stop_signalled(runtime, workers),
+        reuse_port=place is not None,
     )
 
 

@@ -38,9 +38,11 @@ class _SettingsRefused(click.ClickException):
     exit_code = 2
 
 
-def _settings(database_url: str | None, *, sandbox: bool | None = None) -> Settings:
+def _settings(
+    database_url: str | None, *, sandbox: bool | None = None, processes: int | None = None
+) -> Settings:
     try:
-        return Settings.from_env(database_url=database_url, sandbox=sandbox)
+        return Settings.from_env(database_url=database_url, sandbox=sandbox, processes=processes)
     except SettingsError as exc:
         raise _SettingsRefused(str(exc)) from None
 
@@ -78,22 +80,51 @@ def main() -> None:
     default=None,
     help="Sandbox mode for client developers (env PENDINGTX_SANDBOX; needs a fresh or sandbox database).",
 )
-def serve(host: str, port: int, database_url: str | None, no_worker: bool, sandbox: bool | None) -> None:
-    """Serve the API, with a worker in the same process (migrations are applied first).
+@click.option(
+    "--processes",
+    type=click.IntRange(min=0, max=256),
+    default=None,
+    help="API processes sharing the port, the worker in one (env PENDINGTX_PROCESSES; default 0: one "
+    "per core, at most 8; 1: a single process).",
+)
+def serve(
+    *,
+    host: str,
+    port: int,
+    database_url: str | None,
+    no_worker: bool,
+    sandbox: bool | None,
+    processes: int | None,
+) -> None:
+    """Serve the API, with a worker in one of its processes (migrations are applied first).
 
-    Logs are JSON lines on standard error, one per request among them. On SIGTERM or SIGINT the
-    server stops accepting, the worker hands back a job in progress at its next chunk boundary, and
-    the process exits with status 0.
+    Logs are JSON lines on standard error, one per request among them. On SIGTERM or SIGINT every
+    process stops accepting, answers the requests in flight, the worker hands back a job in
+    progress at its next chunk boundary, and the command exits with status 0.
     """
     from pendingtx.bootstrap import serve as serve_runtime
     from pendingtx.observability.logs import AccessLog, configure_logging
+    from pendingtx.supervisor import process_count, serve_processes
 
-    settings = _settings(database_url, sandbox=sandbox)
+    settings = _settings(database_url, sandbox=sandbox, processes=processes)
     try:
         log_sink = configure_logging(settings.log_level)  # JSON lines on standard error
     except ValueError as exc:
         raise click.UsageError(f"invalid setting: {exc}") from None
+    count = process_count(settings)
+    if settings.sandbox and count > 1:
+        # The sandbox's clock, faults and reset are one process's state.
+        level = logging.WARNING if settings.processes > 1 else logging.INFO
+        logging.getLogger("pendingtx").log(level, "sandbox mode serves in one process, not %d", count)
+        count = 1
     runtime = _runtime(settings)
+    if count > 1:
+        runtime.close()  # it has migrated and checked the database; each process makes its own
+        try:
+            status = serve_processes(settings, host=host, port=port, count=count, run_worker=not no_worker)
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        sys.exit(status)
     try:
         serve_runtime(
             runtime, host=host, port=port, run_worker=not no_worker, access_log=AccessLog(sink=log_sink)

@@ -156,8 +156,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_storage: Annotated[
         Literal["auto", "memory", "database"],
         _doc(
-            "where those counts live: `memory`, `database`, or `auto` (memory on SQLite, the "
-            "database on PostgreSQL so that they hold across processes)"
+            "where those counts live: `memory`, `database`, or `auto` (memory for a lone process on "
+            "SQLite, else the database, so that they hold across processes)"
         ),
     ] = "auto"
     trusted_proxies: Annotated[
@@ -267,6 +267,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             gt=0,
         ),
     ] = 0.5
+    processes: Annotated[
+        int,
+        _doc(
+            "API processes `serve` runs on its one port (`--processes`), the embedded worker in one "
+            "of them; `0`: one per core, at most 8 (sandbox mode always runs one)",
+            ge=0,
+            le=256,
+        ),
+    ] = 0
     sandbox: Annotated[
         bool,
         _doc(

@@ -119,7 +119,7 @@ class Process:
 
 
 class Server(Process):
-    """`pendingtx serve` on a free port of 127.0.0.1."""
+    """`pendingtx serve` on a free port of 127.0.0.1; one process unless `processes` says otherwise."""
 
     def __init__(
         self,
@@ -128,11 +128,17 @@ class Server(Process):
         settings: Mapping[str, str] | None = None,
         *,
         no_worker: bool = False,
+        processes: int | None = None,
     ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         args = ["serve", "--host", "127.0.0.1", "--port", str(self.port), "--database-url", database_url]
-        super().__init__([*args, "--no-worker"] if no_worker else args, log_path, settings)
+        if no_worker:
+            args.append("--no-worker")
+        if processes is not None:
+            args += ["--processes", str(processes)]
+        # The default is one process per core: the tests of one process's behaviour say so.
+        super().__init__(args, log_path, {"PENDINGTX_PROCESSES": "1", **(settings or {})})
 
     def _healthy(self) -> bool:
         if self.process.poll() is not None:

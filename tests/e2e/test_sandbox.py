@@ -39,8 +39,11 @@ def sandbox_app(server: Server, database_url: str) -> dict[str, Any]:
 
 
 def test_a_sandbox_server_says_so_in_its_log_and_on_every_answer(start_server: StartServer) -> None:
-    server = start_server(SANDBOX)
+    # Asked for two processes, a sandbox serves in one: its clock and reset are a process's.
+    server = start_server({**SANDBOX, "PENDINGTX_PROCESSES": "2"})
     assert "SANDBOX MODE" in server.log()
+    assert "sandbox mode serves in one process, not 2" in server.log()
+    assert httpx.get(server.base_url + "/healthz", timeout=10).json()["process"] == server.pid
     for path in ("/healthz", "/nowhere"):
         assert httpx.get(server.base_url + path, timeout=10).headers["sandbox"] == "true"
 

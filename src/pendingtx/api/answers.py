@@ -318,9 +318,11 @@ class EventPage(Answer):
 
 
 class Health(Answer):
-    """The process is up."""
+    """The process is up: its id, and whether it runs the embedded worker (one of several may)."""
 
     status: Literal["ok"]
+    process: int
+    worker: bool
 
 
 class Ready(Answer):

@@ -4,6 +4,7 @@ process runs beside the API (the embedded worker, handed over by the composition
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -41,14 +42,16 @@ log = logging.getLogger("pendingtx.api")
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 
 
-def routes(services: ApiServices, metrics: Metrics | None = None) -> list[Route]:
-    """Every route the service answers (`/metrics` with `metrics`)."""
+def routes(services: ApiServices, metrics: Metrics | None = None, *, worker: bool = False) -> list[Route]:
+    """Every route the service answers (`/metrics` with `metrics`); `worker`: this process runs one."""
+    # Which process of several sharing the port answered, and whether it runs the embedded worker.
+    health = {"status": "ok", "process": os.getpid(), "worker": worker}
     v1 = V1Routes(services)
     jobs = JobRoutes(services)
     document = openapi_document(services.settings)
 
     async def healthz(_: Request) -> Response:
-        return json_response({"status": "ok"})
+        return json_response(health)
 
     async def readyz(_: Request) -> Response:
         # A database error becomes 503 service.unavailable in the request layer.
@@ -172,7 +175,8 @@ def create_app(
 
     metrics = Metrics()
     # No redirect from /x/ to /x: a bare 307 would be an answer without the contract's error body.
-    router = _StatusFirstRouter(routes(services, metrics), lifespan=lifespan, redirect_slashes=False)
+    served = routes(services, metrics, worker=background is not None)
+    router = _StatusFirstRouter(served, lifespan=lifespan, redirect_slashes=False)
     sandbox = services.settings.sandbox
     return RequestContext(
         # Only a sandbox has these layers: a production server does no per-request work for them.

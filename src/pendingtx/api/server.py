@@ -6,6 +6,7 @@ import asyncio
 import gc
 import math
 import signal
+import socket
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -52,12 +53,14 @@ def run_server(
     log_level: str,
     shutdown_timeout: float,
     on_stop_signal: Callable[[], None] = lambda: None,
+    reuse_port: bool = False,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully and return (the process then exits 0).
 
     On the signal `on_stop_signal` runs at once (the workers stop claiming, and hand back a job in
     progress at its next chunk boundary); the server stops accepting connections and finishes the
-    requests in flight within `shutdown_timeout` seconds.
+    requests in flight within `shutdown_timeout` seconds. With `reuse_port` the port is shared with
+    sibling processes (SO_REUSEPORT: the kernel spreads new connections among them).
     """
     config = server_config(
         app,
@@ -80,7 +83,23 @@ def run_server(
     stop_signals = (signal.SIGTERM, signal.SIGINT)
     previous = {sig: signal.signal(sig, server.handle_exit) for sig in stop_signals}
     try:
-        server.run()
+        server.run(sockets=[shared_socket(host, port, config.backlog)] if reuse_port else None)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def shared_socket(host: str, port: int, backlog: int) -> socket.socket:
+    """A listening socket on the port that sibling processes bind too (SO_REUSEPORT)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock

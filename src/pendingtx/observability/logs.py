@@ -17,10 +17,12 @@ import contextlib
 import logging
 import os
 import re
+import select
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from typing import IO, Any
 
 import msgspec
@@ -166,9 +168,10 @@ class JsonLinesHandler(logging.Handler):
             self._stream.flush()
             return
         self._stream.flush()  # anything written to the stream directly goes first
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
+        for piece in _whole_lines(data):
+            view = memoryview(piece)
+            while view:
+                view = view[os.write(self._fd, view) :]
 
     def flush(self) -> None:
         """Write every queued line now."""
@@ -185,6 +188,22 @@ class JsonLinesHandler(logging.Handler):
         self._stopped.set()
         self.flush()
         super().close()
+
+
+def _whole_lines(data: bytes) -> Iterator[bytes]:
+    """The batch in pieces of whole lines of at most PIPE_BUF bytes where lines allow: a pipe writes
+    such a piece in one go, so the processes of `serve --processes N` never interleave within a line."""
+    start, size = 0, len(data)
+    while size - start > select.PIPE_BUF:
+        end = data.rfind(b"\n", start, start + select.PIPE_BUF)
+        if end < 0:  # one line longer than that: on its own
+            end = data.find(b"\n", start + select.PIPE_BUF)
+            if end < 0:
+                break
+        yield data[start : end + 1]
+        start = end + 1
+    if start < size:
+        yield data[start:]
 
 
 def configure_logging(level: str, *, stream: IO[str] | None = None) -> JsonLinesHandler:
