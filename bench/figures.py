@@ -237,11 +237,12 @@ def b3_latency(
     ]
 
 
-def b5_throughput(database: Database, label: str, *, seconds: int) -> list[Figure]:
-    """One-record jobs from 8 concurrent clients for `seconds`: jobs completed per second."""
+def _jobs_per_second(database: Database, *, seconds: int, processes: int = 1, pin: bool = True) -> float:
+    """One-record jobs from 8 concurrent clients for `seconds` on a fresh database: jobs completed
+    per second, from the first request until the last job is terminal."""
     with database() as url:
         app = register_app(url)
-        with pendingtx_server(url) as (base, _):
+        with pendingtx_server(url, processes=processes, pin=pin) as (base, _):
             headers = auth_headers(base, app)
             started = time.perf_counter()
             result = run_wrk(
@@ -250,12 +251,18 @@ def b5_throughput(database: Database, label: str, *, seconds: int) -> list[Figur
                 seconds=seconds,
                 headers=headers,
                 script=SCRIPTS / "submit_one.lua",
+                pin=pin,
             )
             done = anchors.wait_all_terminal(url, timeout=120)
             elapsed = time.perf_counter() - started
-    rate = done / elapsed
-    if result.errors:
-        raise RuntimeError(f"B5 got {result.errors} errors")
+    if result.errors or result.socket_errors:
+        raise RuntimeError(f"B5 got {result.errors} errors, {result.socket_errors} socket errors")
+    return done / elapsed
+
+
+def b5_throughput(database: Database, label: str, *, seconds: int) -> list[Figure]:
+    """One-record jobs from 8 concurrent clients for `seconds`: jobs completed per second."""
+    rate = _jobs_per_second(database, seconds=seconds)
     return [
         Figure(
             f"B5 job throughput jobs/s ({label})",
@@ -309,24 +316,7 @@ def b5_processes(database: Database, label: str, *, seconds: int, pairs: int = 3
     by_count: dict[int, list[float]] = {1: [], 2: []}
     for _ in range(pairs):
         for count in (1, 2):
-            with database() as url:
-                app = register_app(url)
-                with pendingtx_server(url, processes=count, pin=False) as (base, _):
-                    headers = auth_headers(base, app)
-                    started = time.perf_counter()
-                    result = run_wrk(
-                        f"{base}/v1/transactions",
-                        connections=8,
-                        seconds=seconds,
-                        headers=headers,
-                        script=SCRIPTS / "submit_one.lua",
-                        pin=False,
-                    )
-                    done = anchors.wait_all_terminal(url, timeout=120)
-                    elapsed = time.perf_counter() - started
-            if result.errors or result.socket_errors:
-                raise RuntimeError(f"B5P got {result.errors} errors, {result.socket_errors} socket errors")
-            by_count[count].append(done / elapsed)
+            by_count[count].append(_jobs_per_second(database, seconds=seconds, processes=count, pin=False))
     return [_median_ratio(f"B5 job throughput jobs/s ({label})", "jobs/s", by_count, None)]
 
 
