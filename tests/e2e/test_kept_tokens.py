@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from tests.e2e.conftest import BASE_SETTINGS
 from tests.e2e.server import (
@@ -96,3 +97,50 @@ def test_an_application_disabled_by_the_cli_is_refused_on_the_next_request(
         refused = here.get(url, headers=headers)
         assert refused.status_code == 401, refused.text
         assert refused.json()["message"] == "Application is disabled"
+
+
+def _kill_listeners(database: str) -> int:
+    """Terminate every connection of this database that sits in LISTEN; how many there were."""
+    engine = sa.create_engine(database.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            killed = conn.execute(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    return int(killed)
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_revocation_is_refused_with_every_listener_killed(
+    postgres_e2e_url: str, tmp_path: Path, started: list[Process]
+) -> None:
+    """PostgreSQL servers keep no token in memory, so nothing depends on NOTIFY reaching them."""
+    first = Server(postgres_e2e_url, tmp_path / "first.log", BASE_SETTINGS)
+    started.append(first)
+    first.wait_healthy()
+    second = Server(postgres_e2e_url, tmp_path / "second.log", BASE_SETTINGS, no_worker=True)
+    started.append(second)
+    second.wait_healthy()
+    app = create_app_via_cli(postgres_e2e_url)
+    with (
+        httpx.Client(base_url=first.base_url, timeout=10) as here,
+        httpx.Client(base_url=second.base_url, timeout=10) as there,
+    ):
+        headers = caller_headers(here, app)
+        key = finished_job(first, app, headers)
+        url = f"/v1/jobs/insight/status/{key}"
+        for _ in range(3):
+            assert here.get(url, headers=headers).status_code == 200
+        assert _kill_listeners(postgres_e2e_url) >= 1
+        token = headers["Authorization"].removeprefix("Bearer ")
+        revoked = there.post(
+            "/v2/oauthtoken/revoke", data={"token": token}, auth=(app["appKey"], app["appSecret"])
+        )
+        assert revoked.status_code == 200, revoked.text
+        refused = here.get(url, headers=headers)
+        assert refused.status_code == 401, refused.text
