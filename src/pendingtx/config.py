@@ -276,6 +276,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             le=256,
         ),
     ] = 0
+    http_server: Annotated[
+        Literal["uvicorn", "granian"],
+        _doc(
+            "the HTTP server `serve` runs the API on (`--http-server`): `uvicorn`, or `granian` (needs "
+            "the `granian` extra: `pip install 'pendingtx[granian]'`; see docs/PERFORMANCE.md)"
+        ),
+    ] = "uvicorn"
     sandbox: Annotated[
         bool,
         _doc(
