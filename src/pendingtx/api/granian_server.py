@@ -218,6 +218,11 @@ def run_granian(
     try:
         with asyncio.Runner(loop_factory=_new_loop) as runner:
             runner.run(main())
+    except Exception as exc:
+        if stopping.is_set():
+            raise
+        # granian raises its own error when the app's startup fails.
+        raise ServerFailed(f"granian stopped: {exc}") from exc
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
