@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +39,6 @@ def database(request: pytest.FixtureRequest, e2e_database_url: str) -> str:
     return str(request.getfixturevalue("postgres_e2e_url"))
 
 
-@pytest.fixture
-def pool() -> Iterator[ThreadPoolExecutor]:
-    with ThreadPoolExecutor(max_workers=4) as executor:
-        yield executor
-
-
 def granian_server(
     database: str, tmp_path: Path, started: list[Process], *, name: str, **options: Any
 ) -> Server:
@@ -67,14 +59,6 @@ def check_log(process: Process) -> list[dict[str, Any]]:
     assert not [x for x in lines if x["logger"] == "granian.access"], lines
     assert not [x for x in lines if x["level"] in ("ERROR", "CRITICAL")], lines
     return lines
-
-
-def held_read(base_url: str, headers: Mapping[str, str], key: str) -> dict[str, Any]:
-    with httpx.Client(base_url=base_url, timeout=90) as http:
-        answer = http.get(f"/v1/jobs/insight/status/{key}?wait=60", headers=dict(headers))
-    assert answer.status_code == 200, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
 
 
 def _tcp_entry(address: tuple[str, int]) -> str:
@@ -103,8 +87,16 @@ def answer_of(client: socket.socket) -> tuple[int, dict[str, Any]]:
     return int(head.split()[1]), json.loads(body)
 
 
+def raw_request(port: int, head: str, body: bytes = b"") -> socket.socket:
+    """A connection that has sent `head` (and `body`), once the server has read all of it."""
+    client = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+    client.sendall(head.encode() + body)
+    wait_until(lambda: server_has_read_all(port, client), DEADLINE, what="the server to read the request")
+    return client
+
+
 def test_a_request_in_flight_and_held_reads_are_answered_at_sigterm_then_jobs_complete(
-    database: str, tmp_path: Path, started: list[Process], pool: ThreadPoolExecutor
+    database: str, tmp_path: Path, started: list[Process]
 ) -> None:
     app = create_app_via_cli(database)
     first = granian_server(database, tmp_path, started, name="first", no_worker=True)
@@ -113,27 +105,33 @@ def test_a_request_in_flight_and_held_reads_are_answered_at_sigterm_then_jobs_co
         accepted = http.post("/v1/transactions", json=[record("GR-1")], headers=headers)
         assert accepted.status_code == 202, accepted.text
         held_key = accepted.json()["jobStatusQueryKey"]
-    reads: list[Future[dict[str, Any]]] = [
-        pool.submit(held_read, first.base_url, headers, held_key) for _ in range(2)
+    auth = f"Authorization: {headers['Authorization']}\r\nAppKey: {headers['AppKey']}\r\n"
+    reads = [
+        raw_request(
+            first.port,
+            f"GET /v1/jobs/insight/status/{held_key}?wait=60 HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}"
+            "Connection: close\r\n\r\n",
+        )
+        for _ in range(2)
     ]
     # A submission whose body is half sent when the signal comes: it is in flight, and must be
     # answered once the rest arrives.
     body = json.dumps([record("GR-2")]).encode()
-    head = (
+    submission = raw_request(
+        first.port,
         f"POST /v1/transactions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nAuthorization: {headers['Authorization']}\r\n"
-        f"AppKey: {headers['AppKey']}\r\nConnection: close\r\n\r\n"
-    ).encode()
-    with socket.create_connection(("127.0.0.1", first.port), timeout=DEADLINE) as client:
-        client.sendall(head + body[:10])
-        wait_until(lambda: server_has_read_all(first.port, client), DEADLINE, what="the request's head")
-        assert not any(read.done() for read in reads)
+        f"Content-Length: {len(body)}\r\n{auth}Connection: close\r\n\r\n",
+        body[:10],
+    )
+    with submission, reads[0], reads[1]:
         first.process.send_signal(signal.SIGTERM)
         wait_until(lambda: "SIGTERM received" in first.log(), DEADLINE, what="the stop signal")
         for read in reads:
-            assert read.result(timeout=DEADLINE)["status"] == "Submitted"
-        client.sendall(body[10:])
-        status, answer = answer_of(client)
+            # Answered now, not after the 60 s the reads asked for (the socket's timeout is 30 s).
+            status, answer = answer_of(read)
+            assert (status, answer["status"]) == (200, "Submitted"), answer
+        submission.sendall(body[10:])
+        status, answer = answer_of(submission)
     assert status == 202, answer
     assert first.process.wait(DEADLINE) == 0
     lines = check_log(first)

@@ -1,6 +1,7 @@
 """granian's embedded server (`serve --http-server granian`), held to the guarantees of the uvicorn
 path in api/server.py: the stop signal is acted on at once, requests in flight finish within the
-shutdown timeout, the lifespan runs, proxy headers are not believed, logs stay the process's JSON.
+shutdown timeout and before the app's shutdown, proxy headers are not believed (granian has no such
+option), logs stay the process's JSON lines.
 
 granian runs the app in this process, on this event loop: the composition root still builds one app
 per process. Its embedded server is marked experimental upstream and this module reaches two of its
@@ -10,19 +11,21 @@ internals (the listening socket, the logging set-up), so pyproject.toml pins gra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from granian._granian import SocketHolder
+from granian.asgi import LifespanProtocol
 from granian.constants import HTTPModes, Interfaces
 from granian.http import HTTP1Settings
 from granian.log import LogLevels
 from granian.server.embed import Server
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from pendingtx.api.server import ServerFailed
 
@@ -36,62 +39,6 @@ _EXPERIMENTAL = "Embedded server is experimental!"
 # Enough for the largest request head the request layer judges (api/limits.py): a longer one is
 # still answered in the contract's format, not cut off by the server.
 HEAD_BUFFER_BYTES = 8192 + 4096 * 100
-
-
-class _Drain:
-    """The app, counting the requests in flight so that its lifespan's shutdown waits for them.
-
-    granian's embedded worker begins the app's shutdown as soon as it stops accepting; uvicorn first
-    lets the requests in flight finish (within its graceful timeout). This restores that order.
-    """
-
-    def __init__(self, app: ASGIApp, timeout: float) -> None:
-        self.app = app
-        self.timeout = timeout
-        self.in_flight = 0
-        self.idle = asyncio.Event()
-        self.idle.set()
-        self.started = asyncio.Event()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self.app(scope, self._lifespan_receive(receive), self._lifespan_send(send))
-            return
-        self.in_flight += 1
-        self.idle.clear()
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.in_flight -= 1
-            if not self.in_flight:
-                self.idle.set()
-
-    def _lifespan_receive(self, receive: Receive) -> Callable[[], Awaitable[Message]]:
-        async def received() -> Message:
-            message = await receive()
-            if message["type"] == "lifespan.shutdown":
-                await self.drained()
-            return message
-
-        return received
-
-    def _lifespan_send(self, send: Send) -> Send:
-        async def sent(message: Message) -> None:
-            await send(message)
-            if message["type"] == "lifespan.startup.complete":
-                self.started.set()
-
-        return sent
-
-    async def drained(self) -> None:
-        """Wait until no request is in flight, or the shutdown timeout has passed."""
-        try:
-            await asyncio.wait_for(self.idle.wait(), self.timeout)
-        except TimeoutError:
-            # As uvicorn does past its graceful timeout: what is left is cancelled with the loop.
-            log.warning(
-                "%d requests still in flight after %s s; stopping anyway", self.in_flight, self.timeout
-            )
 
 
 class _Embedded(Server):
@@ -153,17 +100,19 @@ def run_granian(
 ) -> None:
     """Serve `app` on `listener` until SIGTERM or SIGINT, then stop gracefully and return.
 
-    Raises ServerFailed when granian stops on its own (the app's startup failed, or its worker ended).
+    The app's lifespan runs here rather than in granian's worker: granian waits for every request
+    in flight before it lets its worker end, without a bound, and the app's shutdown must come
+    after them but within `shutdown_timeout`. Raises ServerFailed when the app's startup fails or
+    granian stops on its own.
     """
-    drain = _Drain(app, shutdown_timeout)
     logging.getLogger(GRANIAN_LOGGER).addFilter(_DropExperimentalNotice())
     host, port = listener.getsockname()[:2]
     server = _Embedded(
-        drain,
+        app,
         listener,
         address=host,
         port=port,
-        interface=Interfaces.ASGI,
+        interface=Interfaces.ASGINL,
         # HTTP/1.1 only, as uvicorn serves; no websockets (the service has none).
         http=HTTPModes.http1,
         websockets=False,
@@ -173,44 +122,47 @@ def run_granian(
         log_dictconfig=_logging_config(),
         log_access=False,  # the request layer writes the access log
     )
-    stopping = asyncio.Event()
     signalled: list[int] = []
-    stopper: list[asyncio.Task[None]] = []
 
     def early(sig: int, _frame: object) -> None:
         # Before the loop runs: the workers have not started either; the stop follows the startup.
         signalled.append(sig)
-        on_stop_signal()
 
     previous = {sig: signal.signal(sig, early) for sig in STOP_SIGNALS}
 
-    async def stop_once_started() -> None:
-        # granian's stop before its worker is serving could be missed by it: wait for the app's
-        # startup, then one turn of the loop for the worker to begin listening for the stop.
-        await drain.started.wait()
-        await asyncio.sleep(0)
-        server.stop()  # type: ignore[no-untyped-call]
-
-    def stop(sig: int) -> None:
-        if stopping.is_set():
-            return
-        log.info("%s received; stopping", signal.Signals(sig).name)
-        stopping.set()
-        on_stop_signal()
-        stopper.append(asyncio.get_running_loop().create_task(stop_once_started()))
-
     async def main() -> None:
         loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+
+        def stop(sig: int) -> None:
+            if stopping.is_set():
+                return
+            log.info("%s received; stopping", signal.Signals(sig).name)
+            stopping.set()
+            on_stop_signal()
+            server.stop()  # type: ignore[no-untyped-call]
+
         for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, stop, sig)
-        if signalled:
-            stopping.set()
-            stopper.append(loop.create_task(stop_once_started()))
+        lifespan = LifespanProtocol(app)  # type: ignore[no-untyped-call]
+        await lifespan.startup()  # type: ignore[no-untyped-call]
+        if lifespan.interrupt:
+            raise ServerFailed("the app's startup failed") from lifespan.exc
         try:
-            await server.serve()
+            serving = loop.create_task(server.serve())
+            if signalled:
+                stop(signalled[0])
+            stopped = loop.create_task(stopping.wait())
+            await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if not stopping.is_set():
+                serving.result()
+                raise ServerFailed("granian stopped without a stop signal (see the log above)")
+            await _finished(serving, shutdown_timeout)
         finally:
             for sig in STOP_SIGNALS:
                 loop.remove_signal_handler(sig)
+            await lifespan.shutdown()  # type: ignore[no-untyped-call]
 
     # As on uvicorn's path (api/server.py): what exists by now lives as long as the process.
     gc.collect()
@@ -218,13 +170,18 @@ def run_granian(
     try:
         with asyncio.Runner(loop_factory=_new_loop) as runner:
             runner.run(main())
-    except Exception as exc:
-        if stopping.is_set():
-            raise
-        # granian raises its own error when the app's startup fails.
-        raise ServerFailed(f"granian stopped: {exc}") from exc
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if not stopping.is_set():
-        raise ServerFailed("granian stopped without a stop signal (see the log above)")
+
+
+async def _finished(serving: asyncio.Task[None], timeout: float) -> None:
+    """Wait for granian to answer the requests in flight; past `timeout`, stop waiting (as uvicorn
+    does past its graceful timeout: what is left is cancelled with the loop)."""
+    try:
+        await asyncio.wait_for(asyncio.shield(serving), timeout)
+    except TimeoutError:
+        log.warning("requests still in flight after %s s; stopping anyway", timeout)
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
