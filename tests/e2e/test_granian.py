@@ -220,3 +220,22 @@ def test_a_port_in_use_is_refused(e2e_database_url: str, tmp_path: Path) -> None
         finally:
             process.stop()
     assert f"cannot listen on 127.0.0.1:{port}" in process.log()
+
+
+def test_a_request_that_never_finishes_holds_the_stop_no_longer_than_the_shutdown_timeout(
+    e2e_database_url: str, tmp_path: Path, started: list[Process]
+) -> None:
+    # granian itself would wait for it as long as the client keeps the connection.
+    settings = {**GRANIAN, "PENDINGTX_SHUTDOWN_TIMEOUT_SECONDS": "1", "PENDINGTX_PROCESSES": "1"}
+    server = Server(e2e_database_url, tmp_path / "server.log", settings)
+    started.append(server)
+    server.wait_healthy()
+    with raw_request(
+        server.port,
+        "POST /v2/oauthtoken HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n",
+        b"grant_type=",
+    ):
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(DEADLINE) == 0
+    assert "requests still in flight after 1.0 s; stopping anyway" in server.log()
