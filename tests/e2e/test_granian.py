@@ -78,12 +78,17 @@ def server_has_read_all(server_port: int, client: socket.socket) -> bool:
     return False
 
 
-def answer_of(client: socket.socket) -> tuple[int, dict[str, Any]]:
-    """Read one HTTP/1.1 answer to the end (the request said `Connection: close`)."""
+def read_to_end(client: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (the request said `Connection: close`)."""
     data = b""
     while chunk := client.recv(65536):
         data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
+    return data
+
+
+def answer_of(client: socket.socket) -> tuple[int, dict[str, Any]]:
+    """Read one HTTP/1.1 answer to the end."""
+    head, _, body = read_to_end(client).partition(b"\r\n\r\n")
     return int(head.split()[1]), json.loads(body)
 
 
@@ -114,6 +119,14 @@ def test_a_request_in_flight_and_held_reads_are_answered_at_sigterm_then_jobs_co
         )
         for _ in range(2)
     ]
+    stream = raw_request(
+        first.port,
+        f"GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n{auth}"
+        "Connection: close\r\n\r\n",
+    )
+    replayed = b""
+    while b"event: job.submitted" not in replayed:  # the socket's timeout bounds the wait
+        replayed += stream.recv(65536)
     # A submission whose body is half sent when the signal comes: it is in flight, and must be
     # answered once the rest arrives.
     body = json.dumps([record("GR-2")]).encode()
@@ -123,9 +136,10 @@ def test_a_request_in_flight_and_held_reads_are_answered_at_sigterm_then_jobs_co
         f"Content-Length: {len(body)}\r\n{auth}Connection: close\r\n\r\n",
         body[:10],
     )
-    with submission, reads[0], reads[1]:
+    with submission, stream, reads[0], reads[1]:
         first.process.send_signal(signal.SIGTERM)
         wait_until(lambda: "SIGTERM received" in first.log(), DEADLINE, what="the stop signal")
+        read_to_end(stream)  # the stream ends now, not after the socket's 30 s timeout
         for read in reads:
             # Answered now, not after the 60 s the reads asked for (the socket's timeout is 30 s).
             status, answer = answer_of(read)
