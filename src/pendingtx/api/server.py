@@ -21,7 +21,7 @@ BACKLOG = 2048
 
 
 class ServerFailed(Exception):
-    """The server stopped without being asked to (the app's startup failed, or its worker ended)."""
+    """The server could not listen, or stopped without being asked to (its startup failed, or it ended)."""
 
 
 def server_config(app: ASGIApp, *, host: str, port: int, log_level: str, **options: Any) -> uvicorn.Config:
