@@ -31,6 +31,7 @@ OTHER_VARIABLES = {
     "PENDINGTX_PROFILE": "the client commands and SDK: the profile file",
     "PENDINGTX_TEST_PG_URL": "the test suite: the PostgreSQL server to test against",
     "PENDINGTX_FAST_EXAMPLES": "the test suite: fewer property-based examples",
+    "PENDINGTX_TEST_HTTP_SERVER": "the test suite: the HTTP server of every e2e server (`granian`)",
 }
 
 
