@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import socket
 from collections.abc import Callable
@@ -173,6 +174,8 @@ def run_granian(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    # uvicorn's last line, which operators and tests look for, on either server.
+    log.info("Finished server process [%d]", os.getpid())
 
 
 async def _finished(serving: asyncio.Task[None], timeout: float) -> None:
