@@ -310,6 +310,58 @@ def b1_processes(database: Database, label: str, *, seconds: int, pairs: int = 3
     return [_median_ratio(f"B1 status GET rps ({label})", "rps", by_count, 1.4)]
 
 
+HTTP_SERVERS = ("uvicorn", "granian")
+
+
+def b1_http_servers(database: Database, label: str, *, seconds: int, pairs: int = 3) -> list[Figure]:
+    """B1 on `serve --http-server uvicorn` and `granian`, alternated `pairs` times, each run against
+    its own run of the no-op app on uvicorn (B1's anchor); server pinned as in B1."""
+    ratios: dict[str, list[float]] = {name: [] for name in HTTP_SERVERS}
+    rps: dict[str, list[float]] = {name: [] for name in HTTP_SERVERS}
+    p99: dict[str, list[float]] = {name: [] for name in HTTP_SERVERS}
+    with database() as url:
+        app = register_app(url)
+        for _ in range(pairs):
+            for name in HTTP_SERVERS:
+                with pendingtx_server(url, env={"PENDINGTX_HTTP_SERVER": name}) as (base, _):
+                    headers = auth_headers(base, app)
+                    key = _submit(base, headers, msgspec.json.encode([record("B1-1")]))
+                    _wait_terminal(base, headers, [key])
+                    with noop_server() as noop:
+                        anchor = run_wrk(f"{noop}/", seconds=seconds)
+                    ours = run_wrk(f"{base}{_status_path(key)}", seconds=seconds, headers=headers)
+                    if ours.errors or ours.socket_errors:
+                        raise RuntimeError(
+                            f"B1G ({name}) got {ours.errors} errors, {ours.socket_errors} socket errors"
+                        )
+                    ratios[name].append(ours.rps / anchor.rps)
+                    rps[name].append(ours.rps)
+                    p99[name].append(ours.p99_ms)
+    rows = [
+        Figure(
+            f"B1 status GET rps on {name} ({label}; {pairs} alternated runs, median ratio)",
+            f"{statistics.median(rps[name]):,.0f} ({' / '.join(f'{r:,.0f}' for r in rps[name])})",
+            "no-op ASGI on uvicorn, run before each",
+            f"{statistics.median(ratios[name]):.2f} ({' / '.join(f'{r:.2f}' for r in ratios[name])})",
+            ">= 0.45",
+            statistics.median(ratios[name]) >= 0.45,
+        )
+        for name in HTTP_SERVERS
+    ]
+    gain = statistics.median(ratios["granian"]) / statistics.median(ratios["uvicorn"])
+    rows.append(
+        Figure(
+            f"B1 granian against uvicorn ({label}): ratio of the median ratios; p99 ms (medians)",
+            f"p99 {statistics.median(p99['granian']):.2f}",
+            f"p99 {statistics.median(p99['uvicorn']):.2f} on uvicorn",
+            f"{gain:.2f}",
+            "",
+            None,
+        )
+    )
+    return rows
+
+
 def b5_processes(database: Database, label: str, *, seconds: int, pairs: int = 3) -> list[Figure]:
     """B5's one-record jobs on `serve --processes 1` and `--processes 2`, alternated, nothing pinned;
     each run on a fresh database."""

@@ -1,11 +1,12 @@
 """`make bench`: every figure beside its anchor, printed and written into docs/PERFORMANCE.md.
 
-Usage: python -m bench.run [--only B1,B1S,B1P,B2,B3,B5,B5P,B6,B7,B8] [--no-write] [--seconds N]
+Usage: python -m bench.run [--only B1,B1G,B1S,B1P,B2,B3,B5,B5P,B6,B7,B8] [--no-write] [--seconds N]
     [--b7-jobs N] [--b8-rows SMALL,LARGE]
 
 Not in the default set: B8 (growth: 10,000 against 1,000,000 transactions and jobs), whose loads
 take several minutes more, and B1P and B5P, which run B1 and B5 on `serve --processes 2` and
-`--processes 1`, alternated three times, with nothing pinned. Ask for them with `--only`.
+`--processes 1`, alternated three times, with nothing pinned, and B1G, which runs B1 on granian and
+on uvicorn (`serve --http-server`), alternated three times. Ask for them with `--only`.
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ def measure(
         rows += figures.b1_processes(sqlite, "SQLite", seconds=seconds)
         if pg:
             rows += figures.b1_processes(pg, "PostgreSQL", seconds=seconds)
+    if "B1G" in only:
+        rows += figures.b1_http_servers(sqlite, "SQLite", seconds=seconds)
+        if pg:
+            rows += figures.b1_http_servers(pg, "PostgreSQL", seconds=seconds)
     if "B1S" in only:
         rows += figures.b1_sandbox_cost(sqlite, seconds=seconds, rounds=3)
     if "B2" in only:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from collections.abc import Iterator
@@ -300,6 +301,27 @@ def test_serve_help_shows_the_options() -> None:
         assert option in out
     assert "127.0.0.1" in out
     assert "8000" in out
+
+
+def test_serve_refuses_an_unknown_http_server(db_url: str) -> None:
+    result = cli("serve", "--database-url", db_url, "--http-server", "hypercorn")
+    assert result.exit_code == 2
+    assert "'hypercorn' is not one of 'uvicorn', 'granian'" in result.stderr
+    result = cli("serve", "--database-url", db_url, env={"PENDINGTX_HTTP_SERVER": "hypercorn"})
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: PENDINGTX_HTTP_SERVER: invalid enum value 'hypercorn'")
+
+
+def test_serve_on_granian_without_granian_installed_says_how_to_install_it(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "granian" else real(name))
+    result = cli("serve", "--database-url", db_url, "--http-server", "granian")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: PENDINGTX_HTTP_SERVER: granian is not installed; pip install 'pendingtx[granian]'\n"
+    )
 
 
 def test_worker_help() -> None:

@@ -388,6 +388,7 @@ def serve(
         shutdown_timeout=timeout,
         on_stop_signal=lambda: _stop_signalled(runtime, workers),
         reuse_port=place is not None,
+        http_server=runtime.settings.http_server,
     )
 
 

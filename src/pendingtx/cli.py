@@ -8,6 +8,7 @@ the server commands, so that `--help` and shell completion stay fast.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import signal
@@ -39,10 +40,16 @@ class _SettingsRefused(click.ClickException):
 
 
 def _settings(
-    database_url: str | None, *, sandbox: bool | None = None, processes: int | None = None
+    database_url: str | None,
+    *,
+    sandbox: bool | None = None,
+    processes: int | None = None,
+    http_server: str | None = None,
 ) -> Settings:
     try:
-        return Settings.from_env(database_url=database_url, sandbox=sandbox, processes=processes)
+        return Settings.from_env(
+            database_url=database_url, sandbox=sandbox, processes=processes, http_server=http_server
+        )
     except SettingsError as exc:
         raise _SettingsRefused(str(exc)) from None
 
@@ -87,6 +94,12 @@ def main() -> None:
     help="API processes sharing the port, the worker in one (env PENDINGTX_PROCESSES; default 0: one "
     "per core, at most 8; 1: a single process).",
 )
+@click.option(
+    "--http-server",
+    type=click.Choice(["uvicorn", "granian"]),
+    default=None,
+    help="The HTTP server (env PENDINGTX_HTTP_SERVER; default uvicorn; granian needs the `granian` extra).",
+)
 def serve(
     *,
     host: str,
@@ -95,6 +108,7 @@ def serve(
     no_worker: bool,
     sandbox: bool | None,
     processes: int | None,
+    http_server: str | None,
 ) -> None:
     """Serve the API, with a worker in one of its processes (migrations are applied first).
 
@@ -102,11 +116,16 @@ def serve(
     process stops accepting, answers the requests in flight, the worker hands back a job in
     progress at its next chunk boundary, and the command exits with status 0.
     """
+    from pendingtx.api.server import ServerFailed
     from pendingtx.bootstrap import serve as serve_runtime
     from pendingtx.observability.logs import AccessLog, configure_logging
     from pendingtx.supervisor import process_count, serve_processes
 
-    settings = _settings(database_url, sandbox=sandbox, processes=processes)
+    settings = _settings(database_url, sandbox=sandbox, processes=processes, http_server=http_server)
+    if settings.http_server == "granian" and importlib.util.find_spec("granian") is None:
+        raise _SettingsRefused(
+            "PENDINGTX_HTTP_SERVER: granian is not installed; pip install 'pendingtx[granian]'"
+        )
     try:
         log_sink = configure_logging(settings.log_level)  # JSON lines on standard error
     except ValueError as exc:
@@ -129,6 +148,8 @@ def serve(
         serve_runtime(
             runtime, host=host, port=port, run_worker=not no_worker, access_log=AccessLog(sink=log_sink)
         )
+    except ServerFailed as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
         runtime.close()
 

@@ -31,6 +31,7 @@ OTHER_VARIABLES = {
     "PENDINGTX_PROFILE": "the client commands and SDK: the profile file",
     "PENDINGTX_TEST_PG_URL": "the test suite: the PostgreSQL server to test against",
     "PENDINGTX_FAST_EXAMPLES": "the test suite: fewer property-based examples",
+    "PENDINGTX_TEST_HTTP_SERVER": "the test suite: the HTTP server of every e2e server (`granian`)",
 }
 
 
@@ -276,6 +277,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             le=256,
         ),
     ] = 0
+    http_server: Annotated[
+        Literal["uvicorn", "granian"],
+        _doc(
+            "the HTTP server `serve` runs the API on (`--http-server`): `uvicorn`, or `granian` (needs "
+            "the `granian` extra: `pip install 'pendingtx[granian]'`; see docs/PERFORMANCE.md)"
+        ),
+    ] = "uvicorn"
     sandbox: Annotated[
         bool,
         _doc(

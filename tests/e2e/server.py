@@ -21,6 +21,8 @@ from pendingtx.storage.driver.engine import libpq_conninfo
 
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
+# PENDINGTX_TEST_HTTP_SERVER=granian runs every e2e server on granian (test_granian.py always does).
+HTTP_SERVER = os.environ.get("PENDINGTX_TEST_HTTP_SERVER", "")
 
 
 def wait_until(
@@ -138,7 +140,10 @@ class Server(Process):
         if processes is not None:
             args += ["--processes", str(processes)]
         # The default is one process per core: the tests of one process's behaviour say so.
-        super().__init__(args, log_path, {"PENDINGTX_PROCESSES": "1", **(settings or {})})
+        defaults = {"PENDINGTX_PROCESSES": "1"}
+        if HTTP_SERVER:
+            defaults["PENDINGTX_HTTP_SERVER"] = HTTP_SERVER
+        super().__init__(args, log_path, {**defaults, **(settings or {})})
 
     def _healthy(self) -> bool:
         if self.process.poll() is not None:

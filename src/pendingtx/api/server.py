@@ -1,4 +1,5 @@
-"""The server `pendingtx serve` runs: uvicorn, configured for the service, with a graceful stop."""
+"""The server `pendingtx serve` runs: uvicorn (the default) or granian (api/granian_server.py),
+configured for the service, with a graceful stop."""
 
 from __future__ import annotations
 
@@ -9,10 +10,18 @@ import signal
 import socket
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 from starlette.types import ASGIApp
+
+HttpServer = Literal["uvicorn", "granian"]
+# granian's listen backlog: uvicorn's default, so that both queue as many connections.
+BACKLOG = 2048
+
+
+class ServerFailed(Exception):
+    """The server could not listen, or stopped without being asked to (its startup failed, or it ended)."""
 
 
 def server_config(app: ASGIApp, *, host: str, port: int, log_level: str, **options: Any) -> uvicorn.Config:
@@ -54,6 +63,7 @@ def run_server(
     shutdown_timeout: float,
     on_stop_signal: Callable[[], None] = lambda: None,
     reuse_port: bool = False,
+    http_server: HttpServer = "uvicorn",
 ) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully and return (the process then exits 0).
 
@@ -62,6 +72,23 @@ def run_server(
     requests in flight within `shutdown_timeout` seconds. With `reuse_port` the port is shared with
     sibling processes (SO_REUSEPORT: the kernel spreads new connections among them).
     """
+    if http_server == "granian":
+        # Imported here: granian is an optional dependency (the `granian` extra).
+        from pendingtx.api.granian_server import run_granian
+
+        try:
+            listener = listening_socket(host, port, BACKLOG, shared=reuse_port)
+        except OSError as exc:
+            raise ServerFailed(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        run_granian(
+            app,
+            listener,
+            backlog=BACKLOG,
+            log_level=log_level,
+            shutdown_timeout=shutdown_timeout,
+            on_stop_signal=on_stop_signal,
+        )
+        return
     config = server_config(
         app,
         host=host,
@@ -83,19 +110,22 @@ def run_server(
     stop_signals = (signal.SIGTERM, signal.SIGINT)
     previous = {sig: signal.signal(sig, server.handle_exit) for sig in stop_signals}
     try:
-        server.run(sockets=[shared_socket(host, port, config.backlog)] if reuse_port else None)
+        server.run(
+            sockets=[listening_socket(host, port, config.backlog, shared=True)] if reuse_port else None
+        )
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def shared_socket(host: str, port: int, backlog: int) -> socket.socket:
-    """A listening socket on the port that sibling processes bind too (SO_REUSEPORT)."""
+def listening_socket(host: str, port: int, backlog: int, *, shared: bool) -> socket.socket:
+    """A listening socket on the port; `shared`: one that sibling processes bind too (SO_REUSEPORT)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if shared:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         sock.listen(backlog)
     except OSError:
