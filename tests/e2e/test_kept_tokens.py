@@ -58,6 +58,15 @@ def finished_job(server: Server, app: dict[str, str], headers: dict[str, str]) -
     return key
 
 
+def revoke(server: httpx.Client, app: dict[str, str], headers: dict[str, str]) -> None:
+    """Revoke the caller's token through `server`, as the application itself."""
+    token = headers["Authorization"].removeprefix("Bearer ")
+    revoked = server.post(
+        "/v2/oauthtoken/revoke", data={"token": token}, auth=(app["appKey"], app["appSecret"])
+    )
+    assert revoked.status_code == 200, revoked.text
+
+
 def test_a_token_revoked_through_another_server_is_refused_on_the_next_request(
     database: str, two_servers: tuple[Server, Server]
 ) -> None:
@@ -72,11 +81,7 @@ def test_a_token_revoked_through_another_server_is_refused_on_the_next_request(
         url = f"/v1/jobs/insight/status/{key}"
         for _ in range(3):  # read, then kept
             assert here.get(url, headers=headers).status_code == 200
-        token = headers["Authorization"].removeprefix("Bearer ")
-        revoked = there.post(
-            "/v2/oauthtoken/revoke", data={"token": token}, auth=(app["appKey"], app["appSecret"])
-        )
-        assert revoked.status_code == 200, revoked.text
+        revoke(there, app, headers)
         refused = here.get(url, headers=headers)
         assert refused.status_code == 401, refused.text
         assert here.get("/v1/transactions", headers=headers).status_code == 401
@@ -116,17 +121,13 @@ def _kill_listeners(database: str) -> int:
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 def test_on_postgresql_a_revocation_is_refused_with_every_listener_killed(
-    postgres_e2e_url: str, tmp_path: Path, started: list[Process]
+    database: str, two_servers: tuple[Server, Server]
 ) -> None:
     """PostgreSQL servers keep no token in memory, so nothing depends on NOTIFY reaching them."""
-    first = Server(postgres_e2e_url, tmp_path / "first.log", BASE_SETTINGS)
-    started.append(first)
-    first.wait_healthy()
-    second = Server(postgres_e2e_url, tmp_path / "second.log", BASE_SETTINGS, no_worker=True)
-    started.append(second)
-    second.wait_healthy()
-    app = create_app_via_cli(postgres_e2e_url)
+    first, second = two_servers
+    app = create_app_via_cli(database)
     with (
         httpx.Client(base_url=first.base_url, timeout=10) as here,
         httpx.Client(base_url=second.base_url, timeout=10) as there,
@@ -136,11 +137,7 @@ def test_on_postgresql_a_revocation_is_refused_with_every_listener_killed(
         url = f"/v1/jobs/insight/status/{key}"
         for _ in range(3):
             assert here.get(url, headers=headers).status_code == 200
-        assert _kill_listeners(postgres_e2e_url) >= 1
-        token = headers["Authorization"].removeprefix("Bearer ")
-        revoked = there.post(
-            "/v2/oauthtoken/revoke", data={"token": token}, auth=(app["appKey"], app["appSecret"])
-        )
-        assert revoked.status_code == 200, revoked.text
+        assert _kill_listeners(database) >= 1
+        revoke(there, app, headers)
         refused = here.get(url, headers=headers)
         assert refused.status_code == 401, refused.text
