@@ -155,3 +155,26 @@ def test_repeated_reads_of_a_finished_job_read_nothing_until_something_is_commit
 
 def test_postgresql_keeps_nothing(runtime: Runtime) -> None:
     assert runtime.reads.keeps is runtime.uow.rules.embedded
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_after_a_change_that_leaves_the_answer_standing_it_is_kept_again_at_once(
+    client: TestClient,
+    runtime: Runtime,
+    elsewhere: Runtime,
+    app_creds: AppCreds,
+    headers: dict[str, str],
+    finished: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert status(client, headers, finished).status_code == 200
+    # The organization's generation moves, but nothing this caller sees changes.
+    assert credentials.set_allowed_networks(elsewhere.uow, app_creds.app_key, [])
+    ran = counted(runtime, monkeypatch)
+    for _ in range(3):
+        assert status(client, headers, finished).json()["status"] == "Completed"
+    # Read again once (the generation, the token, the job), then nothing: the answer is stamped anew.
+    assert [sql for sql in ran if "jobs" in sql], ran
+    ran.clear()
+    assert status(client, headers, finished).status_code == 200
+    assert ran == [], ran

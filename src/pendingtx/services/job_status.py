@@ -215,9 +215,13 @@ def read_status(service: StatusService, request: StatusRequest) -> StatusAnswer:
         # Just found to hold by `kept_token`: what is kept was current when this request was read.
         generation: int | None = kept_token.generation
         kept = service.answers.get(org_id, request.key)
-        if kept is not None and kept.generation is not None and kept.generation == generation:
+        if kept is not None and kept.generation == generation:
             return StatusAnswer(kept.body, True)
         job = reads.job(org_id, request.key)
+        if kept is not None and job is not None and kept.job_id == job.id:
+            # Still the same terminal job: its answer holds, stamped with the generation now.
+            service.answers.put(org_id, job, kept.body, generation)
+            return StatusAnswer(kept.body, True)
     else:
         assert found is not None  # admitted
         generation = found.generation if reads.keeps else None
