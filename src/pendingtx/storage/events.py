@@ -13,10 +13,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from pendingtx.domain.events import Event, EventType, new_event_id
+from pendingtx.domain.events import Event, EventType, new_event_ids
 from pendingtx.domain.jobs import JobStatus
 from pendingtx.storage.driver import Statement, dialect_for, record_of, run, run_many
 from pendingtx.storage.tables import events, jobs, organizations
@@ -33,44 +34,37 @@ _TAKE_SEQUENCES = Statement(
     .values(event_sequence=organizations.c.event_sequence + sa.bindparam("count"))
     .returning(organizations.c.event_sequence)
 )
-# The event's columns copied from the job's row, and the job's column where its name differs.
-_FROM_JOB = ("org_id", "job_id", "job_key", "status", "record_count", "processed_count", "failed_count")
-_JOB_COLUMN = {"job_id": "id", "job_key": "key"}
-# A job starts with nothing processed; small jobs start and end in one transaction, where the row
-# already holds the end.
-_AT_START: dict[str, Any] = {
-    "status": sa.literal(JobStatus.IN_PROGRESS.value),
-    "processed_count": sa.literal(0),
-    "failed_count": sa.literal(0),
-}
-
-
-# When each kind of event happened is in the job's row already (binding a time costs more than the
-# rest of the row); a progress event's time is bound.
-_WHEN = {
-    EventType.SUBMITTED: jobs.c.submitted_at,
-    EventType.STARTED: jobs.c.started_at,
-    EventType.COMPLETED: jobs.c.completed_at,
-}
-
-
-def _insert(kind: EventType) -> Statement:
-    copied = _AT_START if kind is EventType.STARTED else {}
-    return Statement(
-        events.insert().from_select(
-            [*_FROM_JOB, "sequence", "public_id", "type", "created_at"],
-            sa.select(
-                *(copied.get(name, jobs.c[_JOB_COLUMN.get(name, name)]) for name in _FROM_JOB),
-                sa.bindparam("sequence", type_=events.c.sequence.type),
-                sa.bindparam("public_id", type_=events.c.public_id.type),
-                sa.literal(kind.value),
-                _WHEN.get(kind, sa.bindparam("now", type_=events.c.created_at.type)),
-            ).where(jobs.c.id == sa.bindparam("job")),
-        )
+# A progress event (SQLite): the job's row as it stands, at the time bound.
+_INSERT_PROGRESS = Statement(
+    events.insert().from_select(
+        [
+            "org_id",
+            "job_id",
+            "job_key",
+            "status",
+            "record_count",
+            "processed_count",
+            "failed_count",
+            "sequence",
+            "public_id",
+            "type",
+            "created_at",
+        ],
+        sa.select(
+            jobs.c.org_id,
+            jobs.c.id,
+            jobs.c.key,
+            jobs.c.status,
+            jobs.c.record_count,
+            jobs.c.processed_count,
+            jobs.c.failed_count,
+            sa.bindparam("sequence", type_=events.c.sequence.type),
+            sa.bindparam("public_id", type_=events.c.public_id.type),
+            sa.literal(EventType.PROGRESS.value),
+            sa.bindparam("now", type_=events.c.created_at.type),
+        ).where(jobs.c.id == sa.bindparam("job")),
     )
-
-
-_INSERTS = {kind: _insert(kind) for kind in EventType}
+)
 
 # Where a statement may write in WITH (PostgreSQL), an organization's events are numbered, inserted
 # and announced in one round trip instead of three or more: the jobs' rows give what each event
@@ -119,6 +113,36 @@ FROM taken
     )
     .columns(sa.column("last", sa.BigInteger), sa.column("notified", sa.Text))
 )
+# SQLite's counterpart (numbering is a statement of its own there): the events of a transaction
+# that copy their time from the job's row go in as one statement over a JSON array of
+# [job id, type, public id, sequence], instead of a statement's execution per event, whose
+# parameter handling in Python cost more than SQLite takes to insert the row.
+_INSERT_EACH = Statement(
+    sa.text(
+        """
+INSERT INTO events (org_id, job_id, job_key, status, record_count, processed_count, failed_count,
+                    sequence, public_id, type, created_at)
+SELECT j.org_id, j.id, j.key,
+       CASE WHEN e.type = :started THEN :in_progress ELSE j.status END,
+       j.record_count,
+       CASE WHEN e.type = :started THEN 0 ELSE j.processed_count END,
+       CASE WHEN e.type = :started THEN 0 ELSE j.failed_count END,
+       e.sequence, e.public_id, e.type,
+       CASE e.type WHEN :submitted THEN j.submitted_at
+                   WHEN :started THEN j.started_at
+                   ELSE j.completed_at END
+FROM (SELECT json_extract(value, '$[0]') AS job_id, json_extract(value, '$[1]') AS type,
+             json_extract(value, '$[2]') AS public_id, json_extract(value, '$[3]') AS sequence
+      FROM json_each(:events)) AS e
+     CROSS JOIN jobs AS j ON j.id = e.job_id
+"""
+    ).bindparams(
+        sa.bindparam("events", type_=sa.Text),
+        sa.bindparam("started", EventType.STARTED.value, type_=sa.Text),
+        sa.bindparam("submitted", EventType.SUBMITTED.value, type_=sa.Text),
+        sa.bindparam("in_progress", JobStatus.IN_PROGRESS.value, type_=sa.Text),
+    )
+)
 # Events a transaction has recorded, written by `flush` just before it commits.
 _PENDING = "pendingtx.events.pending"
 
@@ -151,15 +175,21 @@ def flush(conn: sa.Connection) -> None:
             recorded[org_id] = _number_insert_announce(conn, org_id, org_events)
             continue
         last = int(run(conn, _TAKE_SEQUENCES, {"org": org_id, "count": len(org_events)}).one()[0])
-        rows: dict[EventType, list[dict[str, Any]]] = {}
-        for sequence, (kind, job_id, now) in enumerate(org_events, start=last - len(org_events) + 1):
-            values: dict[str, Any] = {"job": job_id, "sequence": sequence, "public_id": new_event_id()}
+        copied: list[tuple[int, str, str, int]] = []
+        progress: list[dict[str, Any]] = []
+        ids = new_event_ids(len(org_events))
+        for place, (kind, job_id, now) in enumerate(org_events):
+            sequence = last - len(org_events) + 1 + place
             if kind is EventType.PROGRESS:
-                values["now"] = now
-            rows.setdefault(kind, []).append(values)
-        # Sequence numbers are given out in order above; rows of a kind are inserted together.
-        for kind, values_of_kind in rows.items():
-            run_many(conn, _INSERTS[kind], values_of_kind)
+                # At most one a chunk, and its time is bound: the statement per event is no cost here.
+                progress.append({"job": job_id, "sequence": sequence, "public_id": ids[place], "now": now})
+            else:
+                copied.append((job_id, kind.value, ids[place], sequence))
+        # Each row carries its sequence, given out in order above, whatever order rows go in.
+        if copied:
+            run(conn, _INSERT_EACH, {"events": msgspec.json.encode(copied).decode()})
+        if progress:
+            run_many(conn, _INSERT_PROGRESS, progress)
         recorded[org_id] = last
         dialect.announce(conn, CHANNEL, f"{org_id}:{last}")
 
@@ -173,7 +203,7 @@ def _number_insert_announce(
         "org_text": str(org_id),
         "job_ids": [job_id for _, job_id, _ in org_events],
         "types": [kind.value for kind, _, _ in org_events],
-        "public_ids": [new_event_id() for _ in org_events],
+        "public_ids": new_event_ids(len(org_events)),
         "times": [now for _, _, now in org_events],
     }
     return int(run(conn, _NUMBER_INSERT_ANNOUNCE, values).one()[0])
