@@ -12,7 +12,9 @@ import sqlalchemy as sa
 from pendingtx.bootstrap import Runtime
 from pendingtx.services import retention
 from pendingtx.services.authentication import Caller
+from pendingtx.storage import events as event_repo
 from pendingtx.storage import retention as retention_repo
+from pendingtx.storage import sandbox as sandbox_repo
 from pendingtx.storage.driver import Statement, run
 from pendingtx.storage.tables import events, job_claims, job_problems, job_tombstones, jobs, transactions
 from tests.services.conftest import Submit
@@ -73,3 +75,30 @@ def test_the_workers_process_sweeps_on_its_own(runtime: Runtime, submit: Submit)
     assert count(runtime, jobs) == 0
     assert count(runtime, job_tombstones) == 1
     assert count(runtime, transactions) == 1
+
+
+def test_numbering_goes_on_after_the_newest_events_were_deleted(
+    runtime: Runtime, caller: Caller, submit: Submit, clock: FakeClock
+) -> None:
+    # Every event of the organization goes, the newest included; a client resuming after the last
+    # sequence it saw must still see the next job's events, so numbers never go back.
+    submit([record("A-1")])
+    runtime.new_worker().run_until_idle()
+    with runtime.uow.read() as conn:
+        before = event_repo.last_sequence(conn, caller.org_id)
+    assert before == 3
+    clock.advance(100)
+    assert retention.sweep(runtime.uow, retention_period=timedelta(seconds=50), clock=clock) == 1
+    assert count(runtime, events) == 0
+    with runtime.uow.read() as conn:
+        assert event_repo.last_sequence(conn, caller.org_id) == before
+    after = submit([record("B-1")])
+    runtime.new_worker().run_until_idle()
+    with runtime.uow.read() as conn:
+        logged = event_repo.page(conn, caller.org_id, after=0, limit=10)
+    assert [(e.job_key, e.sequence) for e in logged] == [(after.key, before + n) for n in (1, 2, 3)]
+    # A sandbox reset deletes them all at once, and numbering goes on too.
+    sandbox_repo.reset_organization(runtime.uow, caller.org_id)
+    submit([record("C-1")])
+    with runtime.uow.read() as conn:
+        assert [e.sequence for e in event_repo.page(conn, caller.org_id, after=0, limit=10)] == [before + 4]

@@ -2,9 +2,12 @@
 
 Every transition goes through a function in storage/jobs.py, storage/holds.py or storage/claim.py
 that records its event in the same transaction (written by `flush` at commit), so no event can be missed or
-invented. Sequence numbers come from the organization's row, which the numbering locks until commit:
-an organization's events therefore become visible strictly in sequence order, and a reader resuming
-after sequence N can never miss one committed later with a smaller number.
+invented. On PostgreSQL sequence numbers come from the organization's row, which the numbering locks
+until commit: an organization's events therefore become visible strictly in sequence order, and a
+reader resuming after sequence N can never miss one committed later with a smaller number. SQLite
+has one writer at a time, which orders them already: there numbering continues from the log's highest
+sequence and leaves the row alone (a commit then writes one page fewer); the row keeps only a floor,
+raised by `keep_numbering` before events are deleted, so that numbers never go back.
 """
 
 from __future__ import annotations
@@ -28,12 +31,6 @@ CHANNEL = "pendingtx_events"
 # after commit (storage/unit_of_work.py).
 RECORDED = "pendingtx.events.recorded"
 
-_TAKE_SEQUENCES = Statement(
-    organizations.update()
-    .where(organizations.c.id == sa.bindparam("org"))
-    .values(event_sequence=organizations.c.event_sequence + sa.bindparam("count"))
-    .returning(organizations.c.event_sequence)
-)
 # A progress event (SQLite): the job's row as it stands, at the time bound.
 _INSERT_PROGRESS = Statement(
     events.insert().from_select(
@@ -159,9 +156,9 @@ def record(
 def flush(conn: sa.Connection) -> None:
     """Write the events this transaction recorded, as the last thing before its commit.
 
-    Numbering locks the organization's row until commit; taken last, the lock is held for the
-    commit alone, and the jobs' rows already hold the state each event copies. Organizations are
-    locked in id order, so two transactions numbering for the same ones cannot deadlock.
+    On PostgreSQL numbering locks the organization's row until commit; taken last, the lock is held
+    for the commit alone, and the jobs' rows already hold the state each event copies. Organizations
+    are locked in id order, so two transactions numbering for the same ones cannot deadlock.
     """
     pending: list[tuple[int, EventType, int, datetime]] = conn.info.pop(_PENDING, [])
     recorded: dict[int, int] = conn.info.setdefault(RECORDED, {})
@@ -174,7 +171,7 @@ def flush(conn: sa.Connection) -> None:
         if dialect.writable_ctes:
             recorded[org_id] = _number_insert_announce(conn, org_id, org_events)
             continue
-        last = int(run(conn, _TAKE_SEQUENCES, {"org": org_id, "count": len(org_events)}).one()[0])
+        last = last_sequence(conn, org_id) + len(org_events)
         copied: list[tuple[int, str, str, int]] = []
         progress: list[dict[str, Any]] = []
         ids = new_event_ids(len(org_events))
@@ -283,12 +280,37 @@ def page(
     return [record_of(Event, row) for row in rows]
 
 
+def logged_highest(org_id: Any) -> sa.ScalarSelect[Any]:
+    """The highest sequence in the organization's log (NULL when empty), along its sequence index."""
+    return sa.select(sa.func.max(events.c.sequence)).where(events.c.org_id == org_id).scalar_subquery()
+
+
 _LAST = Statement(
-    sa.select(organizations.c.event_sequence).where(organizations.c.id == sa.bindparam("org_id"))
+    sa.select(organizations.c.event_sequence, logged_highest(organizations.c.id).label("logged")).where(
+        organizations.c.id == sa.bindparam("org_id")
+    )
 )
 
 
 def last_sequence(conn: sa.Connection, org_id: int) -> int:
-    """The organization's last event sequence given out (0 before its first event)."""
-    found = run(conn, _LAST, {"org_id": org_id}).scalar()
-    return int(found or 0)
+    """The organization's last event sequence given out (0 before its first event): the row's
+    number, or the log's highest where numbering leaves the row behind (SQLite)."""
+    row = run(conn, _LAST, {"org_id": org_id}).first()
+    return 0 if row is None else max(int(row.event_sequence or 0), int(row.logged or 0))
+
+
+_KEEP_NUMBERING = Statement(
+    organizations.update()
+    .where(
+        organizations.c.id == sa.bindparam("org"),
+        organizations.c.event_sequence < logged_highest(organizations.c.id),
+    )
+    .values(event_sequence=logged_highest(organizations.c.id))
+)
+
+
+def keep_numbering(conn: sa.Connection, org_ids: Iterable[int]) -> None:
+    """Before deleting events of these organizations: raise each one's row to its log's highest
+    sequence, so that numbering goes on from there even when the deleted events were the newest."""
+    if not dialect_for(conn).writable_ctes:  # PostgreSQL's rows are numbered, never behind
+        run_many(conn, _KEEP_NUMBERING, [{"org": org_id} for org_id in sorted(set(org_ids))])

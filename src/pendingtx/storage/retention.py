@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from pendingtx.domain.jobs import JobStatus
 from pendingtx.storage.driver import Dialect, Statement, parameters_for, run, run_many
+from pendingtx.storage.events import keep_numbering
 from pendingtx.storage.generations import bump
 from pendingtx.storage.tables import (
     events,
@@ -97,6 +98,7 @@ def delete_jobs(conn: sa.Connection, doomed: list[Expired], *, now: datetime) ->
         [{"key": j.key, "org_id": j.org_id, "batch_id": j.id, "swept_at": now} for j in doomed],
     )
     ids = [{"job_id": j.id} for j in doomed]
+    keep_numbering(conn, (j.org_id for j in doomed))
     for statement in CHILDREN:
         run_many(conn, statement, ids)
     run_many(conn, _DELETE_JOB, ids)

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pendingtx.config import SettingsError, env_name
+from pendingtx.storage import events as events_repo
 from pendingtx.storage.driver import Statement, run
 from pendingtx.storage.generations import bump
 from pendingtx.storage.tables import (
@@ -92,14 +93,9 @@ def save_clock_offset(uow: UnitOfWork, seconds: float, *, now: datetime) -> None
             run(conn, _ADD, {"name": CLOCK_OFFSET, "secret": value, "now": now})
 
 
-_EVENT_COUNT = Statement(
-    sa.select(organizations.c.event_sequence).where(organizations.c.id == sa.bindparam("org_id"))
-)
-
-
 def event_count(conn: sa.Connection, org_id: int) -> int:
     """How many events the organization has numbered so far (a reset does not take it back)."""
-    return int(run(conn, _EVENT_COUNT, {"org_id": org_id}).scalar() or 0)
+    return events_repo.last_sequence(conn, org_id)
 
 
 _ORG = sa.bindparam("org_id", type_=jobs.c.org_id.type)
@@ -129,6 +125,7 @@ _RESET: tuple[Statement, ...] = (
 def reset_organization(uow: UnitOfWork, org_id: int) -> None:
     """Delete the organization's transactions, jobs (with their child rows) and events, at once."""
     with uow.write() as conn:
+        events_repo.keep_numbering(conn, [org_id])
         for statement in _RESET:
             run(conn, statement, {"org_id": org_id})
         bump(conn, [org_id])

@@ -141,7 +141,14 @@ def delete(conn: sa.Connection, org_id: int, public_id: str) -> bool:
 _BEHIND = Statement(
     sa.select(webhooks.c.id, webhooks.c.org_id, webhooks.c.cursor, webhooks.c.events)
     .join(organizations, organizations.c.id == webhooks.c.org_id)
-    .where(webhooks.c.enabled.is_(True), webhooks.c.cursor < organizations.c.event_sequence)
+    .where(
+        webhooks.c.enabled.is_(True),
+        # The organization's last sequence (storage/events.py): its row's, or its log's where higher.
+        sa.or_(
+            webhooks.c.cursor < organizations.c.event_sequence,
+            webhooks.c.cursor < event_log.logged_highest(organizations.c.id),
+        ),
+    )
     .order_by(webhooks.c.id)
     .limit(sa.bindparam("limit"))
 )
