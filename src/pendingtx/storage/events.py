@@ -63,28 +63,35 @@ _INSERT_PROGRESS = Statement(
     )
 )
 
+
+def _insert_from_jobs(sequence: str, otherwise: str) -> str:
+    """An INSERT of events `e` (job_id, type, public_id) copying their job `j`'s row: a start as the
+    job began, the rest as the row stands; `sequence` numbers each, `otherwise` ends the CASE
+    choosing its time."""
+    return f"""INSERT INTO events (org_id, job_id, job_key, status, record_count, processed_count,
+                    failed_count, sequence, public_id, type, created_at)
+SELECT j.org_id, j.id, j.key,
+       CASE WHEN e.type = :started THEN :in_progress ELSE j.status END,
+       j.record_count,
+       CASE WHEN e.type = :started THEN 0 ELSE j.processed_count END,
+       CASE WHEN e.type = :started THEN 0 ELSE j.failed_count END,
+       {sequence}, e.public_id, e.type,
+       CASE e.type WHEN :submitted THEN j.submitted_at WHEN :started THEN j.started_at {otherwise} END"""
+
+
 # Where a statement may write in WITH (PostgreSQL), an organization's events are numbered, inserted
 # and announced in one round trip instead of three or more: the jobs' rows give what each event
 # copies, the arrays give each event's kind, public id, time (progress only) and place in order.
+_PG_TIME = "WHEN :completed THEN j.completed_at ELSE e.at"
 _NUMBER_INSERT_ANNOUNCE = Statement(
     sa.text(
-        """
+        # Built from this module's constant fragments only (no value is ever formatted in).
+        f"""
 WITH taken AS (
     UPDATE organizations SET event_sequence = event_sequence + :count
     WHERE id = :org RETURNING event_sequence
 ), added AS (
-    INSERT INTO events (org_id, job_id, job_key, status, record_count, processed_count, failed_count,
-                        sequence, public_id, type, created_at)
-    SELECT j.org_id, j.id, j.key,
-           CASE WHEN e.type = :started THEN :in_progress ELSE j.status END,
-           j.record_count,
-           CASE WHEN e.type = :started THEN 0 ELSE j.processed_count END,
-           CASE WHEN e.type = :started THEN 0 ELSE j.failed_count END,
-           taken.event_sequence - :count + e.place, e.public_id, e.type,
-           CASE e.type WHEN :submitted THEN j.submitted_at
-                       WHEN :started THEN j.started_at
-                       WHEN :completed THEN j.completed_at
-                       ELSE e.at END
+    {_insert_from_jobs("taken.event_sequence - :count + e.place", _PG_TIME)}
     FROM taken,
          unnest(:job_ids, :types, :public_ids, :times)
              WITH ORDINALITY AS e(job_id, type, public_id, at, place)
@@ -92,7 +99,7 @@ WITH taken AS (
 )
 SELECT taken.event_sequence AS last, pg_notify(:channel, :org_text || ':' || taken.event_sequence) AS notified
 FROM taken
-"""
+"""  # noqa: S608
     )
     .bindparams(
         sa.bindparam("count", type_=sa.BigInteger),
@@ -116,23 +123,13 @@ FROM taken
 # parameter handling in Python cost more than SQLite takes to insert the row.
 _INSERT_EACH = Statement(
     sa.text(
-        """
-INSERT INTO events (org_id, job_id, job_key, status, record_count, processed_count, failed_count,
-                    sequence, public_id, type, created_at)
-SELECT j.org_id, j.id, j.key,
-       CASE WHEN e.type = :started THEN :in_progress ELSE j.status END,
-       j.record_count,
-       CASE WHEN e.type = :started THEN 0 ELSE j.processed_count END,
-       CASE WHEN e.type = :started THEN 0 ELSE j.failed_count END,
-       e.sequence, e.public_id, e.type,
-       CASE e.type WHEN :submitted THEN j.submitted_at
-                   WHEN :started THEN j.started_at
-                   ELSE j.completed_at END
+        f"""
+{_insert_from_jobs("e.sequence", "ELSE j.completed_at")}
 FROM (SELECT json_extract(value, '$[0]') AS job_id, json_extract(value, '$[1]') AS type,
              json_extract(value, '$[2]') AS public_id, json_extract(value, '$[3]') AS sequence
       FROM json_each(:events)) AS e
      CROSS JOIN jobs AS j ON j.id = e.job_id
-"""
+"""  # noqa: S608
     ).bindparams(
         sa.bindparam("events", type_=sa.Text),
         sa.bindparam("started", EventType.STARTED.value, type_=sa.Text),
