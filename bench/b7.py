@@ -31,6 +31,24 @@ from pendingtx.storage.tables import job_problems, jobs
 
 # Rows are loaded this many per transaction.
 _LOAD_CHUNK = 50_000
+
+
+def terminal_job_rows(caller: Caller, indexes: range, start: datetime) -> list[tuple[object, ...]]:
+    """Rows of `_JOB_COLUMNS` for one-record jobs ended a second apart from `start`, their terminal
+    statuses in turn."""
+    statuses = [JobStatus.COMPLETED, JobStatus.PARTIALLY_COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED]
+    rows: list[tuple[object, ...]] = []
+    for i in indexes:
+        status = statuses[i % len(statuses)]
+        when = start + timedelta(seconds=i)
+        done = int(status is JobStatus.COMPLETED)
+        rows.append(
+            (new_job_key(), caller.org_id, caller.app_id, JobKind.CREATE.value, status.value, b"[]",
+             1, 1, done, 1 - done, f"{status.value}: bench", when, when)
+        )  # fmt: skip
+    return rows
+
+
 _JOB_COLUMNS = (
     "key", "org_id", "app_id", "kind", "status", "payload", "record_count", "processed_count",
     "created_count", "failed_count", "message", "submitted_at", "completed_at",
@@ -59,18 +77,9 @@ def _load(url: str, *, job_count: int, problem_rows: int) -> tuple[Caller, str, 
         assert found is not None
         caller = Caller(found.id, found.app_key, found.name, found.org_id)
         start = datetime(2026, 1, 1, tzinfo=UTC)
-        statuses = [JobStatus.COMPLETED, JobStatus.PARTIALLY_COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED]
         made = 0
         while made < job_count:
-            rows = []
-            for i in range(made, min(made + _LOAD_CHUNK, job_count)):
-                status = statuses[i % len(statuses)]
-                when = start + timedelta(seconds=i)
-                done = int(status is JobStatus.COMPLETED)
-                rows.append(
-                    (new_job_key(), caller.org_id, caller.app_id, JobKind.CREATE.value, status.value, b"[]",
-                     1, 1, done, 1 - done, f"{status.value}: bench", when, when)
-                )  # fmt: skip
+            rows = terminal_job_rows(caller, range(made, min(made + _LOAD_CHUNK, job_count)), start)
             with runtime.uow.write() as conn:
                 insert_rows(conn, jobs, _JOB_COLUMNS, rows)
             made += len(rows)

@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from bench.b7 import _JOB_COLUMNS, _LOAD_CHUNK
+from bench.b7 import _JOB_COLUMNS, _LOAD_CHUNK, terminal_job_rows
 from bench.figures import (
     Database,
     Figure,
@@ -38,7 +38,6 @@ from pendingtx.bootstrap import Runtime, build_runtime
 from pendingtx.config import Settings
 from pendingtx.domain import listing as list_rules
 from pendingtx.domain.cursors import ListKind
-from pendingtx.domain.jobs import JobKind, JobStatus, new_job_key
 from pendingtx.services import job_listing, listing
 from pendingtx.services.authentication import Caller
 from pendingtx.services.credentials import NewApp
@@ -78,19 +77,10 @@ def _load(url: str, rows: int) -> Loaded:
         # A second apart up to now: inside the retention period, or the servers' sweepers would spend
         # the run deleting them.
         start = datetime.now(UTC) - timedelta(seconds=rows + 60)
-        statuses = [JobStatus.COMPLETED, JobStatus.PARTIALLY_COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED]
         made = 0
         while made < rows:
             chunk = range(made, min(made + _LOAD_CHUNK, rows))
-            job_rows = []
-            for i in chunk:
-                status = statuses[i % len(statuses)]
-                when = start + timedelta(seconds=i)
-                done = int(status is JobStatus.COMPLETED)
-                job_rows.append(
-                    (new_job_key(), caller.org_id, caller.app_id, JobKind.CREATE.value, status.value, b"[]",
-                     1, 1, done, 1 - done, f"{status.value}: bench", when, when)
-                )  # fmt: skip
+            job_rows = terminal_job_rows(caller, chunk, start)
             with runtime.uow.write() as conn:
                 insert_rows(conn, jobs, _JOB_COLUMNS, job_rows)
                 first_job = (

@@ -58,6 +58,14 @@ def finished_job(server: Server, app: dict[str, str], headers: dict[str, str]) -
     return key
 
 
+def kept_status(server: Server, here: httpx.Client, app: dict[str, str], headers: dict[str, str]) -> str:
+    """The status URL of a finished job, read through `here` until its answer and token are kept."""
+    url = f"/v1/jobs/insight/status/{finished_job(server, app, headers)}"
+    for _ in range(3):  # read, then kept
+        assert here.get(url, headers=headers).status_code == 200
+    return url
+
+
 def revoke(server: httpx.Client, app: dict[str, str], headers: dict[str, str]) -> None:
     """Revoke the caller's token through `server`, as the application itself."""
     token = headers["Authorization"].removeprefix("Bearer ")
@@ -77,10 +85,7 @@ def test_a_token_revoked_through_another_server_is_refused_on_the_next_request(
         httpx.Client(base_url=second.base_url, timeout=10) as there,
     ):
         headers = caller_headers(here, app)
-        key = finished_job(first, app, headers)
-        url = f"/v1/jobs/insight/status/{key}"
-        for _ in range(3):  # read, then kept
-            assert here.get(url, headers=headers).status_code == 200
+        url = kept_status(first, here, app, headers)
         revoke(there, app, headers)
         refused = here.get(url, headers=headers)
         assert refused.status_code == 401, refused.text
@@ -94,10 +99,7 @@ def test_an_application_disabled_by_the_cli_is_refused_on_the_next_request(
     app = create_app_via_cli(database)
     with httpx.Client(base_url=first.base_url, timeout=10) as here:
         headers = caller_headers(here, app)
-        key = finished_job(first, app, headers)
-        url = f"/v1/jobs/insight/status/{key}"
-        for _ in range(3):
-            assert here.get(url, headers=headers).status_code == 200
+        url = kept_status(first, here, app, headers)
         run_cli(["apps", "disable", app["appKey"], "--database-url", database])
         refused = here.get(url, headers=headers)
         assert refused.status_code == 401, refused.text
@@ -133,10 +135,7 @@ def test_on_postgresql_a_revocation_is_refused_with_every_listener_killed(
         httpx.Client(base_url=second.base_url, timeout=10) as there,
     ):
         headers = caller_headers(here, app)
-        key = finished_job(first, app, headers)
-        url = f"/v1/jobs/insight/status/{key}"
-        for _ in range(3):
-            assert here.get(url, headers=headers).status_code == 200
+        url = kept_status(first, here, app, headers)
         assert _kill_listeners(database) >= 1
         revoke(there, app, headers)
         refused = here.get(url, headers=headers)
