@@ -20,17 +20,26 @@ import msgspec
 
 from bench.figures import Database, Figure
 from bench.setup import record, register_app
-from pendingtx.bootstrap import build_runtime
+from pendingtx.bootstrap import Runtime, build_runtime
 from pendingtx.config import Settings
 from pendingtx.domain.jobs import JobKind, JobStatus, new_job_key
 from pendingtx.services import job_listing, job_results
 from pendingtx.services.authentication import Caller
+from pendingtx.services.credentials import NewApp
 from pendingtx.storage import apps as app_repo
 from pendingtx.storage.driver import insert_rows
 from pendingtx.storage.tables import job_problems, jobs
 
 # Rows are loaded this many per transaction.
 _LOAD_CHUNK = 50_000
+
+
+def caller_of(runtime: Runtime, app: NewApp) -> Caller:
+    """The caller a registered bench application acts as."""
+    with runtime.uow.read() as conn:
+        found = app_repo.find_app(conn, app.app_key)
+    assert found is not None
+    return Caller(found.id, found.app_key, found.name, found.org_id)
 
 
 def terminal_job_rows(caller: Caller, indexes: range, start: datetime) -> list[tuple[object, ...]]:
@@ -72,10 +81,7 @@ def _load(url: str, *, job_count: int, problem_rows: int) -> tuple[Caller, str, 
     app = register_app(url)
     runtime = build_runtime(Settings(database_url=url), migrate=False)
     try:
-        with runtime.uow.read() as conn:
-            found = app_repo.find_app(conn, app.app_key)
-        assert found is not None
-        caller = Caller(found.id, found.app_key, found.name, found.org_id)
+        caller = caller_of(runtime, app)
         start = datetime(2026, 1, 1, tzinfo=UTC)
         made = 0
         while made < job_count:

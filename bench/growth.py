@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from bench.b7 import _JOB_COLUMNS, _LOAD_CHUNK, terminal_job_rows
+from bench.b7 import _JOB_COLUMNS, _LOAD_CHUNK, caller_of, terminal_job_rows
 from bench.figures import (
     Database,
     Figure,
@@ -41,7 +41,6 @@ from pendingtx.domain.cursors import ListKind
 from pendingtx.services import job_listing, listing
 from pendingtx.services.authentication import Caller
 from pendingtx.services.credentials import NewApp
-from pendingtx.storage import apps as app_repo
 from pendingtx.storage import transactions as tx_repo
 from pendingtx.storage.driver import insert_rows
 from pendingtx.storage.tables import jobs, transactions
@@ -70,10 +69,7 @@ def _load(url: str, rows: int) -> Loaded:
     app = register_app(url)
     runtime = build_runtime(Settings(database_url=url), migrate=False)
     try:
-        with runtime.uow.read() as conn:
-            found = app_repo.find_app(conn, app.app_key)
-        assert found is not None
-        caller = Caller(found.id, found.app_key, found.name, found.org_id)
+        caller = caller_of(runtime, app)
         # A second apart up to now: inside the retention period, or the servers' sweepers would spend
         # the run deleting them.
         start = datetime.now(UTC) - timedelta(seconds=rows + 60)
