@@ -55,3 +55,32 @@ def test_a_failed_write_lets_the_next_one_in(impatient: UnitOfWork) -> None:
     thread.start()
     thread.join(10)
     assert done.is_set()
+
+
+def _write_then_fail(uow: UnitOfWork) -> None:
+    with uow.write() as conn:
+        conn.execute(sa.update(apps).values(name="never"))
+        raise RuntimeError("rolled back")
+
+
+def test_a_thread_keeping_connections_reuses_them_until_a_write_fails(impatient: UnitOfWork) -> None:
+    pool = impatient.engine.pool
+    kept = impatient.rules.single_writer  # SQLite only: PostgreSQL's pool checks each checkout
+    with impatient.keeping_connections():
+        with impatient.write() as conn:
+            first = conn.connection.driver_connection
+        with impatient.write() as conn:
+            again = conn.connection.driver_connection
+        with impatient.write(redoable=True) as conn:
+            other = conn.connection.driver_connection
+        if kept:
+            assert again is first
+            assert other is not first
+        assert pool.checkedout() == (2 if kept else 0)  # type: ignore[attr-defined]
+        with pytest.raises(RuntimeError, match="rolled back"):
+            _write_then_fail(impatient)
+        # The connection of the failed write went back to the pool, rolled back.
+        assert pool.checkedout() == (1 if kept else 0)  # type: ignore[attr-defined]
+        with impatient.write() as conn:
+            assert conn.execute(sa.select(apps.c.id).where(apps.c.name == "never")).first() is None
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]

@@ -118,6 +118,10 @@ class GroupCommit:
             thread.join(timeout)
 
     def _run(self) -> None:
+        with self._uow.keeping_connections():
+            self._serve()
+
+    def _serve(self) -> None:
         while True:
             with self._changed:
                 while not self._waiting and not self._closed:

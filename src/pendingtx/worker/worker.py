@@ -247,14 +247,15 @@ class Worker:
 
     def run(self, stop: threading.Event, wakeup: Wakeup) -> None:
         """Work until `stop` is set, sleeping between jobs until woken (or the poll fallback)."""
-        self.rescue_dead_local_workers()
-        while not stop.is_set():
-            try:
-                if self.run_once(stop):
-                    continue
-            except Exception:
-                log.exception("worker step failed; retrying after the poll interval")
-            wakeup.wait(self.config.poll_seconds)
+        with self.uow.keeping_connections():
+            self.rescue_dead_local_workers()
+            while not stop.is_set():
+                try:
+                    if self.run_once(stop):
+                        continue
+                except Exception:
+                    log.exception("worker step failed; retrying after the poll interval")
+                wakeup.wait(self.config.poll_seconds)
 
     def _hand_back(self, job: ClaimedJob, reason: str) -> None:
         """Release a job at a chunk boundary so that any worker may resume it at once, without counting
