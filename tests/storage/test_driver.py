@@ -7,13 +7,15 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
 from pendingtx.config import Settings
 from pendingtx.storage.driver import Dialect, Statement, run, run_many
 from pendingtx.storage.driver.detached import AwaitedStatements, DetachedStatements
-from pendingtx.storage.driver.engine import make_engine
+from pendingtx.storage.driver.dialects import AT_COMMIT
+from pendingtx.storage.driver.engine import libpq_conninfo, make_engine
 from pendingtx.storage.tables import organizations, rate_counters, transactions
 from pendingtx.storage.unit_of_work import UnitOfWork
 from tests import databases
@@ -176,3 +178,62 @@ def test_amounts_keep_their_digits(uow: UnitOfWork) -> None:
     with uow.read() as conn:
         value = run(conn, bound, {"amount": Decimal("1234567890123.45")}).scalar()
     assert Decimal(value) == Decimal("1234567890123.45")
+
+
+def test_the_last_statements_of_a_transaction_go_with_its_commit(uow: UnitOfWork) -> None:
+    with uow.write() as conn:
+        run(conn, _ADD_ORG, {"name": "first", "now": MOMENT})
+        (added,) = uow.rules.finish(conn, [(_ADD_ORG, {"name": "last", "now": MOMENT})])
+        assert added.one().created_at == MOMENT
+    with uow.read() as conn:
+        assert run(conn, _ORG, {"name": "first"}).first() is not None
+        assert run(conn, _ORG, {"name": "last"}).first() is not None
+
+
+def _add_then_finish(uow: UnitOfWork, first: str, last: str) -> None:
+    with uow.write() as conn:
+        run(conn, _ADD_ORG, {"name": first, "now": MOMENT})
+        uow.rules.finish(conn, [(_ADD_ORG, {"name": last, "now": MOMENT})])
+
+
+def test_an_error_in_the_last_statements_rolls_the_whole_transaction_back(uow: UnitOfWork) -> None:
+    with uow.write() as conn:
+        run(conn, _ADD_ORG, {"name": "taken", "now": MOMENT})
+    with pytest.raises(sa.exc.IntegrityError):
+        _add_then_finish(uow, "lost", "taken")
+    with uow.write() as conn:  # the connection is fit for the next transaction
+        assert run(conn, _ORG, {"name": "lost"}).first() is None
+
+
+def _announce_then_fail(uow: UnitOfWork) -> None:
+    with uow.write() as conn:
+        uow.rules.announce(conn, "test_news", "rolled back")
+        raise RuntimeError("rolled back")
+
+
+@pytest.mark.postgres
+def test_announcements_are_sent_by_the_commit_and_only_by_it(pg_uow: UnitOfWork) -> None:
+    uow = pg_uow
+    listener = psycopg.connect(libpq_conninfo(uow.engine.url.render_as_string(False)), autocommit=True)
+    listener.execute("LISTEN test_news")
+
+    def heard() -> list[str]:
+        # The commit has returned: what it sent is on its way already.
+        return [n.payload for n in listener.notifies(timeout=0.3)]
+
+    try:
+        with pytest.raises(RuntimeError):
+            _announce_then_fail(uow)
+        with uow.write() as conn:  # no statement of its own: the engine's commit sends it
+            assert conn.info.get(AT_COMMIT, []) == []  # what the rolled-back one left is gone
+            uow.rules.announce(conn, "test_news", "committed")
+        assert heard() == ["committed"]
+        with uow.write() as conn:
+            uow.rules.announce(conn, "test_news", "with the last statements")
+            uow.rules.finish(conn, [(_ADD_ORG, {"name": "announced", "now": MOMENT})])
+        assert heard() == ["with the last statements"]
+        with uow.write() as conn:  # nothing is left over from earlier transactions
+            run(conn, _ORG, {"name": "announced"})
+        assert heard() == []
+    finally:
+        listener.close()

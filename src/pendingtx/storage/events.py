@@ -151,7 +151,8 @@ def record(
 
 
 def flush(conn: sa.Connection) -> None:
-    """Write the events this transaction recorded, as the last thing before its commit.
+    """Write the events this transaction recorded, as the last thing before its commit (on
+    PostgreSQL, together with the commit: see Dialect.finish).
 
     On PostgreSQL numbering locks the organization's row until commit; taken last, the lock is held
     for the commit alone, and the jobs' rows already hold the state each event copies. Organizations
@@ -163,11 +164,14 @@ def flush(conn: sa.Connection) -> None:
     for org_id, kind, job_id, now in pending:
         by_org.setdefault(org_id, []).append((kind, job_id, now))
     dialect = dialect_for(conn)
+    if dialect.writable_ctes:
+        orgs = sorted(by_org)
+        numbering = [(_NUMBER_INSERT_ANNOUNCE, _numbering(org_id, by_org[org_id])) for org_id in orgs]
+        for org_id, result in zip(orgs, dialect.finish(conn, numbering), strict=True):
+            recorded[org_id] = int(result.one()[0])
+        return
     for org_id in sorted(by_org):
         org_events = by_org[org_id]
-        if dialect.writable_ctes:
-            recorded[org_id] = _number_insert_announce(conn, org_id, org_events)
-            continue
         last = last_sequence(conn, org_id) + len(org_events)
         copied: list[tuple[int, str, str, int]] = []
         progress: list[dict[str, Any]] = []
@@ -188,10 +192,8 @@ def flush(conn: sa.Connection) -> None:
         dialect.announce(conn, CHANNEL, f"{org_id}:{last}")
 
 
-def _number_insert_announce(
-    conn: sa.Connection, org_id: int, org_events: list[tuple[EventType, int, datetime]]
-) -> int:
-    values = {
+def _numbering(org_id: int, org_events: list[tuple[EventType, int, datetime]]) -> dict[str, Any]:
+    return {
         "count": len(org_events),
         "org": org_id,
         "org_text": str(org_id),
@@ -200,7 +202,6 @@ def _number_insert_announce(
         "public_ids": new_event_ids(len(org_events)),
         "times": [now for _, _, now in org_events],
     }
-    return int(run(conn, _NUMBER_INSERT_ANNOUNCE, values).one()[0])
 
 
 _STARTED = Statement(

@@ -16,7 +16,15 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from pendingtx.storage.driver.statements import Statement, announce, driver_errors, run
+from pendingtx.storage.driver.statements import (
+    Result,
+    Statement,
+    Values,
+    announce,
+    driver_errors,
+    run,
+    run_and_commit,
+)
 
 # PostgreSQL: deadlock detected, serialization failure. A transaction that failed so may succeed
 # at once when run again.
@@ -59,7 +67,15 @@ class Dialect:
         raise NotImplementedError
 
     def announce(self, conn: sa.Connection, channel: str, payload: str = "") -> None:
-        """Tell listening processes, when this transaction commits, that `channel` has news (`payload`)."""
+        """Tell listening processes, when this transaction commits, that `channel` has news (`payload`).
+
+        PostgreSQL sends it with the commit (see `finish`); SQLite's one process has nobody to tell.
+        """
+
+    def finish(self, conn: sa.Connection, last: Sequence[tuple[Statement, Values]]) -> list[Result]:
+        """Run the transaction's last statements (their results, in order); where a round trip can be
+        saved (PostgreSQL), they go with the announcements and the commit itself."""
+        return [run(conn, statement, values) for statement, values in last]
 
     def try_exclusive(self, conn: sa.Connection, name: str) -> bool:
         """Whether this transaction is, until it ends, the only one working under `name`: False, at
@@ -146,7 +162,14 @@ class PostgreSQL(Dialect):
         return list(items)
 
     def announce(self, conn: sa.Connection, channel: str, payload: str = "") -> None:
-        run(conn, _NOTIFY, {"channel": channel, "payload": payload})
+        send_at_commit(conn, _NOTIFY, {"channel": channel, "payload": payload})
+
+    def finish(self, conn: sa.Connection, last: Sequence[tuple[Statement, Values]]) -> list[Result]:
+        at_commit: list[tuple[Statement, Values]] = conn.info.pop(AT_COMMIT, [])
+        if not last and not at_commit:
+            return []
+        # Each statement is a round trip of its own otherwise; sent with the commit, they cost none.
+        return run_and_commit(conn, [*last, *at_commit])[: len(last)]
 
     def try_exclusive(self, conn: sa.Connection, name: str) -> bool:
         # A transaction-scoped advisory lock on 64 bits of the name: a collision costs a spurious,
@@ -171,6 +194,17 @@ class PostgreSQL(Dialect):
 
     def retry_may_succeed(self, exc: sa.exc.DBAPIError) -> bool:
         return super().retry_may_succeed(exc) or getattr(exc.orig, "sqlstate", None) in _CONFLICT_STATES
+
+
+# Statements a PostgreSQL transaction sends with its commit, such as its notifications (see
+# `send_at_commit`).
+AT_COMMIT = "pendingtx.at_commit"
+
+
+def send_at_commit(conn: sa.Connection, statement: Statement, values: Values) -> None:
+    """Run the statement in this PostgreSQL transaction just before its commit, in the commit's round
+    trip (Dialect.finish, or the engine's commit hook for a transaction that does not call it)."""
+    conn.info.setdefault(AT_COMMIT, []).append((statement, values))
 
 
 _NOTIFY = Statement(

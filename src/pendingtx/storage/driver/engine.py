@@ -8,7 +8,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from pendingtx.config import Settings
-from pendingtx.storage.driver.statements import driver_errors
+from pendingtx.storage.driver.dialects import AT_COMMIT, dialect_of, send_at_commit
+from pendingtx.storage.driver.statements import Statement, driver_errors
 
 # An execution option on a connection: its transaction will write, so SQLite takes the lock up front.
 WRITE_OPTION = "pendingtx_write"
@@ -57,13 +58,29 @@ def make_engine(settings: Settings) -> sa.Engine:
         connect_args=dict(PG_CONNECT_ARGS),
     )
 
+    dialect = dialect_of("postgresql")
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
+        conn.info.pop(AT_COMMIT, None)  # left by a transaction that ended without commit or rollback
         if conn.get_execution_options().get(REDOABLE_OPTION, False):
-            # Only this transaction: its commit need not wait for the WAL flush.
-            conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+            # Only this transaction: its commit need not wait for the WAL flush. Read at commit, so
+            # it is sent with the commit, not in a round trip of its own.
+            send_at_commit(conn, _NOT_DURABLE, {})
+
+    @event.listens_for(engine, "commit")
+    def _on_commit(conn: sa.Connection) -> None:
+        # What a transaction left to send with its commit, if it did not end through Dialect.finish.
+        dialect.finish(conn, [])
+
+    @event.listens_for(engine, "rollback")
+    def _on_rollback(conn: sa.Connection) -> None:
+        conn.info.pop(AT_COMMIT, None)
 
     return engine
+
+
+_NOT_DURABLE = Statement(sa.text("SET LOCAL synchronous_commit TO OFF"))
 
 
 def _sqlite_engine(url: str, settings: Settings) -> sa.Engine:

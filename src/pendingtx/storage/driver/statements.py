@@ -201,6 +201,27 @@ def run(conn: sa.Connection, statement: Statement, values: Values | None = None)
     return Result(cursor, compiled)
 
 
+def run_and_commit(conn: sa.Connection, statements: Sequence[tuple[Statement, Values]]) -> list[Result]:
+    """Execute the statements, then commit, all in one round trip (psycopg's pipeline mode).
+
+    The transaction's context still ends with its own commit, which then finds nothing to do. An
+    error in any statement fails the commit and rolls back the whole transaction, as it would have
+    without the pipeline.
+    """
+    driver: Any = conn.connection.driver_connection
+    executed: list[tuple[Any, Compiled]] = []
+    with driver_errors(conn.dialect.loaded_dbapi, "COMMIT"), driver.pipeline():
+        for statement, values in statements:
+            compiled = statement.compiled(conn.dialect)
+            cursor = driver.cursor(binary=statement.binary)
+            parameters = compiled.parameters(values)
+            announce(conn, cursor, compiled.sql, parameters, many=False)
+            cursor.execute(compiled.sql, parameters)
+            executed.append((cursor, compiled))
+        driver.commit()
+    return [Result(cursor, compiled) for cursor, compiled in executed]
+
+
 def run_many(conn: sa.Connection, statement: Statement, rows: Sequence[Values]) -> int:
     """Execute the statement once per row of values; returns how many rows it affected in all."""
     if not rows:
