@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from pendingtx.config import Settings
 from pendingtx.storage.driver.engine import make_engine
 from pendingtx.storage.tables import apps
-from pendingtx.storage.unit_of_work import UnitOfWork
+from pendingtx.storage.unit_of_work import MAX_KEEPING_THREADS, UnitOfWork
 
 
 @pytest.fixture
@@ -84,3 +85,34 @@ def test_a_thread_keeping_connections_reuses_them_until_a_write_fails(impatient:
         with impatient.write() as conn:
             assert conn.execute(sa.select(apps.c.id).where(apps.c.name == "never")).first() is None
     assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def test_only_a_few_threads_keep_connections_so_the_pool_never_runs_dry(tmp_path: Path) -> None:
+    # SQLite only: PostgreSQL's connections stay with the pool.
+    engine = make_engine(Settings(database_url=f"sqlite:///{tmp_path / 'kept.db'}"))
+    impatient = UnitOfWork(engine)
+    pool = engine.pool
+    keeping, release = threading.Barrier(MAX_KEEPING_THREADS + 1), threading.Event()
+
+    def keep() -> None:
+        with impatient.keeping_connections():
+            with impatient.write():
+                pass
+            keeping.wait(10)
+            release.wait(10)
+
+    threads = [threading.Thread(target=keep) for _ in range(MAX_KEEPING_THREADS)]
+    for thread in threads:
+        thread.start()
+    keeping.wait(10)
+    try:
+        with impatient.keeping_connections():
+            with impatient.write():
+                pass
+            assert pool.checkedout() == MAX_KEEPING_THREADS  # type: ignore[attr-defined]
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(10)
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+    engine.dispose()

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from pendingtx.config import Settings
 from pendingtx.storage.driver import Dialect, Statement, run, run_many
+from pendingtx.storage.driver import engine as engine_module
 from pendingtx.storage.driver.detached import AwaitedStatements, DetachedStatements
 from pendingtx.storage.driver.dialects import AT_COMMIT
 from pendingtx.storage.driver.engine import libpq_conninfo, make_engine
@@ -237,3 +238,39 @@ def test_announcements_are_sent_by_the_commit_and_only_by_it(pg_uow: UnitOfWork)
         assert heard() == []
     finally:
         listener.close()
+
+
+_BACKEND = Statement(sa.select(sa.func.pg_backend_pid()))
+
+
+def _backend_of_a_write(uow: UnitOfWork) -> int:
+    with uow.write() as conn:
+        return int(run(conn, _BACKEND).scalar())
+
+
+def _terminate(uow: UnitOfWork, pid: int) -> None:
+    """End the backend of a connection now back in the pool, as a database restart would."""
+    with psycopg.connect(libpq_conninfo(uow.engine.url.render_as_string(False)), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_idle_for_a_while_is_checked_and_replaced_if_dead(
+    pg_uow: UnitOfWork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pg_uow.engine.pool.dispose()
+    first = _backend_of_a_write(pg_uow)
+    _terminate(pg_uow, first)
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 0.0)  # every connection idle "long"
+    assert _backend_of_a_write(pg_uow) != first
+
+
+@pytest.mark.postgres
+def test_a_connection_that_broke_in_use_is_never_handed_out_again(pg_uow: UnitOfWork) -> None:
+    pg_uow.engine.pool.dispose()
+    first = _backend_of_a_write(pg_uow)
+    _terminate(pg_uow, first)
+    # Given back a moment ago, it is not checked first: its next transaction fails, once.
+    with pytest.raises(sa.exc.OperationalError):
+        _backend_of_a_write(pg_uow)
+    assert _backend_of_a_write(pg_uow) != first

@@ -15,6 +15,9 @@ from pendingtx.storage.driver.engine import REDOABLE_OPTION, WRITE_OPTION
 
 T = TypeVar("T")
 
+# How many threads may keep write connections at once (two each; SQLite's pool holds 16). More
+# writers than that gain nothing on a database with one writer at a time.
+MAX_KEEPING_THREADS = 4
 # How often a write transaction that lost a race (Dialect.retry_may_succeed) is run in all.
 WRITE_ATTEMPTS = 3
 
@@ -36,8 +39,10 @@ class UnitOfWork:
         # Told, after each commit that recorded events, each organization's last sequence (the
         # in-process wake-up source of long-polls and streams); called on the committing thread.
         self.event_observers: list[Callable[[Mapping[int, int]], None]] = []
-        # The connections a thread keeps between its write transactions (see `keeping_connections`).
+        # The connections a thread keeps between its write transactions (see `keeping_connections`),
+        # by at most MAX_KEEPING_THREADS threads at once: together they hold half the pool at most.
         self._kept = threading.local()
+        self._keepers = threading.BoundedSemaphore(MAX_KEEPING_THREADS)
 
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:
@@ -77,13 +82,17 @@ class UnitOfWork:
     @contextmanager
     def keeping_connections(self) -> Iterator[None]:
         """Within this block, the calling thread's write transactions reuse one connection of each
-        kind instead of taking one from the pool each time (SQLite only).
+        kind instead of taking one from the pool each time (SQLite, MAX_KEEPING_THREADS at once).
 
         For a thread that writes without pause (the acceptance writer, a worker), checking a
-        connection out and back in costs more than a small transaction does in SQLite. On PostgreSQL
-        the pool's check on checkout, which replaces a connection the server has closed, is kept.
+        connection out and back in costs more than a small transaction does in SQLite. PostgreSQL's
+        connections stay with the pool, which replaces one the server has closed.
         """
-        if not self.rules.single_writer or getattr(self._kept, "connections", None) is not None:
+        if (
+            not self.rules.single_writer
+            or getattr(self._kept, "connections", None) is not None
+            or not self._keepers.acquire(blocking=False)
+        ):
             yield
             return
         kept: dict[bool, sa.Connection] = {}
@@ -94,6 +103,7 @@ class UnitOfWork:
             self._kept.connections = None
             for conn in kept.values():
                 conn.close()
+            self._keepers.release()
 
     @contextmanager
     def _connection(self, redoable: bool) -> Iterator[sa.Connection]:
@@ -104,13 +114,19 @@ class UnitOfWork:
                 yield conn
             return
         conn = kept.pop(redoable) if redoable in kept else engine.connect()
+        if conn.invalidated:
+            conn.close()
+            conn = engine.connect()
         try:
             yield conn
         except BaseException:
             # Whatever went wrong may have left the connection unfit: the pool resets or replaces it.
             conn.close()
             raise
-        kept[redoable] = conn
+        if redoable in kept:  # a write nested in this one kept its own meanwhile
+            conn.close()
+        else:
+            kept[redoable] = conn
 
     def write_retrying(self, work: Callable[[sa.Connection], T], *, redoable: bool = False) -> T:
         """`work` in a write transaction, run again when it lost a race with another transaction.

@@ -202,7 +202,8 @@ def run(conn: sa.Connection, statement: Statement, values: Values | None = None)
 
 
 def run_and_commit(conn: sa.Connection, statements: Sequence[tuple[Statement, Values]]) -> list[Result]:
-    """Execute the statements, then commit, all in one round trip (psycopg's pipeline mode).
+    """Execute the statements, then commit, all in one round trip (PostgreSQL: psycopg's pipeline
+    mode, with COMMIT the last statement in it, so that leaving it is the one wait for results).
 
     The transaction's context still ends with its own commit, which then finds nothing to do. An
     error in any statement fails the commit and rolls back the whole transaction, as it would have
@@ -218,7 +219,7 @@ def run_and_commit(conn: sa.Connection, statements: Sequence[tuple[Statement, Va
             announce(conn, cursor, compiled.sql, parameters, many=False)
             cursor.execute(compiled.sql, parameters)
             executed.append((cursor, compiled))
-        driver.commit()
+        driver.cursor().execute("COMMIT")
     return [Result(cursor, compiled) for cursor, compiled in executed]
 
 
