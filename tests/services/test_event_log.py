@@ -43,6 +43,7 @@ def test_each_job_tells_its_story_in_order_and_each_organization_counts_its_own(
     small = submit([record("S-1"), record("S-2", amount="0")])
     large = submit([record(f"L-{i}") for i in range(7)], who=other)
     theirs = submit([record("T-1")], who=other)
+    runtime.clock.advance(0.123456)  # type: ignore[attr-defined]
     runtime.new_worker().run_until_idle()
 
     mine = log_of(runtime, caller.org_id)
@@ -72,6 +73,9 @@ def test_each_job_tells_its_story_in_order_and_each_organization_counts_its_own(
     ]  # fmt: skip
     progress = [e.processed_count for e in log_of(runtime, other.org_id, key=large.key)]
     assert progress == [0, 0, 3, 6, 7]
+    # A progress event carries the time given to `record`, to the microsecond.
+    chunks = [e for e in log_of(runtime, other.org_id, key=large.key) if e.type is PROGRESS]
+    assert {e.created_at for e in chunks} == {runtime.clock()}
     assert [e.type for e in log_of(runtime, other.org_id, key=theirs.key)] == [SUBMITTED, STARTED, COMPLETED]
 
 

@@ -13,12 +13,11 @@ raised by `keep_numbering` before events are deleted, so that numbers never go b
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from pendingtx.domain.events import Event, EventType, new_event_ids
 from pendingtx.domain.jobs import JobStatus
@@ -80,8 +79,9 @@ SELECT j.org_id, j.id, j.key,
 
 
 # Where a statement may write in WITH (PostgreSQL), an organization's events are numbered, inserted
-# and announced in one round trip instead of three or more: the jobs' rows give what each event
-# copies, the arrays give each event's kind, public id, time (progress only) and place in order.
+# and announced in one statement instead of three or more: the jobs' rows give what each event
+# copies, a JSON array gives each event's kind, public id, time (progress only) and place in order
+# (one text parameter: psycopg's adaptation of four lists cost more than PostgreSQL takes to run it).
 _PG_TIME = "WHEN :completed THEN j.completed_at ELSE e.at"
 _NUMBER_INSERT_ANNOUNCE = Statement(
     sa.text(
@@ -93,8 +93,8 @@ WITH taken AS (
 ), added AS (
     {_insert_from_jobs("taken.event_sequence - :count + e.place", _PG_TIME)}
     FROM taken,
-         unnest(:job_ids, :types, :public_ids, :times)
-             WITH ORDINALITY AS e(job_id, type, public_id, at, place)
+         jsonb_to_recordset(CAST(:events AS jsonb))
+             AS e(job_id bigint, type text, public_id text, at timestamptz, place bigint)
          JOIN jobs AS j ON j.id = e.job_id
 )
 SELECT taken.event_sequence AS last, pg_notify(:channel, :org_text || ':' || taken.event_sequence) AS notified
@@ -105,10 +105,7 @@ FROM taken
         sa.bindparam("count", type_=sa.BigInteger),
         sa.bindparam("org", type_=sa.BigInteger),
         sa.bindparam("org_text", type_=sa.Text),
-        sa.bindparam("job_ids", type_=postgresql.ARRAY(sa.BigInteger)),
-        sa.bindparam("types", type_=postgresql.ARRAY(sa.Text)),
-        sa.bindparam("public_ids", type_=postgresql.ARRAY(sa.Text)),
-        sa.bindparam("times", type_=postgresql.ARRAY(sa.DateTime(timezone=True))),
+        sa.bindparam("events", type_=sa.Text),
         sa.bindparam("started", EventType.STARTED.value, type_=sa.Text),
         sa.bindparam("submitted", EventType.SUBMITTED.value, type_=sa.Text),
         sa.bindparam("completed", EventType.COMPLETED.value, type_=sa.Text),
@@ -197,15 +194,22 @@ def flush(conn: sa.Connection) -> None:
 
 
 def _numbering(org_id: int, org_events: list[tuple[EventType, int, datetime]]) -> dict[str, Any]:
-    return {
-        "count": len(org_events),
-        "org": org_id,
-        "org_text": str(org_id),
-        "job_ids": [job_id for _, job_id, _ in org_events],
-        "types": [kind.value for kind, _, _ in org_events],
-        "public_ids": new_event_ids(len(org_events)),
-        "times": [now for _, _, now in org_events],
-    }
+    ids = new_event_ids(len(org_events))
+    rows = [
+        {"job_id": job_id, "type": kind.value, "public_id": ids[place], "at": _utc(now), "place": place + 1}
+        for place, (kind, job_id, now) in enumerate(org_events)
+    ]
+    events = _JSON.encode(rows).decode()
+    return {"count": len(org_events), "org": org_id, "org_text": str(org_id), "events": events}
+
+
+_JSON = msgspec.json.Encoder()
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime given for an event's time")
+    return moment.astimezone(UTC)
 
 
 _STARTED = Statement(
