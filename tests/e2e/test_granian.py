@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import BASE_SETTINGS
+from tests.e2e.raw_http import answer_of, raw_request, read_to_end, read_until
 from tests.e2e.server import (
     TERMINAL_STATUSES,
     Process,
@@ -61,45 +62,6 @@ def check_log(process: Process) -> list[dict[str, Any]]:
     return lines
 
 
-def _tcp_entry(address: tuple[str, int]) -> str:
-    host, port = address
-    return f"{socket.inet_aton(host)[::-1].hex().upper()}:{port:04X}"
-
-
-def server_has_read_all(server_port: int, client: socket.socket) -> bool:
-    """The server's end of `client`'s connection has nothing left unread (/proc/net/tcp's rx_queue):
-    the request's head has reached the server, which hands it to the app at once."""
-    local = _tcp_entry(("127.0.0.1", server_port))
-    remote = _tcp_entry(client.getsockname())
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[1] == local and fields[2] == remote:
-            return int(fields[4].split(":")[1], 16) == 0
-    return False
-
-
-def read_to_end(client: socket.socket) -> bytes:
-    """Everything the server sends until it closes the connection (the request said `Connection: close`)."""
-    data = b""
-    while chunk := client.recv(65536):
-        data += chunk
-    return data
-
-
-def answer_of(client: socket.socket) -> tuple[int, dict[str, Any]]:
-    """Read one HTTP/1.1 answer to the end."""
-    head, _, body = read_to_end(client).partition(b"\r\n\r\n")
-    return int(head.split()[1]), json.loads(body)
-
-
-def raw_request(port: int, head: str, body: bytes = b"") -> socket.socket:
-    """A connection that has sent `head` (and `body`), once the server has read all of it."""
-    client = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
-    client.sendall(head.encode() + body)
-    wait_until(lambda: server_has_read_all(port, client), DEADLINE, what="the server to read the request")
-    return client
-
-
 def test_a_request_in_flight_and_held_reads_are_answered_at_sigterm_then_jobs_complete(
     database: str, tmp_path: Path, started: list[Process]
 ) -> None:
@@ -124,9 +86,7 @@ def test_a_request_in_flight_and_held_reads_are_answered_at_sigterm_then_jobs_co
         f"GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n{auth}"
         "Connection: close\r\n\r\n",
     )
-    replayed = b""
-    while b"event: job.submitted" not in replayed:  # the socket's timeout bounds the wait
-        replayed += stream.recv(65536)
+    read_until(stream, b"event: job.submitted")
     # A submission whose body is half sent when the signal comes: it is in flight, and must be
     # answered once the rest arrives.
     body = json.dumps([record("GR-2")]).encode()

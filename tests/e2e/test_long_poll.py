@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import BASE_SETTINGS, StartServer, StartWorker
-from tests.e2e.server import Process, Server, caller_headers, create_app_via_cli, wait_until
+from tests.e2e.raw_http import answer_of, raw_request, read_to_end, read_until
+from tests.e2e.server import Process, Server, caller_headers, create_app_via_cli
 from tests.support import record
 
 pytestmark = pytest.mark.e2e
@@ -99,18 +100,8 @@ def test_held_reads_answer_when_another_process_completes_their_jobs_postgres(
     check(lateness(server.base_url, postgres_e2e_url, pool, worker))
 
 
-def open_stream(base_url: str, headers: Mapping[str, str], lines: list[str]) -> None:
-    with (
-        httpx.Client(base_url=base_url, timeout=90) as http,
-        http.stream("GET", "/v1/events", headers={**headers, "Accept": "text/event-stream"}) as response,
-    ):
-        assert response.status_code == 200
-        for line in response.iter_lines():
-            lines.append(line)
-
-
 def test_sigterm_answers_held_reads_and_ends_streams_at_once(
-    start_server: StartServer, e2e_database_url: str, pool: ThreadPoolExecutor
+    start_server: StartServer, e2e_database_url: str
 ) -> None:
     server = start_server(no_worker=True)
     app = create_app_via_cli(e2e_database_url)
@@ -118,16 +109,29 @@ def test_sigterm_answers_held_reads_and_ends_streams_at_once(
         headers = caller_headers(http, app)
         accepted = http.post("/v1/transactions", json=[record("SD-1")], headers=headers)
         key = accepted.json()["jobStatusQueryKey"]
-    reads = [pool.submit(held_read, server.base_url, headers, key) for _ in range(3)]
-    lines: list[str] = []
-    stream = pool.submit(open_stream, server.base_url, headers, lines)
-    wait_until(lambda: any(line.startswith("id: ") for line in lines), 30, what="the stream's first event")
-    assert not any(read.done() for read in reads)
-    signalled = time.time()
+    auth = f"Authorization: {headers['Authorization']}\r\nAppKey: {headers['AppKey']}\r\n"
+    # Every request has reached the server (the kernel's queue says so) before the signal is sent.
+    reads = [
+        raw_request(
+            server.port,
+            f"GET /v1/jobs/insight/status/{key}?wait=60 HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}"
+            "Connection: close\r\n\r\n",
+        )
+        for _ in range(3)
+    ]
+    stream = raw_request(
+        server.port,
+        f"GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n{auth}"
+        "Connection: close\r\n\r\n",
+    )
+    replayed = read_until(stream, b"event: job.submitted")
+    signalled = time.monotonic()
     assert server.stop() == 0
     for read in reads:
-        arrived, body = read.result(timeout=30)
-        assert body["status"] == "Submitted"
-        assert arrived - signalled < 5.0  # not after the 60 s the reads asked for
-    stream.result(timeout=30)
-    assert "event: job.submitted" in lines
+        with read:
+            status, body = answer_of(read)
+        assert (status, body["status"]) == (200, "Submitted")
+    with stream:
+        read_to_end(stream)  # the stream has ended, not waited for the socket's 30 s timeout
+    assert time.monotonic() - signalled < 5.0  # not after the 60 s the reads asked for
+    assert b"id: " in replayed

@@ -5,8 +5,8 @@ revocation through one is refused by the other at once, and SIGTERM to the paren
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import BASE_SETTINGS
+from tests.e2e.raw_http import answer_of, kept_alive_answer, read_to_end, read_until, send_request
 from tests.e2e.server import (
     TERMINAL_STATUSES,
     Process,
@@ -178,21 +179,21 @@ def test_two_processes_share_the_port_one_runs_the_worker_and_sigterm_drains_bot
     assert sorted((x["pid"], x["worker"]) for x in serving_lines) == sorted(roles.items())
 
 
-def held_read(server: Server, pid: int, headers: Mapping[str, str], key: str) -> dict[str, Any]:
-    with client_of(server, pid) as http:
-        answer = status_of(http, headers, key, wait=60)
-    assert answer.status_code == 200, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
+def connection_to(server: Server, pid: int) -> socket.socket:
+    """A raw keep-alive connection that the process `pid` serves."""
+    found: list[socket.socket] = []
 
+    def connected() -> bool:
+        client = socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE)
+        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        if kept_alive_answer(client)["process"] == pid:
+            found.append(client)
+            return True
+        client.close()
+        return False
 
-def stream(server: Server, pid: int, headers: Mapping[str, str], lines: list[str]) -> None:
-    with (
-        client_of(server, pid) as http,
-        http.stream("GET", "/v1/events", headers={**headers, "Accept": "text/event-stream"}) as response,
-    ):
-        assert response.status_code == 200
-        lines.extend(response.iter_lines())
+    wait_until(connected, DEADLINE, what=f"a connection served by process {pid}")
+    return found[0]
 
 
 def test_sigterm_answers_the_held_reads_and_streams_of_every_process_at_once(
@@ -205,19 +206,33 @@ def test_sigterm_answers_the_held_reads_and_streams_of_every_process_at_once(
     with httpx.Client(base_url=server.base_url, timeout=30) as http:
         headers = caller_headers(http, app)
         key = accept(http, headers, record("PROC-HELD"))
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        reads: list[Future[dict[str, Any]]] = []
-        streams: list[list[str]] = []
-        for pid in roles:
-            reads.append(pool.submit(held_read, server, pid, headers, key))
-            streams.append([])
-            pool.submit(stream, server, pid, headers, streams[-1])
-        # Each stream's first event says its process serves it (and, sent after it, the held read).
-        for lines in streams:
-            wait_until(
-                lambda lines=lines: any(x.startswith("id: ") for x in lines), DEADLINE, what="an event"
+    auth = f"Authorization: {headers['Authorization']}\r\nAppKey: {headers['AppKey']}\r\n"
+    reads: list[socket.socket] = []
+    streams: list[socket.socket] = []
+    # Each request has reached its process (the kernel's queue says so) before the signal is sent.
+    for pid in roles:
+        reads.append(
+            send_request(
+                connection_to(server, pid),
+                server.port,
+                f"GET /v1/jobs/insight/status/{key}?wait=60 HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}"
+                "Connection: close\r\n\r\n",
             )
-        assert not any(read.done() for read in reads)
-        stop_and_check(server, list(roles))
-        # Answered at the signal, not after the 60 s they asked to wait: the job is still waiting.
-        assert [read.result(timeout=DEADLINE)["status"] for read in reads] == ["Submitted", "Submitted"]
+        )
+        stream = send_request(
+            connection_to(server, pid),
+            server.port,
+            f"GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n{auth}"
+            "Connection: close\r\n\r\n",
+        )
+        read_until(stream, b"event: job.submitted")
+        streams.append(stream)
+    stop_and_check(server, list(roles))
+    # Answered at the signal, not after the 60 s they asked to wait (the sockets' timeout is 30 s):
+    # the job is still waiting, and every stream has ended.
+    for read in reads:
+        assert answer_of(read)[1]["status"] == "Submitted"
+        read.close()
+    for stream in streams:
+        read_to_end(stream)
+        stream.close()
