@@ -147,10 +147,15 @@ class Runtime:
 
             def listener(bus: EventBus) -> Listener:
                 return Listener(
-                    conninfo, EVENTS_CHANNEL, bus.announced, bus.missed, retry_seconds=s.worker_poll_seconds
+                    conninfo,
+                    EVENTS_CHANNEL,
+                    bus.announced,
+                    bus.missed,
+                    retry_seconds=s.worker_poll_seconds,
+                    late=True,
                 )
 
-            bus = EventBus(self.uow, self.calls, limits, feed=listener)
+            bus = EventBus(self.uow, self.calls, limits, feed=listener, feed_when_held=True)
         self.uow.event_observers.append(bus.observe)
         return bus
 

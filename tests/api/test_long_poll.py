@@ -15,11 +15,14 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from pendingtx.bootstrap import Runtime
+from pendingtx.config import Settings
 from pendingtx.domain.jobs import JobKind
 from pendingtx.services import submissions
 from pendingtx.services.authentication import Caller
 from pendingtx.services.enqueue import enqueue
 from pendingtx.storage import apps
+from pendingtx.storage.driver.engine import make_engine
+from pendingtx.storage.events import CHANNEL as EVENTS_CHANNEL
 from tests.conftest import Served, assert_error, mint, register
 from tests.e2e.server import wait_until
 from tests.support import record
@@ -229,3 +232,41 @@ def submit_directly(runtime: Runtime, headers: dict[str, str]) -> None:
     job = submissions.batch_job(msgspec.json.encode([record("NEWS-1")]), kind=JobKind.CREATE, max_records=10)
     caller = caller_of(runtime, headers)
     enqueue(runtime.uow, caller, job, idempotency=None, clock=runtime.clock, notify=runtime.notify_workers)
+
+
+def listening_backends(runtime: Runtime) -> int:
+    """Connections to the test's database that LISTEN for events (their last statement says so)."""
+    with runtime.engine.connect() as conn:
+        found = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND query = 'LISTEN ' || :channel"
+            ),
+            {"channel": EVENTS_CHANNEL},
+        ).scalar_one()
+    return int(found)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_postgresql_listening_starts_with_the_first_held_read_and_hears_other_processes(
+    client: TestClient,
+    runtime: Runtime,
+    settings: Settings,
+    headers: dict[str, str],
+    pool: ThreadPoolExecutor,
+) -> None:
+    key = submit(client, headers)
+    # Serving without a held read costs no listening backend (one woken at every commit otherwise).
+    assert listening_backends(runtime) == 0
+    answer = hold(pool, client, status_url(key, f"?wait={LONG}"), headers)
+    wait_until(lambda: held(runtime, org_of(runtime, headers)) == 1, DEADLINE, what="the read to be held")
+    wait_until(lambda: listening_backends(runtime) == 1, DEADLINE, what="the process to listen")
+    # Another process completes the job: its NOTIFY is the only news this process gets of it.
+    other = Runtime(settings=settings, engine=make_engine(settings), clock=runtime.clock)
+    try:
+        other.new_worker().run_until_idle()
+    finally:
+        other.close()
+    response = answer.result(timeout=DEADLINE)
+    assert response.json()["status"] == "Completed"

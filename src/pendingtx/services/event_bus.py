@@ -1,8 +1,9 @@
 """The process's one wake-up source for held status reads (long-poll) and event streams.
 
 News that an organization's log grew comes from this process's commits (`UnitOfWork.event_observers`,
-on any thread), from other processes through PostgreSQL's NOTIFY, or on SQLite from a check of the
-database's data version made once per interval, and only while something waits. Held requests cost
+on any thread), from other processes through PostgreSQL's NOTIFY (listened to from the first held
+request on), or on SQLite from a check of the database's data version made once per interval, and
+only while something waits. Held requests cost
 memory only: no thread, no timer of their own, and no query each. When an organization with held
 status reads has news, ONE query (its `job.completed` events after the last sequence seen) tells which
 of their jobs finished.
@@ -137,6 +138,7 @@ class EventBus:
         changed: Callable[[], bool] | None = None,
         check_seconds: float = 0.5,
         feed: Callable[[EventBus], Feed] | None = None,
+        feed_when_held: bool = False,
     ) -> None:
         self.uow = uow
         self.calls = calls
@@ -145,8 +147,12 @@ class EventBus:
         # themselves, from this process's commits and PostgreSQL's NOTIFY).
         self._changed = changed
         self._check_seconds = check_seconds
-        # Made anew at each start: PostgreSQL's NOTIFY from other processes.
+        # Made anew at each start: PostgreSQL's NOTIFY from other processes, or a sibling's news.
         self._make_feed = feed
+        # Start the feed only when a status read is first held or a stream first opened: a process
+        # that never holds one (most) then costs PostgreSQL no listening backend woken per commit.
+        # Such a feed must call `missed` once it listens, since commits before went unannounced.
+        self._feed_when_held = feed_when_held
         self._feed: Feed | None = None
         self._orgs: dict[int, _Org] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -162,6 +168,10 @@ class EventBus:
         """Start on the running event loop (the API's lifespan)."""
         self._loop = asyncio.get_running_loop()
         self.closed = False
+        if not self._feed_when_held:
+            self._start_feed()
+
+    def _start_feed(self) -> None:
         if self._make_feed is not None and self._feed is None:
             self._feed = self._make_feed(self)
             self._feed.start()
@@ -297,10 +307,14 @@ class EventBus:
         finally:
             state.busy = False
 
-    # --- other processes (SQLite) -----------------------------------------------------------------
+    # --- other processes -----------------------------------------------------------------------------
 
     def _watch_other_processes(self) -> None:
-        if self._changed is not None and self._watcher is None and not self.closed:
+        if self.closed:
+            return
+        if self._feed_when_held:
+            self._start_feed()
+        if self._changed is not None and self._watcher is None:
             self._watcher = asyncio.get_running_loop().create_task(self._check_loop())
 
     async def _check_loop(self) -> None:

@@ -21,7 +21,8 @@ class Listener:
     """LISTENs on one channel in a background thread and hands each payload to `on_payload`.
 
     After a lost connection (notifications may have been missed meanwhile) `on_gap` is called once
-    the listener listens again, so that the receiver can look for what it missed.
+    the listener listens again, so that the receiver can look for what it missed; with `late`, also
+    once it first listens (it was started after the receiver began to care).
     """
 
     def __init__(
@@ -32,8 +33,10 @@ class Listener:
         on_gap: Callable[[], None],
         *,
         retry_seconds: float,
+        late: bool = False,
     ) -> None:
         self.conninfo = conninfo
+        self.late = late
         self.channel = channel
         self.on_payload = on_payload
         self.on_gap = on_gap
@@ -56,7 +59,7 @@ class Listener:
         first = True
         while not self._stop.is_set():
             try:
-                self._listen(gap=not first)
+                self._listen(gap=self.late or not first)
             except psycopg.Error as exc:
                 self.listening.clear()
                 log.warning(
