@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +82,24 @@ def kept_alive_answer(client: socket.socket) -> dict[str, Any]:
         body += chunk
     answer: dict[str, Any] = json.loads(body)
     return answer
+
+
+def auth_lines(headers: Mapping[str, str]) -> str:
+    """The caller's `Authorization` and `AppKey` header lines."""
+    return f"Authorization: {headers['Authorization']}\r\nAppKey: {headers['AppKey']}\r\n"
+
+
+def held_read_head(key: str, headers: Mapping[str, str], wait: int = 60) -> str:
+    """A status read of `key` asked to wait `wait` seconds, on a connection closed after it."""
+    return (
+        f"GET /v1/jobs/insight/status/{key}?wait={wait} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth_lines(headers)}"
+        "Connection: close\r\n\r\n"
+    )
+
+
+def stream_head(headers: Mapping[str, str]) -> str:
+    """An event stream's request, on a connection closed after it."""
+    return (
+        f"GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n{auth_lines(headers)}"
+        "Connection: close\r\n\r\n"
+    )

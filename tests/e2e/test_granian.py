@@ -15,7 +15,15 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import BASE_SETTINGS
-from tests.e2e.raw_http import answer_of, raw_request, read_to_end, read_until
+from tests.e2e.raw_http import (
+    answer_of,
+    auth_lines,
+    held_read_head,
+    raw_request,
+    read_to_end,
+    read_until,
+    stream_head,
+)
 from tests.e2e.server import (
     TERMINAL_STATUSES,
     Process,
@@ -72,19 +80,16 @@ def test_a_request_in_flight_and_held_reads_are_answered_at_sigterm_then_jobs_co
         accepted = http.post("/v1/transactions", json=[record("GR-1")], headers=headers)
         assert accepted.status_code == 202, accepted.text
         held_key = accepted.json()["jobStatusQueryKey"]
-    auth = f"Authorization: {headers['Authorization']}\r\nAppKey: {headers['AppKey']}\r\n"
     reads = [
         raw_request(
             first.port,
-            f"GET /v1/jobs/insight/status/{held_key}?wait=60 HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}"
-            "Connection: close\r\n\r\n",
+            held_read_head(held_key, headers),
         )
         for _ in range(2)
     ]
     stream = raw_request(
         first.port,
-        f"GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n{auth}"
-        "Connection: close\r\n\r\n",
+        stream_head(headers),
     )
     read_until(stream, b"event: job.submitted")
     # A submission whose body is half sent when the signal comes: it is in flight, and must be
@@ -93,7 +98,7 @@ def test_a_request_in_flight_and_held_reads_are_answered_at_sigterm_then_jobs_co
     submission = raw_request(
         first.port,
         f"POST /v1/transactions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n{auth}Connection: close\r\n\r\n",
+        f"Content-Length: {len(body)}\r\n{auth_lines(headers)}Connection: close\r\n\r\n",
         body[:10],
     )
     with submission, stream, reads[0], reads[1]:

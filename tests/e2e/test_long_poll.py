@@ -15,7 +15,14 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import BASE_SETTINGS, StartServer, StartWorker
-from tests.e2e.raw_http import answer_of, raw_request, read_to_end, read_until
+from tests.e2e.raw_http import (
+    answer_of,
+    held_read_head,
+    raw_request,
+    read_to_end,
+    read_until,
+    stream_head,
+)
 from tests.e2e.server import Process, Server, caller_headers, create_app_via_cli
 from tests.support import record
 
@@ -109,20 +116,17 @@ def test_sigterm_answers_held_reads_and_ends_streams_at_once(
         headers = caller_headers(http, app)
         accepted = http.post("/v1/transactions", json=[record("SD-1")], headers=headers)
         key = accepted.json()["jobStatusQueryKey"]
-    auth = f"Authorization: {headers['Authorization']}\r\nAppKey: {headers['AppKey']}\r\n"
     # Every request has reached the server (the kernel's queue says so) before the signal is sent.
     reads = [
         raw_request(
             server.port,
-            f"GET /v1/jobs/insight/status/{key}?wait=60 HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}"
-            "Connection: close\r\n\r\n",
+            held_read_head(key, headers),
         )
         for _ in range(3)
     ]
     stream = raw_request(
         server.port,
-        f"GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n{auth}"
-        "Connection: close\r\n\r\n",
+        stream_head(headers),
     )
     replayed = read_until(stream, b"event: job.submitted")
     signalled = time.monotonic()

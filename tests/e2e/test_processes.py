@@ -15,7 +15,15 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import BASE_SETTINGS
-from tests.e2e.raw_http import answer_of, kept_alive_answer, read_to_end, read_until, send_request
+from tests.e2e.raw_http import (
+    answer_of,
+    held_read_head,
+    kept_alive_answer,
+    read_to_end,
+    read_until,
+    send_request,
+    stream_head,
+)
 from tests.e2e.server import (
     TERMINAL_STATUSES,
     Process,
@@ -206,7 +214,6 @@ def test_sigterm_answers_the_held_reads_and_streams_of_every_process_at_once(
     with httpx.Client(base_url=server.base_url, timeout=30) as http:
         headers = caller_headers(http, app)
         key = accept(http, headers, record("PROC-HELD"))
-    auth = f"Authorization: {headers['Authorization']}\r\nAppKey: {headers['AppKey']}\r\n"
     reads: list[socket.socket] = []
     streams: list[socket.socket] = []
     # Each request has reached its process (the kernel's queue says so) before the signal is sent.
@@ -215,15 +222,13 @@ def test_sigterm_answers_the_held_reads_and_streams_of_every_process_at_once(
             send_request(
                 connection_to(server, pid),
                 server.port,
-                f"GET /v1/jobs/insight/status/{key}?wait=60 HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}"
-                "Connection: close\r\n\r\n",
+                held_read_head(key, headers),
             )
         )
         stream = send_request(
             connection_to(server, pid),
             server.port,
-            f"GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n{auth}"
-            "Connection: close\r\n\r\n",
+            stream_head(headers),
         )
         read_until(stream, b"event: job.submitted")
         streams.append(stream)
