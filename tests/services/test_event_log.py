@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -149,3 +151,23 @@ def test_the_bus_wakes_the_event_loop_only_for_organizations_something_waits_on(
     # Once from this process's commit, and on PostgreSQL once more from its NOTIFY.
     assert announced
     assert all(list(news) == [caller.org_id] for news in announced)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_numbering_finds_each_events_job_by_its_id_however_many_jobs_there_are(
+    runtime: Runtime, caller: Caller, submit: Submit
+) -> None:
+    # Planned from statistics, a join would read the whole jobs table for each commit once it holds
+    # a few hundred rows (its JSON rows are estimated at a hundred): each event probes its job.
+    for i in range(300):
+        submit([record(f"PLAN-{i}")])
+    compiled = events._NUMBER_INSERT_ANNOUNCE.compiled(runtime.engine.dialect)
+    values = events._numbering(caller.org_id, [(COMPLETED, 300, datetime.now(UTC))])
+    with runtime.uow.write() as conn:
+        driver: Any = conn.connection.driver_connection
+        driver.execute("ANALYZE jobs")
+        explained = driver.execute("EXPLAIN " + compiled.sql, compiled.parameters(values))
+        plan = "\n".join(row[0] for row in explained)
+        conn.rollback()
+    assert "Index Scan using pk_jobs on jobs" in plan
+    assert "Seq Scan on jobs" not in plan
