@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -274,3 +276,63 @@ def test_a_connection_that_broke_in_use_is_never_handed_out_again(pg_uow: UnitOf
     with pytest.raises(sa.exc.OperationalError):
         _backend_of_a_write(pg_uow)
     assert _backend_of_a_write(pg_uow) != first
+
+
+def _start_with_run(uow: UnitOfWork, conn: sa.Connection, name: str) -> None:
+    run(conn, _ADD_ORG, {"name": name, "now": MOMENT})
+
+
+def _start_with_run_many(uow: UnitOfWork, conn: sa.Connection, name: str) -> None:
+    run_many(conn, _ADD_ORG, [{"name": name, "now": MOMENT}])
+
+
+def _start_with_core(uow: UnitOfWork, conn: sa.Connection, name: str) -> None:
+    conn.execute(organizations.insert().values(name=name, created_at=MOMENT))
+
+
+def _start_at_commit(uow: UnitOfWork, conn: sa.Connection, name: str) -> None:
+    uow.rules.write_at_commit(conn, _ADD_ORG, [{"name": name, "now": MOMENT}])
+
+
+def _start_then_fail(uow: UnitOfWork, start: Any) -> None:
+    with uow.write() as conn:
+        start(uow, conn, "undone")
+        run(conn, _ADD_ORG, {"name": "undone too", "now": MOMENT})
+        raise RuntimeError("rolled back")
+
+
+@pytest.mark.parametrize("start", [_start_with_run, _start_with_run_many, _start_with_core, _start_at_commit])
+def test_a_transaction_is_whole_however_its_first_statement_runs(uow: UnitOfWork, start: Any) -> None:
+    # PostgreSQL begins a transaction with its first statement, whichever way that one is sent.
+    with pytest.raises(RuntimeError):
+        _start_then_fail(uow, start)
+    with uow.write() as conn:
+        start(uow, conn, "kept")
+        run(conn, _ADD_ORG, {"name": "kept too", "now": MOMENT})
+    with uow.read() as conn:
+        found = {name: run(conn, _ORG, {"name": name}).first() is not None for name in _NAMES}
+    assert found == {"undone": False, "undone too": False, "kept": True, "kept too": True}
+
+
+_NAMES = ("undone", "undone too", "kept", "kept too")
+
+
+@pytest.mark.postgres
+def test_a_transaction_begins_in_the_round_trip_of_its_first_statement(
+    pg_uow: UnitOfWork, tmp_path: Path
+) -> None:
+    trace = tmp_path / "libpq.trace"
+    with pg_uow.write() as conn, trace.open("w") as out:
+        pgconn = conn.connection.driver_connection.pgconn  # type: ignore[union-attr]
+        pgconn.trace(out.fileno())
+        pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE)
+        run(conn, _ADD_ORG, {"name": "traced", "now": MOMENT})
+        run(conn, _ORG, {"name": "traced"}).one()
+        uow_finish = pg_uow.rules.finish(conn, [(_ORG, {"name": "traced"})])
+        pgconn.untrace()
+    assert uow_finish[0].one().name == "traced"
+    sent = [line.split("\t")[2] for line in trace.read_text().splitlines() if line.startswith("F\t")]
+    # Each Sync (extended protocol) or Query (simple) is one wait for the server: three in all,
+    # where a BEGIN of its own would make four.
+    assert [kind for kind in sent if kind in ("Sync", "Query")] == ["Sync", "Sync", "Sync"]
+    assert sent.count("Parse") + sent.count("Bind") >= 3  # BEGIN, then the statements, extended

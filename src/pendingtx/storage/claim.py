@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from pendingtx.domain.jobs import JobKind, JobStatus, QueueSnapshot
 from pendingtx.storage import events
-from pendingtx.storage.driver import Dialect, Statement, dialect_for, record_of, run, run_many
+from pendingtx.storage.driver import Dialect, Statement, dialect_for, record_of, run
 from pendingtx.storage.holds import open_claims
 from pendingtx.storage.jobs import ClaimedJob
 from pendingtx.storage.tables import job_claims, jobs, organizations
@@ -101,7 +101,8 @@ def organizations_in_turn(conn: sa.Connection, *, now: datetime) -> list[int]:
 
 def mark_served(conn: sa.Connection, org_ids: Collection[int], *, now: datetime) -> None:
     """Record that these organizations' jobs were just claimed: they go to the back of the turn."""
-    run_many(conn, _SERVED, [{"org_id": org_id, "now": now} for org_id in sorted(org_ids)])
+    served = [{"org_id": org_id, "now": now} for org_id in sorted(org_ids)]
+    dialect_for(conn).write_at_commit(conn, _SERVED, served)
 
 
 _OTHERS_WAITING = Statement(

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from pendingtx.domain.events import EventType
 from pendingtx.domain.jobs import JobStatus
 from pendingtx.storage import events
-from pendingtx.storage.driver import Statement, parameters_for, run, run_many
+from pendingtx.storage.driver import Statement, dialect_for, parameters_for, run, run_many
 from pendingtx.storage.tables import job_claims, jobs
 
 
@@ -252,7 +252,7 @@ def open_claims(
         }
         for job_id, attempt in claimed
     ]
-    run_many(conn, _ADD_CLAIM, rows)
+    dialect_for(conn).write_at_commit(conn, _ADD_CLAIM, rows)
 
 
 _COMPLETE_HELD = Statement(
@@ -288,7 +288,8 @@ def claim_waiting(
 ) -> None:
     """Claim waiting jobs (locked by this transaction) under one lease, counting an attempt for each."""
     held = [{"held_job": i, "held_by": worker_id, "now": now, "lease": lease_until} for i in job_ids]
-    run_many(conn, _CLAIM_WAITING, held)
+    # The rows are locked by this transaction already: the claim cannot miss, so it goes with the commit.
+    dialect_for(conn).write_at_commit(conn, _CLAIM_WAITING, held)
     open_claims(conn, [(i, 1) for i in job_ids], worker_id=worker_id, now=now, lease_until=lease_until)
 
 
@@ -317,9 +318,8 @@ def complete_held(
     for c in completions:
         events.record(conn, EventType.STARTED, [c.job_id], org_id=c.org_id, now=now)
         events.record(conn, EventType.COMPLETED, [c.job_id], org_id=c.org_id, now=now)
-    run_many(
-        conn, _END_CLAIM, [{"held_job": c.job_id, "held_by": worker_id, "now": now} for c in completions]
-    )
+    ended_claims = [{"held_job": c.job_id, "held_by": worker_id, "now": now} for c in completions]
+    dialect_for(conn).write_at_commit(conn, _END_CLAIM, ended_claims)
     return True
 
 

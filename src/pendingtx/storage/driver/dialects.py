@@ -21,9 +21,11 @@ from pendingtx.storage.driver.statements import (
     Statement,
     Values,
     announce,
+    begin_pending,
     driver_errors,
     run,
     run_and_commit,
+    run_many,
 )
 
 # PostgreSQL: deadlock detected, serialization failure. A transaction that failed so may succeed
@@ -71,6 +73,12 @@ class Dialect:
 
         PostgreSQL sends it with the commit (see `finish`); SQLite's one process has nobody to tell.
         """
+
+    def write_at_commit(self, conn: sa.Connection, statement: Statement, rows: Sequence[Values]) -> None:
+        """Execute the statement once per row of values in this transaction, at the latest as it
+        commits: for a write whose row count nobody reads, and whose rows the transaction does not
+        read again. PostgreSQL sends it with the commit (see `finish`), a round trip saved."""
+        run_many(conn, statement, rows)
 
     def finish(self, conn: sa.Connection, last: Sequence[tuple[Statement, Values]]) -> list[Result]:
         """Run the transaction's last statements (their results, in order); where a round trip can be
@@ -164,8 +172,12 @@ class PostgreSQL(Dialect):
     def announce(self, conn: sa.Connection, channel: str, payload: str = "") -> None:
         send_at_commit(conn, _NOTIFY, {"channel": channel, "payload": payload})
 
+    def write_at_commit(self, conn: sa.Connection, statement: Statement, rows: Sequence[Values]) -> None:
+        if rows:
+            conn.info.setdefault(AT_COMMIT, []).append((statement, list(rows)))
+
     def finish(self, conn: sa.Connection, last: Sequence[tuple[Statement, Values]]) -> list[Result]:
-        at_commit: list[tuple[Statement, Values]] = conn.info.pop(AT_COMMIT, [])
+        at_commit: list[tuple[Statement, Values | list[Values]]] = conn.info.pop(AT_COMMIT, [])
         if not last and not at_commit:
             return []
         # Each statement is a round trip of its own otherwise; sent with the commit, they cost none.
@@ -183,14 +195,14 @@ class PostgreSQL(Dialect):
         driver: Any = conn.connection.driver_connection
         names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
         sql = f"COPY {table.name} ({names}) FROM STDIN"
+        begin = begin_pending(conn)
         announce(conn, None, sql, rows, many=True)
-        with (
-            driver_errors(conn.dialect.loaded_dbapi, sql),
-            driver.cursor() as cursor,
-            cursor.copy(sql) as copy,
-        ):
-            for row in rows:
-                copy.write_row(row)
+        with driver_errors(conn.dialect.loaded_dbapi, sql), driver.cursor() as cursor:
+            if begin:
+                cursor.execute("BEGIN", prepare=False)  # COPY cannot travel in a pipeline
+            with cursor.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
 
     def retry_may_succeed(self, exc: sa.exc.DBAPIError) -> bool:
         return super().retry_may_succeed(exc) or getattr(exc.orig, "sqlstate", None) in _CONFLICT_STATES

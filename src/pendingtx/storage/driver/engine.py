@@ -11,7 +11,7 @@ from sqlalchemy import event
 
 from pendingtx.config import Settings
 from pendingtx.storage.driver.dialects import AT_COMMIT, dialect_of, send_at_commit
-from pendingtx.storage.driver.statements import Statement, driver_errors
+from pendingtx.storage.driver.statements import BEGIN_PENDING, Statement, driver_errors
 
 # An execution option on a connection: its transaction will write, so SQLite takes the lock up front.
 WRITE_OPTION = "pendingtx_write"
@@ -61,6 +61,9 @@ def make_engine(settings: Settings) -> sa.Engine:
         max_overflow=0,
         pool_timeout=5,
         connect_args=dict(PG_CONNECT_ARGS),
+        # psycopg waits for a BEGIN of its own before a transaction's first statement; in autocommit
+        # our statements send it themselves, in that statement's round trip (see BEGIN_PENDING).
+        isolation_level="AUTOCOMMIT",
     )
 
     # SQLAlchemy's pool_pre_ping, for a connection not given back in the last second only: the check
@@ -87,19 +90,36 @@ def make_engine(settings: Settings) -> sa.Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         conn.info.pop(AT_COMMIT, None)  # left by a transaction that ended without commit or rollback
+        conn.info[BEGIN_PENDING] = True
         if conn.get_execution_options().get(REDOABLE_OPTION, False):
             # Only this transaction: its commit need not wait for the WAL flush. Read at commit, so
             # it is sent with the commit, not in a round trip of its own.
             send_at_commit(conn, _NOT_DURABLE, {})
 
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before_execute(conn: sa.Connection, *_: Any) -> None:
+        # A statement run by SQLAlchemy itself (migrations, tests) begins the transaction the usual way.
+        if conn.info.pop(BEGIN_PENDING, False):
+            driver: Any = conn.connection.driver_connection
+            driver.execute("BEGIN", prepare=False)
+
     @event.listens_for(engine, "commit")
     def _on_commit(conn: sa.Connection) -> None:
+        if conn.info.get(BEGIN_PENDING, False) and all(
+            statement is _NOT_DURABLE for statement, _ in conn.info.get(AT_COMMIT, [])
+        ):
+            # Nothing ran, nothing is left to write: the transaction never began on the server.
+            conn.info.pop(BEGIN_PENDING)
+            conn.info.pop(AT_COMMIT, None)
+            return
         # What a transaction left to send with its commit, if it did not end through Dialect.finish.
         dialect.finish(conn, [])
+        conn.info.pop(BEGIN_PENDING, None)
 
     @event.listens_for(engine, "rollback")
     def _on_rollback(conn: sa.Connection) -> None:
         conn.info.pop(AT_COMMIT, None)
+        conn.info.pop(BEGIN_PENDING, None)
 
     return engine
 

@@ -27,6 +27,17 @@ Build = Callable[["Dialect"], sa.ClauseElement]
 R = TypeVar("R")
 Values = Mapping[str, Any]
 
+# PostgreSQL's connections run in the driver's autocommit mode, and a transaction SQLAlchemy has begun
+# is begun on the server by its first statement: BEGIN travels with it instead of in a round trip of
+# its own (set by storage/driver/engine.py, taken by the first statement to run).
+BEGIN_PENDING = "pendingtx.begin_pending"
+
+
+def begin_pending(conn: sa.Connection) -> bool:
+    """Whether the transaction is still to begin on the server, which the caller now sees to, before
+    `announce` (the engine's own listener would otherwise begin it in a round trip of its own)."""
+    return bool(conn.info.pop(BEGIN_PENDING, False))
+
 
 @contextmanager
 def driver_errors(dbapi: Any, sql: str | None) -> Iterator[None]:
@@ -195,15 +206,24 @@ def run(conn: sa.Connection, statement: Statement, values: Values | None = None)
         else driver.cursor()
     )
     parameters = compiled.parameters(values or {})
+    begin = begin_pending(conn)
     announce(conn, cursor, compiled.sql, parameters, many=False)
     with driver_errors(conn.dialect.loaded_dbapi, compiled.sql):
-        cursor.execute(compiled.sql, parameters)
+        if begin:
+            with driver.pipeline():
+                driver.cursor().execute("BEGIN", prepare=False)
+                cursor.execute(compiled.sql, parameters)
+        else:
+            cursor.execute(compiled.sql, parameters)
     return Result(cursor, compiled)
 
 
-def run_and_commit(conn: sa.Connection, statements: Sequence[tuple[Statement, Values]]) -> list[Result]:
-    """Execute the statements, then commit, all in one round trip (PostgreSQL: psycopg's pipeline
-    mode, with COMMIT the last statement in it, so that leaving it is the one wait for results).
+def run_and_commit(
+    conn: sa.Connection, statements: Sequence[tuple[Statement, Values | list[Values]]]
+) -> list[Result]:
+    """Execute the statements (once per row of values where given a list), then commit, all in one
+    round trip (PostgreSQL: psycopg's pipeline mode, with COMMIT the last statement in it, so that
+    leaving it is the one wait for results).
 
     The transaction's context still ends with its own commit, which then finds nothing to do. An
     error in any statement fails the commit and rolls back the whole transaction, as it would have
@@ -212,12 +232,19 @@ def run_and_commit(conn: sa.Connection, statements: Sequence[tuple[Statement, Va
     driver: Any = conn.connection.driver_connection
     executed: list[tuple[Any, Compiled]] = []
     with driver_errors(conn.dialect.loaded_dbapi, "COMMIT"), driver.pipeline():
+        if begin_pending(conn):
+            driver.cursor().execute("BEGIN", prepare=False)
         for statement, values in statements:
             compiled = statement.compiled(conn.dialect)
             cursor = driver.cursor(binary=statement.binary)
-            parameters = compiled.parameters(values)
-            announce(conn, cursor, compiled.sql, parameters, many=False)
-            cursor.execute(compiled.sql, parameters)
+            if isinstance(values, list):
+                rows = [compiled.parameters(row) for row in values]
+                announce(conn, cursor, compiled.sql, rows, many=True)
+                cursor.executemany(compiled.sql, rows)
+            else:
+                parameters = compiled.parameters(values)
+                announce(conn, cursor, compiled.sql, parameters, many=False)
+                cursor.execute(compiled.sql, parameters)
             executed.append((cursor, compiled))
         driver.cursor().execute("COMMIT")
     return [Result(cursor, compiled) for cursor, compiled in executed]
@@ -231,9 +258,12 @@ def run_many(conn: sa.Connection, statement: Statement, rows: Sequence[Values]) 
     driver: Any = conn.connection.driver_connection
     cursor = driver.cursor()
     parameters = [compiled.parameters(row) for row in rows]
+    begin = begin_pending(conn)
     announce(conn, cursor, compiled.sql, parameters, many=True)
     try:
         with driver_errors(conn.dialect.loaded_dbapi, compiled.sql):
+            if begin:
+                driver.execute("BEGIN", prepare=False)
             cursor.executemany(compiled.sql, parameters)
         return int(cursor.rowcount)
     finally:
