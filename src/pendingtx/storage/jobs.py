@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from pendingtx.domain.events import EventType
 from pendingtx.domain.jobs import JobKind, JobStatus, RecordProblem, storable
 from pendingtx.storage import events
-from pendingtx.storage.driver import Statement, dialect_for, parameters_for, record_of, run, run_many
+from pendingtx.storage.driver import Statement, dialect_for, parameters_for, record_of, run
 from pendingtx.storage.tables import job_problems, jobs
 
 
@@ -204,4 +204,5 @@ def insert_problems_of(conn: sa.Connection, by_job: Sequence[tuple[int, Sequence
         for job_id, problems in by_job
         for p in problems
     ]
-    run_many(conn, _INSERT_PROBLEM, rows)
+    # Nothing reads them back in the same transaction: they may go with its commit.
+    dialect_for(conn).write_at_commit(conn, _INSERT_PROBLEM, rows)

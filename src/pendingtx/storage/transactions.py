@@ -74,8 +74,9 @@ def transaction_rows(
 
 
 def insert_transaction_rows(conn: sa.Connection, rows: Sequence[Sequence[object]]) -> None:
-    """Store rows made by `transaction_rows` (of one job or of several) in one statement."""
-    insert_rows(conn, transactions, _INSERTED, rows)
+    """Store rows made by `transaction_rows` (of one job or of several) in one statement, as the
+    transaction's last reads are done: they may go with its commit."""
+    insert_rows(conn, transactions, _INSERTED, rows, with_commit=True)
 
 
 def insert_transactions(

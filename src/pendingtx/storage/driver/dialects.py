@@ -23,6 +23,7 @@ from pendingtx.storage.driver.statements import (
     announce,
     begin_pending,
     driver_errors,
+    parameters_for,
     run,
     run_and_commit,
     run_many,
@@ -79,6 +80,12 @@ class Dialect:
         commits: for a write whose row count nobody reads, and whose rows the transaction does not
         read again. PostgreSQL sends it with the commit (see `finish`), a round trip saved."""
         run_many(conn, statement, rows)
+
+    def insert_rows_at_commit(
+        self, conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> bool:
+        """Take rows for `insert_rows(with_commit=True)` to insert with the commit; False: insert them now."""
+        return False
 
     def finish(self, conn: sa.Connection, last: Sequence[tuple[Statement, Values]]) -> list[Result]:
         """Run the transaction's last statements (their results, in order); where a round trip can be
@@ -176,12 +183,24 @@ class PostgreSQL(Dialect):
         if rows:
             conn.info.setdefault(AT_COMMIT, []).append((statement, list(rows)))
 
+    def insert_rows_at_commit(
+        self, conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> bool:
+        # COPY waits for the server twice; a few rows cost less bound one by one in the commit's trip.
+        if len(rows) > _FEW_ROWS:
+            return False
+        statement = _insert_statement(table, tuple(columns))
+        self.write_at_commit(conn, statement, [dict(zip(columns, row, strict=True)) for row in rows])
+        return True
+
     def finish(self, conn: sa.Connection, last: Sequence[tuple[Statement, Values]]) -> list[Result]:
         at_commit: list[tuple[Statement, Values | list[Values]]] = conn.info.pop(AT_COMMIT, [])
         if not last and not at_commit:
             return []
         # Each statement is a round trip of its own otherwise; sent with the commit, they cost none.
-        return run_and_commit(conn, [*last, *at_commit])[: len(last)]
+        # The transaction's own writes go first: one may wait on another transaction (a unique key
+        # it inserts too), and `last` may take a lock to hold for the commit alone (events.flush).
+        return run_and_commit(conn, [*at_commit, *last])[len(at_commit) :]
 
     def try_exclusive(self, conn: sa.Connection, name: str) -> bool:
         # A transaction-scoped advisory lock on 64 bits of the name: a collision costs a spurious,
@@ -227,6 +246,15 @@ _NOTIFY = Statement(
 _TRY_LOCK = Statement(
     sa.select(sa.func.pg_try_advisory_xact_lock(sa.bindparam("key", type_=sa.BigInteger)).label("held"))
 )
+
+
+# Up to this many rows, `insert_rows_at_commit` binds them one by one rather than sending a COPY.
+_FEW_ROWS = 16
+
+
+@cache
+def _insert_statement(table: sa.Table, columns: tuple[str, ...]) -> Statement:
+    return Statement(table.insert().inline().values(parameters_for(table, *columns)))
 
 
 @cache

@@ -291,9 +291,15 @@ class _Repeating:
 
 
 def insert_rows(
-    conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    conn: sa.Connection,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    with_commit: bool = False,
 ) -> None:
-    """Insert many rows (values in `columns` order) in the connection's transaction, at once.
+    """Insert many rows (values in `columns` order) in the connection's transaction, at once; with
+    `with_commit`, rows the transaction does not read back, which may then go with its commit.
 
     Values are converted with their columns' bind processors, column by column (most columns need
     none), then handed to the dialect's bulk path (COPY or executemany).
@@ -302,6 +308,8 @@ def insert_rows(
         return
     from pendingtx.storage.driver.dialects import dialect_of
 
+    if with_commit and dialect_of(conn.dialect.name).insert_rows_at_commit(conn, table, columns, rows):
+        return
     bound = [list(row) for row in rows]
     for index, name in enumerate(columns):
         processor = table.c[name].type._cached_bind_processor(conn.dialect)
