@@ -181,7 +181,7 @@ class PostgreSQL(Dialect):
 
     def write_at_commit(self, conn: sa.Connection, statement: Statement, rows: Sequence[Values]) -> None:
         if rows:
-            conn.info.setdefault(AT_COMMIT, []).append((statement, list(rows)))
+            send_at_commit(conn, statement, list(rows))
 
     def insert_rows_at_commit(
         self, conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
@@ -232,9 +232,10 @@ class PostgreSQL(Dialect):
 AT_COMMIT = "pendingtx.at_commit"
 
 
-def send_at_commit(conn: sa.Connection, statement: Statement, values: Values) -> None:
-    """Run the statement in this PostgreSQL transaction just before its commit, in the commit's round
-    trip (Dialect.finish, or the engine's commit hook for a transaction that does not call it)."""
+def send_at_commit(conn: sa.Connection, statement: Statement, values: Values | list[Values]) -> None:
+    """Run the statement (once per row where given a list of values) in this PostgreSQL transaction
+    just before its commit, in the commit's round trip (Dialect.finish, or the engine's commit hook
+    for a transaction that does not call it)."""
     conn.info.setdefault(AT_COMMIT, []).append((statement, values))
 
 
