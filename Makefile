@@ -8,7 +8,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test bench lint typecheck install dev clean
+.PHONY: run test bench lint typecheck install dev clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: $(STAMP_DEV)
 # Benchmarks are never part of `make test`: they need wrk (apt-get install wrk) and about 10 minutes (B7 loads a million jobs).
 bench: $(STAMP_RUN)
 	$(BIN)/python -m bench.run
+
+# README's pictures of the dashboard (needs chromium: apt-get install chromium).
+screenshots: $(STAMP_DEV)
+	PENDINGTX_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/browser/test_dashboard.py -k screenshots
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check src $(CLIENT)/src tests

@@ -1,11 +1,13 @@
 """The dashboard (/ui) in a real browser: sign-in, live job updates from the event stream, a job's
 problems and CSV, CSRF, nothing from another host, another organization's job, the keyboard, and
-the screenshots of README (docs/screenshots/)."""
+the screenshots of README (written to docs/screenshots/ by `make screenshots` only, so that a test
+run leaves the checkout as it found it)."""
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,8 @@ from tests.support import record
 pytestmark = pytest.mark.e2e
 
 TIMEOUT_MS = 30_000
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Set by `make screenshots`; otherwise the pictures go to the test's own directory.
+SCREENSHOTS_DIR = "PENDINGTX_SCREENSHOTS"
 SESSION = "pendingtx_session"
 
 
@@ -257,8 +260,9 @@ def test_the_keyboard_reaches_every_control(page: Page, served: Served) -> None:
 
 @pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])
 def test_screenshots_of_the_jobs_list_and_a_job_page(
-    browser: Browser, served: Served, width: int, height: int
+    browser: Browser, served: Served, width: int, height: int, tmp_path: Path
 ) -> None:
+    shots = Path(os.environ.get(SCREENSHOTS_DIR) or tmp_path)
     keys = [
         submit_batch(served.base_url, served.app, [record(f"SHOT{width}-{n}-{i}") for i in range(n + 1)])
         for n in range(3)
@@ -272,10 +276,12 @@ def test_screenshots_of_the_jobs_list_and_a_job_page(
         signed_in(page, served)
         wait_finished(page, served, keys[-1])
         wait_finished(page, served, key)
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=SCREENSHOTS / f"job-{width}.png")
+        shots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=shots / f"job-{width}.png")
         page.goto(f"{served.base_url}/ui")
         expect(page.locator(f'tr[data-job="{key}"]')).to_be_visible()
-        page.screenshot(path=SCREENSHOTS / f"jobs-{width}.png")
+        page.screenshot(path=shots / f"jobs-{width}.png")
     finally:
         context.close()
+    for name in (f"job-{width}.png", f"jobs-{width}.png"):
+        assert (shots / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
